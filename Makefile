@@ -1,0 +1,31 @@
+# Every target creates .venv/ on first use (Python 3.11 + pip; torch/torchvision come from this machine's disk).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-lab-test
+
+.PHONY: venv demo test lab bench clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[lab,test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (canu_core)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m canu_core demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(PY) benchmarks/bench_evaluate.py
+
+clean-outputs:
+	find outputs -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""CANU-ReID reference implementation."""

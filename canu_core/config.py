@@ -1,0 +1,140 @@
+"""One typed definition of every parameter the lab accepts, and its validation.
+
+Parameters arrive from YAML files in `params/`, from papermill (`-p name value`) or from the command line. All go
+through `make_params`, which rejects unknown names (with a suggestion) and wrong types instead of warning: a
+misspelled `-p muu 0.1` must not silently run the default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A parameter set that does not match the typed definition."""
+
+
+@dataclass
+class Params:
+    """Every parameter of the lab, with its default. Notebooks use the subset they need."""
+
+    # --- run bookkeeping
+    run_name: str = "demo"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    interactive: bool = False
+    # --- data: "synthetic:<preset>" (generated under data_root) or a real dataset name read from data_root
+    source: str = "synthetic:source"
+    target: str = "synthetic:target"
+    data_root: str = "data"
+    world_seed: int = 0
+    # --- network input and evaluation
+    arch: str = "compact"
+    height: int = 64
+    width: int = 32
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    flip_eval: bool = False
+    rerank: bool = False
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Return `value` as type `tp`, or raise ConfigError naming what was expected and what was found."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        if value in args:
+            return value
+    elif origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(name, value, option)
+            except ConfigError:
+                continue
+    elif origin in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            return [_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported parameter type {tp!r} for {name}")
+    hint = ""
+    if tp is float and isinstance(value, str):
+        hint = " (write decimals like 0.1: YAML reads 1e-1 as a string)"
+    raise ConfigError(
+        f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__}){hint}"
+    )
+
+
+def make_params(values: Mapping[str, Any] | None = None, base: Params | None = None) -> Params:
+    """Validate `values` against `Params` (on top of `base` or the defaults) and return the typed set."""
+    hints = typing.get_type_hints(Params)
+    known = [f.name for f in dataclasses.fields(Params)]
+    values = dict(values or {})
+    unknown = [k for k in values if k not in hints]
+    if unknown:
+        lines = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, known, n=1)
+            lines.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError("unknown parameter(s): " + ", ".join(lines) + ". Known: " + ", ".join(known))
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    return dataclasses.replace(base or Params(), **coerced)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a parameter file: a YAML mapping of name -> value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameter file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameter names to values, found {type(data).__name__}")
+    return data
+
+
+def load_params(*files: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Defaults, then each YAML file in order, then `overrides`; every layer validated."""
+    params = Params()
+    for path in files:
+        try:
+            params = make_params(read_yaml(path), base=params)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    return make_params(overrides or {}, base=params)
+
+
+def as_dict(params: Params) -> dict[str, Any]:
+    return dataclasses.asdict(params)

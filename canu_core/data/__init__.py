@@ -1,0 +1,1 @@
+"""Datasets: real readers, the synthetic world, transforms, samplers."""

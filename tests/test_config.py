@@ -1,0 +1,54 @@
+import pytest
+
+from canu_core.config import ConfigError, Params, load_params, make_params
+
+
+def test_defaults_and_override():
+    params = make_params({"seed": 3, "device": "cpu"})
+    assert params.seed == 3 and params.device == "cpu"
+    assert params.run_name == Params().run_name
+
+
+def test_unknown_name_is_an_error_with_suggestion():
+    with pytest.raises(ConfigError, match=r"'sede' \(did you mean 'seed'\?\)"):
+        make_params({"sede": 1})
+
+
+@pytest.mark.parametrize(
+    "name, value, expected",
+    [
+        ("seed", "3", "expected int, found '3' (str)"),
+        ("seed", True, "expected int, found True (bool)"),
+        ("interactive", 1, "expected bool, found 1 (int)"),
+        ("device", "gpu", "expected one of 'auto', 'cpu', 'cuda', found 'gpu'"),
+        ("run_name", 5, "expected str, found 5 (int)"),
+    ],
+)
+def test_wrong_types_are_errors(name, value, expected):
+    with pytest.raises(ConfigError) as err:
+        make_params({name: value})
+    assert expected in str(err.value)
+    assert repr(name) in str(err.value)
+
+
+def test_yaml_layers_in_order(tmp_path):
+    first = tmp_path / "a.yaml"
+    second = tmp_path / "b.yaml"
+    first.write_text("seed: 1\nrun_name: first\n")
+    second.write_text("seed: 2\n")
+    params = load_params(first, second, overrides={"height": 32})
+    assert (params.seed, params.run_name, params.height) == (2, "first", 32)
+
+
+def test_yaml_error_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("heigth: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown parameter\(s\): 'heigth' \(did you mean 'height'\?\)"):
+        load_params(bad)
+
+
+def test_yaml_not_a_mapping(tmp_path):
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping of parameter names to values, found list"):
+        load_params(bad)

@@ -1,0 +1,50 @@
+import json
+
+import torch
+import yaml
+
+from canu_core.runs import RunFolder, atomic_write_text, project_root, resolve_path
+
+
+def test_project_root_from_subfolder(monkeypatch):
+    root = project_root()
+    assert (root / "pyproject.toml").is_file()
+    monkeypatch.chdir(root / "tests")
+    assert project_root() == root
+    assert resolve_path("outputs") == root / "outputs"
+
+
+def test_params_history_metrics_checkpoint(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.write_params({"seed": 7, "run_name": "run"})
+    saved = yaml.safe_load((run.path / "params.yaml").read_text())
+    assert saved["seed"] == 7 and "git_commit" in saved
+
+    run.append_history({"epoch": 0, "loss": 2.0})
+    run.append_history({"epoch": 1, "loss": 1.5})
+    history = run.append_history({"epoch": 1, "loss": 1.25})  # a resumed epoch replaces its row
+    assert history["epoch"].tolist() == [0, 1]
+    assert run.read_history()["loss"].tolist() == [2.0, 1.25]
+
+    run.write_metrics({"mAP": 12.5})
+    assert json.loads((run.path / "metrics.json").read_text()) == {"mAP": 12.5}
+
+    assert run.load_checkpoint("last") is None
+    run.save_checkpoint({"epoch": 3, "w": torch.arange(3)}, "last")
+    state = run.load_checkpoint("last")
+    assert state["epoch"] == 3 and state["w"].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in (run.path / "checkpoints").iterdir()) == ["last.pt"]
+
+
+def test_atomic_write_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a" / "b.txt"
+    atomic_write_text(target, "hello")
+    assert target.read_text() == "hello"
+    assert [p.name for p in target.parent.iterdir()] == ["b.txt"]
+
+
+def test_run_name_must_be_a_folder_name():
+    import pytest
+
+    with pytest.raises(ValueError, match="plain folder name"):
+        RunFolder.for_run("../escape")
