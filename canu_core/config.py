@@ -10,9 +10,9 @@ import dataclasses
 import difflib
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -39,11 +39,25 @@ class Params:
     arch: str = "compact"
     height: int = 64
     width: int = 32
-    batch_size: int = 64
     eval_batch_size: int = 256
     num_workers: int = 0
     flip_eval: bool = False
     rerank: bool = False
+    # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
+    n_models: int = 2
+    epochs: int = 12
+    iters_per_epoch: int = 0
+    lr: float = 0.00035
+    weight_decay: float = 0.0005
+    warmup_epochs: int = 2
+    milestones: list[int] = field(default_factory=lambda: [8, 11])
+    batch_ids: int = 16
+    instances: int = 4
+    last_stride: int = 1
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.5
+    pretrained_weights: Optional[str] = None
+    amp: bool = True
 
 
 def _type_name(tp: Any) -> str:

@@ -89,11 +89,12 @@ class RunFolder:
     def read_history(self) -> pd.DataFrame:
         return pd.read_csv(self.history_path) if self.history_path.is_file() else pd.DataFrame()
 
-    def append_history(self, row: Mapping[str, Any]) -> pd.DataFrame:
-        """Add one epoch's row; a row for an epoch already present (a resumed run) replaces it."""
+    def append_history(self, row: Mapping[str, Any], key: tuple[str, ...] = ("epoch",)) -> pd.DataFrame:
+        """Add one epoch's row; a row with the same `key` values already present (a resumed run) is replaced."""
         history = self.read_history()
-        if "epoch" in row and not history.empty and "epoch" in history:
-            history = history[history["epoch"] != row["epoch"]]
+        if not history.empty and all(k in row and k in history for k in key):
+            same = pd.concat([history[k] == row[k] for k in key], axis=1).all(axis=1)
+            history = history[~same]
         history = pd.concat([history, pd.DataFrame([dict(row)])], ignore_index=True)
         atomic_write_text(self.history_path, history.to_csv(index=False))
         return history

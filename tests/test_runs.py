@@ -26,6 +26,12 @@ def test_params_history_metrics_checkpoint(tmp_path):
     assert history["epoch"].tolist() == [0, 1]
     assert run.read_history()["loss"].tolist() == [2.0, 1.25]
 
+    other = RunFolder(tmp_path / "two_models")
+    other.append_history({"model": 1, "epoch": 0, "loss": 3.0}, key=("model", "epoch"))
+    other.append_history({"model": 2, "epoch": 0, "loss": 4.0}, key=("model", "epoch"))
+    history = other.append_history({"model": 2, "epoch": 0, "loss": 3.5}, key=("model", "epoch"))
+    assert history[["model", "loss"]].values.tolist() == [[1, 3.0], [2, 3.5]]
+
     run.write_metrics({"mAP": 12.5})
     assert json.loads((run.path / "metrics.json").read_text()) == {"mAP": 12.5}
 
