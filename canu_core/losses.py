@@ -1,0 +1,60 @@
+"""Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CrossEntropyLabelSmooth(nn.Module):
+    """Cross-entropy against (1 - epsilon) * one_hot + epsilon / num_classes (Szegedy et al.; MMT uses 0.1)."""
+
+    def __init__(self, num_classes: int, epsilon: float = 0.1):
+        super().__init__()
+        self.num_classes = num_classes
+        self.epsilon = epsilon
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"logits have {logits.shape[1]} classes, the loss was built for {self.num_classes}")
+        log_probs = F.log_softmax(logits, dim=1)
+        smoothed = torch.full_like(log_probs, self.epsilon / self.num_classes)
+        smoothed.scatter_add_(1, targets.unsqueeze(1), torch.full_like(log_probs[:, :1], 1 - self.epsilon))
+        return -(smoothed * log_probs).sum(dim=1).mean()
+
+
+def euclidean_distances(features: torch.Tensor) -> torch.Tensor:
+    """Pairwise Euclidean distances; squared distances are clamped at 1e-12 so sqrt has a finite gradient."""
+    squared_norms = features.pow(2).sum(dim=1, keepdim=True)
+    squared = squared_norms + squared_norms.t() - 2 * features @ features.t()
+    return squared.clamp(min=1e-12).sqrt()
+
+
+def hardest_pairs(distances: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per anchor: the largest distance to a same-label sample (itself included, as in MMT / torchreid) and the
+    smallest distance to a different-label one."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    if same.all():
+        raise ValueError("batch-hard triplet needs at least two labels in the batch")
+    hardest_positive = distances.masked_fill(~same, float("-inf")).amax(dim=1)
+    hardest_negative = distances.masked_fill(same, float("inf")).amin(dim=1)
+    return hardest_positive, hardest_negative
+
+
+class TripletLoss(nn.Module):
+    """Batch-hard triplet loss (Hermans et al.) on Euclidean distances of the given features.
+
+    margin=m: mean of max(0, d_ap - d_an + m) (SSG, margin 0.5). margin=None: the soft margin
+    mean of softplus(d_ap - d_an) (MMT's hard-label triplet).
+    """
+
+    def __init__(self, margin: float | None = 0.5):
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        hardest_positive, hardest_negative = hardest_pairs(euclidean_distances(features), labels)
+        gap = hardest_positive - hardest_negative
+        if self.margin is None:
+            return F.softplus(gap).mean()
+        return F.relu(gap + self.margin).mean()

@@ -1,0 +1,102 @@
+"""The re-ID model: backbone -> global average pooling -> BN-neck -> bias-free classifier.
+
+MMT's head: the triplet loss uses the pooled feature before the BN-neck, the classifier the BN-neck output, and
+retrieval the L2-normalised BN-neck output. The BN-neck bias is frozen at zero (Luo et al., "Bag of tricks").
+With `parts=True` (SSG) the full map, its upper half and its lower half are pooled separately, each with its own
+BN-neck; SSG trains them with triplet losses only, so that model has no classifier.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import build_backbone
+from .weights import load_backbone_weights
+
+CLASSIFIER_INIT_STD = 0.001  # MMT's classifier initialisation
+
+
+def bn_neck(dim: int) -> nn.BatchNorm1d:
+    """BatchNorm1d with a frozen zero bias: only the scale is learned."""
+    neck = nn.BatchNorm1d(dim)
+    nn.init.zeros_(neck.bias)
+    neck.bias.requires_grad_(False)
+    return neck
+
+
+class ReidModel(nn.Module):
+    """Train mode: (pooled pre-BN feature, logits or None), or with parts the list [full, upper, lower] of pooled
+    pre-BN features. Eval mode: the L2-normalised BN-neck feature, or with parts the list of three of them."""
+
+    def __init__(self, backbone_name: str, num_classes: int, last_stride: int = 1,
+                 pretrained_path: str | Path | None = None, parts: bool = False, **backbone_kwargs):
+        super().__init__()
+        if parts and num_classes:
+            raise ValueError("parts=True is SSG's triplet-only model: use num_classes=0")
+        self.backbone = build_backbone(backbone_name, last_stride=last_stride, **backbone_kwargs)
+        if pretrained_path is not None:
+            load_backbone_weights(self.backbone, pretrained_path)
+        self.feature_dim = self.backbone.out_channels
+        self.parts = parts
+        self.bn_necks = nn.ModuleList(bn_neck(self.feature_dim) for _ in range(3 if parts else 1))
+        self.classifier: nn.Linear | None = None
+        self.reset_classifier(num_classes)
+
+    def reset_classifier(self, num_classes: int, init_weights: torch.Tensor | None = None) -> None:
+        """Replace the classifier by a fresh bias-free Linear (none if num_classes is 0).
+
+        MMT calls this every epoch with the L2-normalised cluster centroids as `init_weights` (num_classes x
+        feature_dim); otherwise rows are drawn from N(0, 0.001^2). The old parameters are gone: rebuild the
+        optimizer afterwards (MMT does, every epoch).
+        """
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if num_classes == 0:
+            if init_weights is not None:
+                raise ValueError("init_weights given for a model without classifier (num_classes=0)")
+            self.classifier = None
+            return
+        device = self.bn_necks[0].weight.device
+        self.classifier = nn.Linear(self.feature_dim, num_classes, bias=False, device=device)
+        if init_weights is None:
+            nn.init.normal_(self.classifier.weight, std=CLASSIFIER_INIT_STD)
+            return
+        if tuple(init_weights.shape) != (num_classes, self.feature_dim):
+            raise ValueError(f"init_weights must have shape {(num_classes, self.feature_dim)}, "
+                             f"got {tuple(init_weights.shape)}")
+        with torch.no_grad():
+            self.classifier.weight.copy_(init_weights)
+
+    def forward(self, images: torch.Tensor):
+        feature_map = self.backbone(images)
+        pooled = self._pool(feature_map)
+        # The BN-necks run in train mode too, even where only pre-BN features are returned, so that their
+        # running statistics (used by eval mode) follow the training features.
+        normalised = [neck(feature) for neck, feature in zip(self.bn_necks, pooled)]
+        if not self.training:
+            unit = [F.normalize(feature, dim=1) for feature in normalised]
+            return unit if self.parts else unit[0]
+        if self.parts:
+            return pooled
+        logits = self.classifier(normalised[0]) if self.classifier is not None else None
+        return pooled[0], logits
+
+    def _pool(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
+        """[full] or [full, upper half, lower half] (rows split at h // 2), each averaged to (N, C)."""
+        regions = [feature_map]
+        if self.parts:
+            height = feature_map.shape[2]
+            if height < 2:
+                raise ValueError(f"part pooling needs a feature map at least 2 rows high, got {height}")
+            regions += [feature_map[:, :, :height // 2], feature_map[:, :, height // 2:]]
+        return [region.mean(dim=(2, 3)) for region in regions]
+
+
+def build_model(arch: str, num_classes: int, last_stride: int = 1, pretrained_path: str | Path | None = None,
+                parts: bool = False, **kwargs) -> ReidModel:
+    """Factory used by configs: `arch` names a backbone (see backbones.BACKBONES); kwargs go to its builder."""
+    return ReidModel(arch, num_classes, last_stride=last_stride, pretrained_path=pretrained_path, parts=parts,
+                     **kwargs)
