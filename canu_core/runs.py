@@ -67,10 +67,12 @@ class RunFolder:
         self.path = Path(path)
 
     @classmethod
-    def for_run(cls, run_name: str, outputs: str | os.PathLike = "outputs") -> "RunFolder":
+    def for_run(cls, run_name: str, outputs: str | os.PathLike | None = None) -> "RunFolder":
+        """`outputs/<run_name>` under the project root; the CANU_OUTPUTS environment variable moves `outputs`
+        (the tests use it to keep their runs out of the repository)."""
         if not run_name or "/" in run_name or run_name in {".", ".."}:
             raise ValueError(f"run_name must be a plain folder name, found {run_name!r}")
-        return cls(resolve_path(outputs) / run_name)
+        return cls(resolve_path(outputs or os.environ.get("CANU_OUTPUTS", "outputs")) / run_name)
 
     # --- parameters
     def write_params(self, params: Mapping[str, Any]) -> Path:

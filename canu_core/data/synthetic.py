@@ -122,6 +122,10 @@ PRESETS: dict[str, WorldSpec] = {
     # For tests: about 100 images, generated in about a second.
     "tiny": WorldSpec(name="synthetic_tiny", num_cameras=3, camera_coverage=0.5, num_train_ids=6, num_test_ids=6,
                       images_per_camera=(2, 4), num_distractors=10, height=64, width=32, style_seed=3),
+    # The tiny world's target: other cameras, styles and people (smoke runs adapt tiny -> tiny_target).
+    "tiny_target": WorldSpec(name="synthetic_tiny_target", num_cameras=4, camera_layout="ring", camera_coverage=0.5,
+                             num_train_ids=6, num_test_ids=6, images_per_camera=(2, 4), num_distractors=10,
+                             height=64, width=32, style_seed=4),
 }
 
 

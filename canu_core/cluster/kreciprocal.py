@@ -1,0 +1,203 @@
+"""k-reciprocal encoding (Zhong et al., CVPR 2017) on sparse rows, and the Jaccard distance between encodings.
+
+Zhong's code and its descendants (torchreid, MMT, SpCL) keep the encoding V and the Jaccard matrix as dense N x N
+arrays (1.5 GB each in float32 at Market's 19,281 images, 4.3 GB at MSMT17's 32,621). Every row of V is non-zero
+only on a few dozen points (a k-reciprocal set, widened by query expansion), and a Jaccard distance is 1 wherever
+two rows share none of them. Here V is a scipy CSR matrix built from k-nearest-neighbour lists, and Jaccard
+distances come block by block from min-sums over shared non-zeros: memory grows with N, not N^2.
+
+The pieces are those of both variants of the method, which differ only in parameters:
+- re-ranking (Zhong; torchreid's `re_ranking`), `re_ranking` below: the distance is squared and divided by each
+  row's maximum, neighbour lists hold k1 + 1 points, queries are compared with the gallery, and the Jaccard
+  distance is blended with the original one;
+- the clustering distance of MMT / SpCL (another issue): the distance is 2 - 2 * similarity, every point is compared
+  with every other, and the Jaccard distance is used alone.
+Features are compared by cosine similarity (they are L2-normalised here), so both are functions of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+# Elements (floats) that one block of work may hold: bounds the memory of every chunked step below.
+BLOCK_ELEMENTS = 2 ** 22
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Each point's nearest points, most similar first (the point itself normally first), and its lowest
+    similarity to any point (what Zhong's per-row normalisation divides by)."""
+
+    indices: np.ndarray  # [N, k] int64
+    lowest_similarity: np.ndarray  # [N] float64
+
+
+def nearest_neighbours(features: torch.Tensor, k: int) -> Neighbours:
+    """k nearest neighbours by cosine similarity, one pass over blocks of the similarity matrix (never N x N).
+
+    Ties are broken as torch.topk breaks them, as Zhong's np.argsort breaks them arbitrarily too."""
+    features = F.normalize(features.float(), dim=1)
+    num_points = len(features)
+    if not 1 <= k <= num_points:
+        raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
+    indices, lowest = [], []
+    block_rows = max(1, BLOCK_ELEMENTS // num_points)
+    for start in range(0, num_points, block_rows):
+        similarity = features[start:start + block_rows] @ features.T
+        indices.append(similarity.topk(k, dim=1).indices.cpu())
+        lowest.append(similarity.min(dim=1).values.cpu())
+    return Neighbours(torch.cat(indices).numpy().astype(np.int64), torch.cat(lowest).double().numpy())
+
+
+def pair_similarity(features: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the given (row, col) point pairs, in blocks of pairs."""
+    features = F.normalize(features.float(), dim=1)
+    block_pairs = max(1, 2 ** 20 // features.shape[1])  # operands of a few MB stay in cache: several times faster
+    out = np.empty(len(rows), dtype=np.float64)
+    for start in range(0, len(rows), block_pairs):
+        stop = start + block_pairs
+        left = features[torch.from_numpy(rows[start:stop])]
+        right = features[torch.from_numpy(cols[start:stop])]
+        out[start:stop] = (left * right).sum(dim=1).double().cpu().numpy()
+    return out
+
+
+def reciprocal_mask(neighbours: np.ndarray, k: int) -> np.ndarray:
+    """[N, k+1] mask over each point's k+1 nearest: True where the point is among that neighbour's k+1 nearest
+    too, i.e. the k-reciprocal set R(i, k) of Zhong et al."""
+    forward = neighbours[:, :k + 1]
+    backward = neighbours[forward, :k + 1]  # [N, k+1, k+1]
+    return (backward == np.arange(len(neighbours))[:, None, None]).any(axis=2)
+
+
+def expanded_reciprocal_pairs(neighbours: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (i, j) pairs, sorted and unique, of Zhong's expanded set R*(i, k1): R(i, k1), plus R(c, k1/2) of every
+    c in R(i, k1) that has more than 2/3 of its own R(c, k1/2) inside R(i, k1).
+
+    k1/2 is rounded half to even (Python's round, numpy's around), as in the reference code.
+    """
+    if neighbours.shape[1] < k1 + 1:
+        raise ValueError(f"need at least k1 + 1 = {k1 + 1} neighbours per point, got {neighbours.shape[1]}")
+    num_points = len(neighbours)
+    half = round(k1 / 2)
+    forward, is_reciprocal = neighbours[:, :k1 + 1], reciprocal_mask(neighbours, k1)
+    half_forward, half_reciprocal = neighbours[:, :half + 1], reciprocal_mask(neighbours, half)
+    half_size = half_reciprocal.sum(axis=1)
+
+    rows = [np.nonzero(is_reciprocal)[0]]
+    cols = [forward[is_reciprocal]]
+    block_rows = max(1, BLOCK_ELEMENTS // ((k1 + 1) ** 2 * (half + 1)))
+    for start in range(0, num_points, block_rows):
+        stop = min(start + block_rows, num_points)
+        own, own_mask = forward[start:stop], is_reciprocal[start:stop]
+        candidate_sets = half_forward[own]  # [b, k1+1, half+1]: R(c, k1/2) candidates of each c in i's list
+        candidate_masks = half_reciprocal[own]
+        inside = ((candidate_sets[..., None] == own[:, None, None, :]) & own_mask[:, None, None, :]).any(axis=3)
+        shared = (inside & candidate_masks).sum(axis=2)
+        accepted = own_mask & (shared > 2.0 / 3 * half_size[own])
+        added = accepted[..., None] & candidate_masks
+        rows.append(start + np.nonzero(added)[0])
+        cols.append(candidate_sets[added])
+    keys = np.unique(np.concatenate(rows) * num_points + np.concatenate(cols))
+    return keys // num_points, keys % num_points
+
+
+def k_reciprocal_encoding(neighbours: np.ndarray, k1: int, k2: int,
+                          pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> sp.csr_matrix:
+    """Zhong's V: row i holds exp(-d(i, j)) over j in R*(i, k1), normalised to sum 1, then (k2 > 1) is replaced by
+    the mean of the rows of its k2 nearest points (local query expansion).
+
+    `pair_distance(rows, cols)` gives d for point pairs: the one place where the variants differ.
+    """
+    if not 1 <= k2 <= neighbours.shape[1]:
+        raise ValueError(f"need 1 <= k2 <= {neighbours.shape[1]} (neighbours per point), got k2={k2}")
+    num_points = len(neighbours)
+    rows, cols = expanded_reciprocal_pairs(neighbours, k1)
+    weights = np.exp(-pair_distance(rows, cols))
+    weights /= np.bincount(rows, weights=weights, minlength=num_points)[rows]
+    encoding = sp.csr_matrix((weights, (rows, cols)), shape=(num_points, num_points))
+    if k2 == 1:
+        return encoding
+    averaging = sp.csr_matrix(
+        (np.full(num_points * k2, 1.0 / k2), (np.repeat(np.arange(num_points), k2), neighbours[:, :k2].ravel())),
+        shape=(num_points, num_points))
+    return (averaging @ encoding).tocsr()
+
+
+def jaccard_distance(encoding: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Dense [len(rows), len(cols)] float32 Jaccard distance between encoding rows: 1 - m / (2 - m), m the sum of
+    element-wise minima (Zhong's eq. 10-11 with rows summing to 1). Pairs sharing no non-zero get 1."""
+    probes = encoding[rows]
+    by_column = encoding[cols].T.tocsr()  # row k: the `cols` points j with V[j, k] > 0
+    column_counts = np.diff(by_column.indptr)
+    probe_row = np.repeat(np.arange(len(rows)), np.diff(probes.indptr))
+    # Work per probe row: the min terms it generates, plus its dense output row.
+    cost = np.bincount(probe_row, weights=column_counts[probes.indices], minlength=len(rows)) + len(cols)
+    out = np.empty((len(rows), len(cols)), dtype=np.float32)
+    for start, stop in _blocks_by_cost(cost, BLOCK_ELEMENTS):
+        overlap = _min_sums(probes[start:stop], by_column)
+        out[start:stop] = 1.0 - overlap / (2.0 - overlap)
+    return out
+
+
+def _min_sums(probes: sp.csr_matrix, by_column: sp.csr_matrix) -> np.ndarray:
+    """[len(probes), by_column.shape[1]] sums over k of min(probe[k], V[j, k]): each probe non-zero (i, k) meets
+    every j listed in row k of `by_column`."""
+    probes = probes.tocoo()
+    starts = by_column.indptr[probes.col]
+    counts = by_column.indptr[probes.col + 1] - starts
+    entry = np.repeat(np.arange(probes.nnz), counts)
+    position = starts[entry] + np.arange(len(entry)) - np.repeat(np.cumsum(counts) - counts, counts)
+    minima = np.minimum(probes.data[entry], by_column.data[position])
+    num_cols = by_column.shape[1]
+    flat = probes.row[entry].astype(np.int64) * num_cols + by_column.indices[position]
+    return np.bincount(flat, weights=minima, minlength=probes.shape[0] * num_cols).reshape(probes.shape[0], num_cols)
+
+
+def _blocks_by_cost(cost: np.ndarray, budget: float) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) row ranges whose summed cost stays within budget (a costlier row stands alone)."""
+    cumulative = np.cumsum(cost)
+    start = 0
+    while start < len(cost):
+        spent = cumulative[start - 1] if start else 0.0
+        stop = max(start + 1, int(np.searchsorted(cumulative, spent + budget, side="right")))
+        yield start, stop
+        start = stop
+
+
+def _zhong_distance(similarity: np.ndarray) -> np.ndarray:
+    """Zhong's working distance from a cosine similarity: the cosine distance, squared (his code squares whatever
+    distance it is given; torchreid passes the evaluation metric's)."""
+    distance = 1.0 - similarity
+    np.clip(distance, 0.0, None, out=distance)
+    return np.square(distance, out=distance)
+
+
+def re_ranking(query_features: torch.Tensor, gallery_features: torch.Tensor, k1: int = 20, k2: int = 6,
+               lambda_value: float = 0.3) -> torch.Tensor:
+    """k-reciprocal re-ranking (Zhong et al. 2017): the [num_query, num_gallery] distance
+    (1 - lambda) * Jaccard + lambda * original, where original is the squared cosine distance divided by the
+    largest one in its row (over queries and gallery), as torchreid's `re_ranking` computes it from cosine
+    distance matrices, but on sparse encodings."""
+    num_query = len(query_features)
+    features = F.normalize(torch.cat([query_features, gallery_features]).float(), dim=1)
+    if len(features) <= k1:
+        raise ValueError(f"re-ranking needs more than k1={k1} images in query + gallery, got {len(features)}")
+    neighbours = nearest_neighbours(features, k=max(k1 + 1, k2))
+    row_max = np.maximum(_zhong_distance(neighbours.lowest_similarity), np.finfo(np.float64).tiny)
+
+    def normalised_distance(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return _zhong_distance(pair_similarity(features, rows, cols)) / row_max[rows]
+
+    encoding = k_reciprocal_encoding(neighbours.indices, k1, k2, normalised_distance)
+    distance = jaccard_distance(encoding, np.arange(num_query), np.arange(num_query, len(features)))
+    original = _zhong_distance((features[:num_query] @ features[num_query:].T).cpu().numpy())  # float32
+    original *= (lambda_value / row_max[:num_query, None]).astype(np.float32)
+    distance *= 1.0 - lambda_value
+    distance += original
+    return torch.from_numpy(distance)
