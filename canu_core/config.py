@@ -46,11 +46,11 @@ class Params:
     # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
     n_models: int = 2
     epochs: int = 12
-    iters_per_epoch: int = 0
+    iters_per_epoch: int = 60
     lr: float = 0.00035
     weight_decay: float = 0.0005
     warmup_epochs: int = 2
-    milestones: list[int] = field(default_factory=lambda: [8, 11])
+    milestones: list[int] = field(default_factory=lambda: [9, 11])
     batch_ids: int = 16
     instances: int = 4
     last_stride: int = 1

@@ -6,10 +6,12 @@ sees every variable defined so far, so a name the typed definition does not know
 """
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from .config import Params, make_params
+from .config import Params, make_params, read_yaml
+from .runs import RunFolder, project_root, resolve_path
 
 # Names IPython itself puts in a notebook's namespace.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -31,3 +33,26 @@ def params_from_namespace(namespace: Mapping[str, Any]) -> Params:
     `P = params_from_namespace(globals())`.
     """
     return make_params(user_variables(namespace))
+
+
+def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
+                 log_output: bool = False) -> Path:
+    """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
+    (`outputs/<run_name>/<name>.ipynb`). Parameters are validated before the kernel starts."""
+    import papermill
+
+    files_and_overrides: dict[str, Any] = {}
+    for path in parameter_files:
+        files_and_overrides.update(read_yaml(resolve_path(path)))
+    files_and_overrides.update(parameters or {})
+    params = make_params(files_and_overrides)
+    notebooks = project_root() / "notebooks"
+    source = notebooks / f"{name}.ipynb"
+    if not source.is_file():
+        available = sorted(p.stem for p in notebooks.glob("[0-9]*.ipynb"))
+        raise FileNotFoundError(f"no notebook {source}; available: {', '.join(available)}")
+    output = RunFolder.for_run(params.run_name).path / source.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(source), str(output), parameters=files_and_overrides, kernel_name="python3",
+                               cwd=str(notebooks), progress_bar=False, log_output=log_output)
+    return output

@@ -22,7 +22,7 @@ class RandomIdentitySampler(Sampler[int]):
     (MMT's RandomMultipleGallerySampler idea; single-image identities are repeated K times).
 
     Works on ground-truth or pseudo-label records alike (pid = cluster label); outliers (pid -1) must be removed
-    by the caller. The order depends only on (seed, epoch): call set_epoch(e) before each pass.
+    by the caller. The order depends only on (seed, epoch, pass): call set_epoch(e, p) before each pass.
     """
 
     def __init__(self, records: Sequence[ImageRecord], batch_ids: int = 16, instances: int = 4, seed: int = 0):
@@ -41,15 +41,18 @@ class RandomIdentitySampler(Sampler[int]):
         self.instances = instances
         self.seed = seed
         self.epoch = 0
+        self.pass_index = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, pass_index: int = 0) -> None:
+        """Select the order of pass `pass_index` of `epoch` (an epoch of fixed iterations may need several passes)."""
         self.epoch = epoch
+        self.pass_index = pass_index
 
     def __len__(self) -> int:
         return (len(self.pids) // self.batch_ids) * self.batch_ids * self.instances
 
     def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = np.random.default_rng([self.seed, self.epoch, self.pass_index])
         order = rng.permutation(len(self.pids))
         kept = order[: len(self.pids) // self.batch_ids * self.batch_ids]
         for position in kept:

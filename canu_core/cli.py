@@ -1,0 +1,48 @@
+"""Command line, with papermill's flags for parameters:
+
+    python -m canu_core demo [-f params.yaml ...] [-p name value ...]
+    python -m canu_core notebook 01_pretrain [-f params.yaml ...] [-p name value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from .config import ConfigError, load_params
+
+JOBS = ("demo", "notebook")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="canu", description=__doc__)
+    parser.add_argument("job", choices=JOBS)
+    parser.add_argument("notebook", nargs="?", help="with `notebook`: its name, e.g. 01_pretrain")
+    parser.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
+                        help="YAML parameter set (repeatable; later files win)")
+    parser.add_argument("-p", "--parameter", action="append", nargs=2, default=[], metavar=("NAME", "VALUE"),
+                        help="one parameter, its value read as YAML (0.1, true, text)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
+    try:
+        params = load_params(*args.parameters_file, overrides=overrides)
+    except ConfigError as err:
+        print(f"canu: {err}", file=sys.stderr)
+        return 2
+    if args.job == "demo":
+        from .jobs import run_demo
+
+        run_demo(params)
+    elif args.job == "notebook":
+        from .notebook import run_notebook
+
+        if not args.notebook:
+            print("canu: `notebook` needs a notebook name, e.g. 01_pretrain", file=sys.stderr)
+            return 2
+        print(f"executed: {run_notebook(args.notebook, args.parameters_file, overrides, log_output=True)}")
+    return 0

@@ -1,0 +1,124 @@
+"""Source pretraining: supervised CE (label smoothing) + batch-hard triplet on the labelled source world.
+
+Every epoch ends with an evaluation on the source test split and by direct transfer on the target, a row in
+`history.csv` and an atomic checkpoint holding everything needed to continue exactly (weights, optimizer, schedule,
+RNG states): a run interrupted at any point resumes from its last finished epoch and, on the CPU with the same seed,
+ends with the same weights and metrics as a run that was never interrupted.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import Params
+from ..data.records import ReidDataset
+from ..device import resolve_device
+from ..evaluate import evaluate
+from ..losses import CrossEntropyLabelSmooth, TripletLoss
+from ..models import ReidModel, build_model
+from ..reproducibility import rng_state, seed_everything, set_rng_state
+from ..runs import RunFolder
+from .common import batches, identity_loader, relabel, warmup_multistep
+
+HISTORY_KEY = ("model", "epoch")
+
+
+def model_tag(index: int) -> str:
+    return f"model{index}"
+
+
+def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth, triplet: TripletLoss,
+                device: torch.device, scaler: torch.amp.GradScaler, iterations: int, epoch: int,
+                desc: str) -> dict[str, float]:
+    """One epoch of CE + triplet; returns the mean losses and the classification accuracy on the training batches."""
+    model.train()
+    totals = {"loss_ce": 0.0, "loss_triplet": 0.0, "train_acc": 0.0}
+    steps = 0
+    for images, labels, _, _ in tqdm(batches(loader, iterations, epoch), total=iterations or len(loader), desc=desc,
+                                     leave=False):
+        images, labels = images.to(device), labels.to(device)
+        with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
+            features, logits = model(images)
+            loss_ce = ce(logits.float(), labels)
+            loss_triplet = triplet(features.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_ce + loss_triplet).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        totals["loss_ce"] += loss_ce.item()
+        totals["loss_triplet"] += loss_triplet.item()
+        totals["train_acc"] += (logits.argmax(1) == labels).float().mean().item()
+        steps += 1
+    return {name: value / max(steps, 1) for name, value in totals.items()}
+
+
+def evaluate_transfer(model: ReidModel, source: ReidDataset, target: ReidDataset, params: Params) -> dict[str, float]:
+    """Source test mAP/R1 (how well it learned) and target test mAP/R1 (direct transfer, before any adaptation)."""
+    row = {}
+    for role, dataset in (("source", source), ("target", target)):
+        metrics = evaluate(model, dataset, params.height, params.width, batch_size=params.eval_batch_size,
+                           device=params.device, flip=params.flip_eval, num_workers=params.num_workers)
+        row[f"{role}_mAP"] = metrics["mAP"]
+        row[f"{role}_R1"] = metrics["R1"]
+    return row
+
+
+def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder, index: int,
+                   seed: int) -> ReidModel:
+    """Train (or resume, or just load if finished) source model number `index` with `seed`.
+
+    Checkpoints: `<tag>_last.pt` (full training state, every epoch) and `<tag>_best.pt` (weights of the epoch with
+    the best *source* mAP: target labels are never used to choose a model).
+    """
+    device = resolve_device(params.device)
+    tag = model_tag(index)
+    seed_everything(seed)
+    records, _ = relabel(source.train)
+    num_classes = len({r.pid for r in records})
+    model = build_model(params.arch, num_classes=num_classes, last_stride=params.last_stride,
+                        pretrained_path=params.pretrained_weights).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    scheduler = warmup_multistep(optimizer, params.warmup_epochs, params.milestones)
+    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
+    loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances, seed,
+                             params.num_workers)
+    ce = CrossEntropyLabelSmooth(num_classes, params.label_smoothing)
+    triplet = TripletLoss(params.triplet_margin)
+
+    start_epoch, best_map = 0, float("-inf")
+    state = run.load_checkpoint(f"{tag}_last")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, best_map = state["epoch"] + 1, state["best_source_mAP"]
+        if start_epoch < params.epochs:
+            print(f"{tag}: resuming after epoch {state['epoch']}")
+
+    for epoch in range(start_epoch, params.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        losses = train_epoch(model, loader, optimizer, ce, triplet, device, scaler, params.iters_per_epoch, epoch,
+                             desc=f"{tag} epoch {epoch + 1}/{params.epochs}")
+        scheduler.step()
+        row = {"model": index, "seed": seed, "epoch": epoch, "lr": lr, **losses,
+               **evaluate_transfer(model, source, target, params)}
+        run.append_history(row, key=HISTORY_KEY)
+        print(f"{tag} epoch {epoch + 1}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()
+                                                        if k not in ("model", "seed", "epoch", "lr")))
+        if row["source_mAP"] > best_map:
+            best_map = row["source_mAP"]
+            run.save_checkpoint({"model": model.state_dict(), "epoch": epoch, "metrics": row}, f"{tag}_best")
+        run.save_checkpoint({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "best_source_mAP": best_map,
+            "num_classes": num_classes, "arch": params.arch, "seed": seed,
+        }, f"{tag}_last")
+    return model
+
+
+def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder) -> list[ReidModel]:
+    """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones)."""
+    return [pretrain_model(params, source, target, run, index=k + 1, seed=params.seed + k)
+            for k in range(params.n_models)]
