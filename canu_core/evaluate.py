@@ -42,7 +42,8 @@ def extract_features(model: nn.Module, loader: DataLoader, device: str | torch.d
     model.to(device).eval()
     features, pids, camids = [], [], []
     try:
-        for images, batch_pids, batch_camids, _ in tqdm(loader, desc="Extracting features", unit="batch", leave=False):
+        batches = tqdm(loader, desc="Extracting features", unit="batch", leave=False)
+        for images, batch_pids, batch_camids, _ in batches:
             features.append(_embed(model, images.to(device, non_blocking=True), flip).cpu())
             pids.append(np.asarray(batch_pids, dtype=np.int64))
             camids.append(np.asarray(batch_camids, dtype=np.int64))

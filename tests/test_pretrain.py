@@ -115,3 +115,15 @@ def test_fixed_iterations_take_new_sampler_passes_in_a_new_order():
     assert drawn[:4] != drawn[4:]  # the second pass is not a replay of the first
     assert [batch.tolist() for batch in batches(loader, iterations=0, epoch=0)] == drawn[:4]
     assert drawn == [batch.tolist() for batch in batches(loader, iterations=8, epoch=0)]
+
+
+def test_load_source_model_round_trip_and_clear_error(tiny_data_root, tmp_path):
+    params = smoke_params(tiny_data_root, epochs=1, iters_per_epoch=1)
+    source, target = worlds(params)
+    run = RunFolder(tmp_path / "run")
+    trained = pretrain_module.pretrain_model(params, source, target, run, index=1, seed=params.seed)
+    for which in ("last", "best"):
+        loaded = pretrain_module.load_source_model(run, index=1, which=which)
+        assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match=r"model2_last\.pt: run notebook 01 .*model1_best"):
+        pretrain_module.load_source_model(run, index=2)

@@ -109,11 +109,13 @@ def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run
                                                         if k not in ("model", "seed", "epoch", "lr")))
         if row["source_mAP"] > best_map:
             best_map = row["source_mAP"]
-            run.save_checkpoint({"model": model.state_dict(), "epoch": epoch, "metrics": row}, f"{tag}_best")
+            run.save_checkpoint({"model": model.state_dict(), "epoch": epoch, "metrics": row,
+                                 "num_classes": num_classes, "arch": params.arch,
+                                 "last_stride": params.last_stride, "seed": seed}, f"{tag}_best")
         run.save_checkpoint({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "best_source_mAP": best_map,
-            "num_classes": num_classes, "arch": params.arch, "seed": seed,
+            "num_classes": num_classes, "arch": params.arch, "last_stride": params.last_stride, "seed": seed,
         }, f"{tag}_last")
     return model
 
@@ -122,3 +124,16 @@ def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunF
     """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones)."""
     return [pretrain_model(params, source, target, run, index=k + 1, seed=params.seed + k)
             for k in range(params.n_models)]
+
+
+def load_source_model(run: RunFolder, index: int = 1, which: str = "last") -> ReidModel:
+    """A source model saved by `pretrain` (checkpoint `model<index>_<which>`, which = "last" or "best"), on the CPU."""
+    name = f"{model_tag(index)}_{which}"
+    state = run.load_checkpoint(name)
+    if state is None:
+        found = sorted(p.stem for p in run.checkpoint_path(name).parent.glob("*.pt"))
+        raise FileNotFoundError(f"no checkpoint {run.checkpoint_path(name)}: run notebook 01 with run_name "
+                                f"{run.path.name!r} first (checkpoints found: {found or 'none'})")
+    model = build_model(state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"])
+    model.load_state_dict(state["model"])
+    return model
