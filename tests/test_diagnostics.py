@@ -1,7 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 
-from canu_core.cluster.diagnostics import neighbour_agreement
+from canu_core.cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
+                                           clustering_quality, lost_identities, neighbour_agreement)
 
 
 def test_neighbour_agreement_by_hand():
@@ -16,3 +19,57 @@ def test_neighbour_agreement_by_hand():
     assert neighbour_agreement(features, mixed, k=1)["same_label_rate"] == 0.0
     # k=2: the partner plus the nearer point of the other pair (1 of 2 neighbours shares the pair label).
     assert neighbour_agreement(features, pair, k=2)["same_label_rate"] == 0.5
+
+
+def test_cluster_summary():
+    summary = cluster_summary([0, 0, 1, -1, -1, 2, 2, 2])
+    assert summary == {"num_points": 8, "num_clusters": 3, "num_outliers": 2, "outlier_fraction": 0.25,
+                       "largest_cluster": 3}
+    assert cluster_summary([-1, -1])["num_clusters"] == 0
+
+
+def test_clustering_quality_by_hand():
+    true_ids = [0, 0, 1, 1]
+    # Pairs in one cluster: (0,1) (0,2) (1,2), one of them same-id; same-id pairs: (0,1) (2,3).
+    quality = clustering_quality([0, 0, 0, 1], true_ids)
+    assert quality["pairwise_precision"] == pytest.approx(1 / 3)
+    assert quality["pairwise_recall"] == pytest.approx(1 / 2)
+    assert quality["ari"] == pytest.approx(0.0)  # index 1 = its expectation 3 * 2 / 6, max (3 + 2) / 2
+    mutual = 0.5 * math.log(4 / 3) + 0.25 * math.log(2 / 3) + 0.25 * math.log(2)
+    entropy_true, entropy_pseudo = math.log(2), -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert quality["nmi"] == pytest.approx(mutual / ((entropy_true + entropy_pseudo) / 2))
+    perfect = clustering_quality([7, 7, 3, 3], true_ids)  # label values do not matter
+    assert perfect == pytest.approx({"nmi": 1.0, "ari": 1.0, "pairwise_precision": 1.0, "pairwise_recall": 1.0})
+
+
+def test_outliers_count_as_singletons():
+    quality = clustering_quality([0, 0, -1, -1], [0, 0, 1, 1])
+    assert quality["pairwise_precision"] == 1.0 and quality["pairwise_recall"] == 0.5
+    assert quality["ari"] == pytest.approx(clustering_quality([0, 0, 1, 2], [0, 0, 1, 1])["ari"])
+    assert math.isnan(clustering_quality([-1, -1, -1, -1], [0, 0, 1, 1])["pairwise_precision"])
+
+
+def test_camera_mutual_information():
+    # Outlier left out: the two clusters sit on two cameras, equally often: MI = ln 2.
+    assert camera_mutual_information([0, 0, 1, 1, -1], [0, 0, 1, 1, 0]) == pytest.approx(math.log(2))
+    assert camera_mutual_information([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0)
+    # 3 ids on 2 cameras: id 0 on camera 0, id 1 on camera 1, id 2 on both. MI = H(cam) - H(cam | id).
+    expected = math.log(2) - (2 / 6) * math.log(2)
+    assert camera_mutual_information([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 0, 1]) == pytest.approx(expected)
+    assert camera_mutual_information([-1, -1], [0, 1]) == 0.0
+
+
+def test_lost_identities():
+    lost = lost_identities([0, -1, -1, 1, -1, -1], [1, 1, 2, 3, 3, 4])
+    np.testing.assert_array_equal(lost, [2, 4])
+    assert len(lost_identities([0, 1], [5, 6])) == 0
+
+
+def test_camera_probe_accuracy():
+    camids = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1])
+    separable = np.stack([camids * 2.0 - 1.0, np.arange(9) % 3], axis=1)
+    result = camera_probe_accuracy(separable, camids, folds=3)
+    assert result["accuracy"] == 1.0 and result["chance"] == pytest.approx(6 / 9)
+    # No information: the probe can only answer the majority camera, right 2 times in each fold of 3.
+    blind = camera_probe_accuracy(np.zeros((9, 4)), camids, folds=3)
+    assert blind["accuracy"] == pytest.approx(2 / 3) and blind["accuracy_std"] == pytest.approx(0.0)

@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def _nearest_neighbours(features: np.ndarray | torch.Tensor, k: int, chunk: int = 4096) -> np.ndarray:
@@ -26,3 +32,69 @@ def neighbour_agreement(features, labels, k: int = 10) -> dict[str, float]:
     _, counts = np.unique(labels, return_counts=True)
     chance = float((counts * (counts - 1)).sum() / (len(labels) * (len(labels) - 1)))
     return {"same_label_rate": observed, "chance_rate": chance, "lift": observed / chance}
+
+
+def cluster_summary(labels) -> dict[str, float]:
+    """Size of a clustering: clusters (labels >= 0), outliers (labels < 0), their share, the largest cluster."""
+    labels = np.asarray(labels)
+    sizes = np.unique(labels[labels >= 0], return_counts=True)[1]
+    num_outliers = int((labels < 0).sum())
+    return {"num_points": len(labels), "num_clusters": len(sizes), "num_outliers": num_outliers,
+            "outlier_fraction": num_outliers / max(len(labels), 1),
+            "largest_cluster": int(sizes.max()) if len(sizes) else 0}
+
+
+def clustering_quality(pseudo_labels, true_ids) -> dict[str, float]:
+    """Pseudo-labels against ground-truth ids: NMI (arithmetic normalisation), ARI, and pairwise precision (share
+    of the pairs put in one cluster that share a true id) and recall (share of the same-id pairs put in one
+    cluster). Each outlier counts as a cluster of its own (a singleton: in no pair), for all four scores; a
+    precision or recall with no pair to count is NaN."""
+    pseudo_labels, true_ids = np.asarray(pseudo_labels), np.asarray(true_ids)
+    singletons = _outliers_as_singletons(pseudo_labels)
+    contingency = contingency_matrix(true_ids, singletons, sparse=True)
+    same_both = _pairs(contingency.data)
+    same_cluster = _pairs(np.asarray(contingency.sum(axis=0)).ravel())
+    same_id = _pairs(np.asarray(contingency.sum(axis=1)).ravel())
+    return {"nmi": normalized_mutual_info_score(true_ids, singletons),
+            "ari": adjusted_rand_score(true_ids, singletons),
+            "pairwise_precision": same_both / same_cluster if same_cluster else float("nan"),
+            "pairwise_recall": same_both / same_id if same_id else float("nan")}
+
+
+def camera_mutual_information(labels, camids) -> float:
+    """Mutual information (nats, sklearn's mutual_info_score) between labels and camera ids over the points with
+    a label >= 0: DBSCAN outliers (and junk ids, -1) are left out. Paper Fig. 3 plots it for pseudo-labels, with
+    the ground-truth ids' value as the reference line."""
+    labels, camids = np.asarray(labels), np.asarray(camids)
+    kept = labels >= 0
+    return float(mutual_info_score(labels[kept], camids[kept])) if kept.any() else 0.0
+
+
+def lost_identities(pseudo_labels, true_ids) -> np.ndarray:
+    """The true ids none of whose images is left once outliers are removed (paper Fig. 4 plots how many)."""
+    pseudo_labels, true_ids = np.asarray(pseudo_labels), np.asarray(true_ids)
+    return np.setdiff1d(np.unique(true_ids), true_ids[pseudo_labels >= 0])
+
+
+def camera_probe_accuracy(features, camids, folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Camera leakage of a feature set: accuracy of a linear probe (standardised features, sklearn
+    LogisticRegression) predicting the camera, under stratified k-fold cross-validation (mean and std over the
+    folds), beside chance: the share of the most frequent camera (what always answering it scores)."""
+    features, camids = np.asarray(features, dtype=np.float64), np.asarray(camids)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(probe, features, camids, cv=splits, scoring="accuracy")
+    chance = np.unique(camids, return_counts=True)[1].max() / len(camids)
+    return {"accuracy": float(scores.mean()), "accuracy_std": float(scores.std()), "chance": float(chance)}
+
+
+def _outliers_as_singletons(labels: np.ndarray) -> np.ndarray:
+    out = labels.copy()
+    outliers = labels < 0
+    out[outliers] = labels.max(initial=-1) + 1 + np.arange(outliers.sum())
+    return out
+
+
+def _pairs(counts: np.ndarray) -> int:
+    counts = np.asarray(counts, dtype=np.int64)
+    return int((counts * (counts - 1) // 2).sum())
