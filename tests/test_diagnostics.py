@@ -19,6 +19,10 @@ def test_neighbour_agreement_by_hand():
     assert neighbour_agreement(features, mixed, k=1)["same_label_rate"] == 0.0
     # k=2: the partner plus the nearer point of the other pair (1 of 2 neighbours shares the pair label).
     assert neighbour_agreement(features, pair, k=2)["same_label_rate"] == 0.5
+    # Each label has 2 points: at most 1 neighbour can share it; with k=2 that caps the rate at 1/2.
+    assert neighbour_agreement(features, pair, k=1)["attainable_rate"] == 1.0
+    assert neighbour_agreement(features, pair, k=2)["attainable_rate"] == 0.5
+    assert neighbour_agreement(features, pair, k=2)["attained"] == 1.0
 
 
 def test_cluster_summary():
