@@ -58,6 +58,31 @@ class Params:
     triplet_margin: float = 0.5
     pretrained_weights: Optional[str] = None
     amp: bool = True
+    # --- clustering the target features of a pretrained model (MMT-DBSCAN's settings; k-means is MMT's original)
+    pretrain_run: str = "pretrain"
+    model_index: int = 1
+    clustering: Literal["dbscan", "kmeans"] = "dbscan"
+    k1: int = 20
+    k2: int = 6
+    rho: float = 0.0016
+    eps: Optional[float] = None  # None: the rho rule (mean of the smallest rho share of pairwise distances)
+    min_samples: int = 4
+    n_clusters: int = 300  # k-means only
+    # --- adaptation on the target: MMT (DBSCAN) or SSG, plain or with the camera adversary (epochs scaled down)
+    method: Literal["mmt", "ssg"] = "mmt"
+    adversary: Literal["none", "adv", "canu"] = "canu"
+    mu: float = 0.1  # paper: 0.1 for CANU-MMT, 0.05 for CANU-SSG
+    merge: Literal["sum", "product"] = "sum"  # how the conditional discriminator joins its two branches
+    disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
+    source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
+    adapt_epochs: int = 10
+    adapt_iters_per_epoch: int = 60  # MMT only (paper 400); an SSG epoch is one pass of its sampler
+    adapt_lr: float = 0.00035  # MMT: Adam
+    ssg_lr: float = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
+    ema_alpha: float = 0.999
+    soft_ce_weight: float = 0.5
+    soft_tri_weight: float = 0.8
+    bn_chunk: int = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
 
 
 def _type_name(tp: Any) -> str:

@@ -1,4 +1,5 @@
-"""Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet."""
+"""Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet, and
+MMT's soft (teacher-supervised) cross-entropy and triplet."""
 from __future__ import annotations
 
 import torch
@@ -30,15 +31,26 @@ def euclidean_distances(features: torch.Tensor) -> torch.Tensor:
     return squared.clamp(min=1e-12).sqrt()
 
 
-def hardest_pairs(distances: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per anchor: the largest distance to a same-label sample (itself included, as in MMT / torchreid) and the
-    smallest distance to a different-label one."""
+def _positives_and_negatives(distances: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distances with different-label pairs set to -inf, and with same-label pairs set to +inf."""
     same = labels.unsqueeze(0) == labels.unsqueeze(1)
     if same.all():
         raise ValueError("batch-hard triplet needs at least two labels in the batch")
-    hardest_positive = distances.masked_fill(~same, float("-inf")).amax(dim=1)
-    hardest_negative = distances.masked_fill(same, float("inf")).amin(dim=1)
-    return hardest_positive, hardest_negative
+    return distances.masked_fill(~same, float("-inf")), distances.masked_fill(same, float("inf"))
+
+
+def hardest_pairs(distances: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per anchor: the largest distance to a same-label sample (itself included, as in MMT / torchreid) and the
+    smallest distance to a different-label one."""
+    positives, negatives = _positives_and_negatives(distances, labels)
+    return positives.amax(dim=1), negatives.amin(dim=1)
+
+
+def hardest_pair_indices(distances: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per anchor: the indices of the samples `hardest_pairs` picks (MMT's soft triplet reads the teacher's
+    distances at the pairs the student finds hardest)."""
+    positives, negatives = _positives_and_negatives(distances, labels)
+    return positives.argmax(dim=1), negatives.argmin(dim=1)
 
 
 class TripletLoss(nn.Module):
@@ -58,3 +70,27 @@ class TripletLoss(nn.Module):
         if self.margin is None:
             return F.softplus(gap).mean()
         return F.relu(gap + self.margin).mean()
+
+
+class SoftEntropy(nn.Module):
+    """MMT's soft cross-entropy: -sum_c softmax(teacher_logits)_c log softmax(logits)_c, averaged over the batch.
+    The teacher's probabilities are a fixed target (detached)."""
+
+    def forward(self, logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        targets = F.softmax(teacher_logits.detach(), dim=1)
+        return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+class SoftTripletLoss(nn.Module):
+    """MMT's soft triplet loss: for each anchor, the student's hardest positive and negative (by its own distances
+    and the labels) give p = softmax([d_ap, d_an]); the teacher's distances between the same samples give the
+    fixed target q = softmax([d'_ap, d'_an]) (detached); the loss is the batch mean of -sum q log p."""
+
+    def forward(self, features: torch.Tensor, teacher_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        distances = euclidean_distances(features)
+        positive, negative = hardest_pair_indices(distances.detach(), labels)
+        anchors = torch.arange(len(labels), device=features.device)
+        log_p = F.log_softmax(torch.stack([distances[anchors, positive], distances[anchors, negative]], dim=1), dim=1)
+        teacher = euclidean_distances(teacher_features.detach())
+        q = F.softmax(torch.stack([teacher[anchors, positive], teacher[anchors, negative]], dim=1), dim=1)
+        return -(q * log_p).sum(dim=1).mean()

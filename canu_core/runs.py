@@ -6,6 +6,7 @@ and can resume from its last checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -60,6 +61,16 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 class RunFolder:
     """One run's folder. Files: params.yaml, history.csv, metrics.json, checkpoints/, figures/."""
 
@@ -103,7 +114,9 @@ class RunFolder:
 
     # --- metrics
     def write_metrics(self, metrics: Mapping[str, Any]) -> Path:
-        return atomic_write_text(self.path / "metrics.json", json.dumps(dict(metrics), indent=2, sort_keys=True))
+        """Strict JSON: a NaN or infinite value (e.g. a precision with no pair to count) is written as null."""
+        return atomic_write_text(self.path / "metrics.json",
+                                 json.dumps(_finite_or_none(dict(metrics)), indent=2, sort_keys=True, allow_nan=False))
 
     def read_metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "metrics.json").read_text())

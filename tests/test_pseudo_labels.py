@@ -94,3 +94,21 @@ def test_kmeans_clustering():
     assert KMeansClustering(n_clusters=1)(features).status == "single_cluster"
     with pytest.raises(ValueError, match="at least as many points"):
         KMeansClustering(n_clusters=61)(features)
+
+
+def test_rho_rule_giving_zero_still_clusters_exact_duplicates():
+    import numpy as np
+
+    from canu_core.cluster.pseudo_labels import DBSCANClustering
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((12, 8)).astype(np.float32)
+    features = np.repeat(base, 5, axis=0)  # 12 groups of 5 identical points: many Jaccard distances are exactly 0
+    clustering = DBSCANClustering(rho=0.001, k1=6, k2=1)
+    result = clustering(features)
+    assert 0 < clustering.eps < 1e-30
+    assert result.status == "ok" and result.num_clusters >= 2
+    # Only distance-0 pairs are neighbours: every cluster lies inside one group of duplicates.
+    group_of = np.repeat(np.arange(12), 5)
+    for cluster in range(result.num_clusters):
+        assert len(set(group_of[result.labels == cluster])) == 1

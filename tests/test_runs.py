@@ -32,8 +32,9 @@ def test_params_history_metrics_checkpoint(tmp_path):
     history = other.append_history({"model": 2, "epoch": 0, "loss": 3.5}, key=("model", "epoch"))
     assert history[["model", "loss"]].values.tolist() == [[1, 3.0], [2, 3.5]]
 
-    run.write_metrics({"mAP": 12.5})
-    assert json.loads((run.path / "metrics.json").read_text()) == {"mAP": 12.5}
+    run.write_metrics({"mAP": 12.5, "diagnostics": {"precision": float("nan"), "per_epoch": [1.0, float("inf")]}})
+    assert json.loads((run.path / "metrics.json").read_text()) == {
+        "mAP": 12.5, "diagnostics": {"precision": None, "per_epoch": [1.0, None]}}
 
     assert run.load_checkpoint("last") is None
     run.save_checkpoint({"epoch": 3, "w": torch.arange(3)}, "last")

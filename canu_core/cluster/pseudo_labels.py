@@ -72,7 +72,9 @@ class DBSCANClustering:
     def __call__(self, features: torch.Tensor | np.ndarray) -> PseudoLabels:
         upper = upper_jaccard_distance(features, self.k1, self.k2, self.progress)
         if self.eps is None:
-            self.eps = rho_eps(upper, self.rho)
+            # sklearn needs eps > 0; a rule that gives 0 (the smallest distances are exact duplicates, as on tiny
+            # data) keeps its meaning with the smallest positive float: only distance-0 pairs are neighbours.
+            self.eps = max(rho_eps(upper, self.rho), float(np.finfo(np.float32).tiny))
         neighbourhoods = symmetric_distance(_entries_at_most(upper, self.eps))
         labels = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed",
                         n_jobs=self.n_jobs).fit_predict(neighbourhoods)

@@ -1,51 +1,76 @@
-"""UMAP views of a feature set: the same 2-D points coloured by camera and by identity, side by side.
+"""UMAP views of a feature set: the same 2-D points coloured by several labelings side by side (camera, true
+identity, pseudo-label, ...).
 
-If features group by camera rather than by identity, the left panel shows tidy blobs and the right one a mix:
-that is the camera bias the adversary is meant to remove.
+If features group by camera rather than by identity, the camera panel shows tidy blobs and the identity panel a
+mix: that is the camera bias the adversary is meant to remove.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
-import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib.figure import Figure
 
 from .common import save_figure
 
+# A labeling coloured entirely with at most this many values gets a legend (cameras); otherwise colours alone tell
+# groups apart (a legend of a random subset of ids would say nothing).
+MAX_LEGEND_ENTRIES = 12
+
 
 def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
-    """2-D UMAP of L2-normalised features, cosine metric; reproducible for a given seed (single-threaded)."""
+    """2-D UMAP of L2-normalised features, cosine metric; reproducible for a given seed (so single-threaded)."""
     import umap  # imported here: it pays numba compilation (~10 s) on first use
 
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
+                        n_jobs=1)
     return reducer.fit_transform(np.asarray(features, dtype=np.float32))
 
 
-def _scatter(ax, points: np.ndarray, labels: np.ndarray, title: str, legend: bool) -> None:
-    names = np.array([str(v) for v in labels])  # categories, not a colour scale
-    order = sorted(set(names), key=lambda s: (len(s), s))
-    palette = sns.color_palette("husl", len(order))
-    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=names, hue_order=order, palette=palette, s=8,
-                    linewidth=0, ax=ax, legend=legend)
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if legend:
-        ax.legend(title="camera", markerscale=2, fontsize=7, loc="best")
+def plot_umap(points: np.ndarray, labelings: Mapping[str, np.ndarray], title: str = "", path=None,
+              max_groups: int = 30, seed: int = 0) -> Figure:
+    """One panel per labeling (panel name -> one label per point), all on the same 2-D points.
 
-
-def plot_umap_camera_identity(points: np.ndarray, camids: np.ndarray, pids: np.ndarray, title: str = "",
-                              path=None, max_ids: int = 30, seed: int = 0):
-    """Left: all points by camera. Right: the points of `max_ids` random identities by identity (others grey)."""
-    camids, pids = np.asarray(camids), np.asarray(pids)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5))
-    _scatter(left, points, camids + 1, "coloured by camera", legend=True)
-    chosen = np.random.default_rng(seed).choice(np.unique(pids), size=min(max_ids, len(np.unique(pids))),
-                                                replace=False)
-    shown = np.isin(pids, chosen)
-    right.scatter(points[~shown, 0], points[~shown, 1], s=4, c="lightgrey", linewidths=0)
-    _scatter(right, points[shown], pids[shown], f"coloured by identity ({len(chosen)} random ids; others grey)",
-             legend=False)
+    A labeling with at most `max_groups` values is coloured entirely; with more (identities, clusters), `max_groups`
+    random groups are coloured and the others drawn grey, since 300 colours cannot be told apart. Negative labels
+    (DBSCAN outliers) are never coloured. Labels are categories: colours follow no numeric scale.
+    """
+    fig = Figure(figsize=(5.5 * len(labelings), 5.5), layout="constrained")
+    axes = fig.subplots(1, len(labelings), squeeze=False)[0]
+    rng = np.random.default_rng(seed)
+    for ax, (name, labels) in zip(axes, labelings.items()):
+        _labeling_panel(ax, points, np.asarray(labels), name, max_groups, rng)
     fig.suptitle(title)
-    fig.tight_layout()
     save_figure(fig, path)
     return fig
+
+
+def _labeling_panel(ax, points: np.ndarray, labels: np.ndarray, name: str, max_groups: int,
+                    rng: np.random.Generator) -> None:
+    groups = np.unique(labels[labels >= 0])
+    chosen = groups if len(groups) <= max_groups else np.sort(rng.choice(groups, size=max_groups, replace=False))
+    shown = np.isin(labels, chosen)
+    ax.scatter(points[~shown, 0], points[~shown, 1], s=3, c="lightgrey", linewidths=0)
+    size = 8 if len(chosen) == len(groups) else 16  # a sample of groups: larger dots, to find them among the grey
+    names = labels[shown].astype(str)  # categories, not a colour scale
+    order = chosen.astype(str)
+    legend = 0 < len(chosen) == len(groups) <= MAX_LEGEND_ENTRIES
+    if len(chosen):
+        sns.scatterplot(x=points[shown, 0], y=points[shown, 1], hue=names, hue_order=order,
+                        palette=sns.color_palette("husl", len(order)), s=size, linewidth=0, ax=ax, legend=legend)
+    if legend:
+        ax.legend(title=name, markerscale=2, fontsize=7, loc="best")
+    ax.set_title(_panel_title(name, len(chosen), len(groups), int((labels < 0).sum())))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _panel_title(name: str, num_shown: int, num_groups: int, num_outliers: int) -> str:
+    title = f"coloured by {name}"
+    if num_shown < num_groups:
+        title += f"\n{num_shown} random of {num_groups} groups; others grey"
+    if num_outliers:
+        title += f"\n{num_outliers} outliers grey"
+    return title
+

@@ -1,0 +1,176 @@
+"""What the MMT and SSG adaptation loops share: each epoch's target features, clustering and pseudo-labelled set,
+the diagnostics row of that clustering, chunked BatchNorm, and the checkpoints of the adapted model.
+
+The pseudo-labelled set keeps each image's true camera id (the public SSG code sets it to 0; the camera adversary
+needs it). The target's true ids are read for diagnostics only (cluster quality, lost ids, the oracle-chosen
+model): no training step ever sees them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
+                                   clustering_quality, lost_identities)
+from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
+from ..config import Params
+from ..data.image_dataset import ImageDataset
+from ..data.records import ImageRecord
+from ..data.transforms import build_test_transform
+from ..evaluate import extract_features
+from ..models import ReidModel, build_model
+from ..runs import RunFolder
+from .pretrain import model_tag
+
+HISTORY_KEY = ("method", "epoch")
+
+
+def make_clustering(params: Params) -> DBSCANClustering | KMeansClustering:
+    """DBSCAN on the Jaccard distance (eps by the rho rule at the first epoch, then kept) or k-means."""
+    if params.clustering == "kmeans":
+        return KMeansClustering(params.n_clusters, seed=params.seed)
+    return DBSCANClustering(eps=params.eps, rho=params.rho, min_samples=params.min_samples, k1=params.k1,
+                            k2=params.k2)
+
+
+def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:
+    """The radius a DBSCAN clustering keeps between epochs (None for k-means): part of the resumable state."""
+    return clustering.eps if isinstance(clustering, DBSCANClustering) else None
+
+
+def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | None) -> None:
+    """Give a resumed DBSCAN clustering the radius it had kept."""
+    if isinstance(clustering, DBSCANClustering):
+        clustering.eps = eps
+
+
+def train_set_features(model: nn.Module, records: Sequence[ImageRecord], params: Params,
+                       flip: bool = False) -> torch.Tensor:
+    """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised)."""
+    loader = DataLoader(ImageDataset(records, build_test_transform(params.height, params.width)),
+                        batch_size=params.eval_batch_size, shuffle=False, num_workers=params.num_workers)
+    features, _, _ = extract_features(model, loader, device=params.device, flip=flip)
+    return features
+
+
+def pseudo_labelled(records: Sequence[ImageRecord], labels: np.ndarray) -> list[ImageRecord]:
+    """The records with a label >= 0, the label as pid and the true camera id kept (outliers dropped)."""
+    return [record._replace(pid=int(label)) for record, label in zip(records, labels) if label >= 0]
+
+
+def unusable_reason(pseudo: dict[str, PseudoLabels], num_labels: int, batch_ids: int) -> str | None:
+    """Why this epoch's pseudo-labels cannot train, or None: a clustering (by name) that found no cluster or a
+    single one, or fewer clusters left in the training set than a P x K batch needs (`num_labels`: SSG keeps an
+    image only if every part clusters it)."""
+    failed = [f"{name} clustering: {p.message}" for name, p in pseudo.items() if p.status != "ok"]
+    if failed:
+        return "; ".join(failed)
+    if num_labels < batch_ids:
+        return f"{num_labels} clusters left, fewer than the {batch_ids} identities of a batch"
+    return None
+
+
+def clustering_diagnostics(labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord],
+                           seed: int) -> dict[str, float]:
+    """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the constant
+    MI(true ids; camera) reference (paper Fig. 3), lost ids (Fig. 4), and the camera leakage of the clustering
+    features (cross-validated linear probe accuracy, beside chance)."""
+    pids = np.array([r.pid for r in records])
+    camids = np.array([r.camid for r in records])
+    probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
+    return {**cluster_summary(labels), **clustering_quality(labels, pids),
+            "mi_pseudo_camera": camera_mutual_information(labels, camids),
+            "mi_true_camera": camera_mutual_information(pids, camids),
+            "lost_ids": len(lost_identities(labels, pids)),
+            "camera_probe_acc": probe["accuracy"], "camera_probe_chance": probe["chance"]}
+
+
+class TwoViews:
+    """Applies a random transform twice: MMT feeds each network its own augmentation of the same image."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, image):
+        return self.transform(image), self.transform(image)
+
+
+def forward_in_chunks(model: nn.Module, images: torch.Tensor, chunk: int):
+    """model(images), run on consecutive chunks of `chunk` images when 0 < chunk < batch size, outputs concatenated:
+    BatchNorm then normalises each chunk with its own statistics, as the CANU release did (16 images per GPU under
+    DataParallel). chunk 0 is one forward of the whole batch."""
+    if not 0 < chunk < len(images):
+        return model(images)
+    return _concatenate([model(part) for part in images.split(chunk)])
+
+
+def _concatenate(outputs: list):
+    first = outputs[0]
+    if first is None:
+        return None
+    if isinstance(first, torch.Tensor):
+        return torch.cat(outputs)
+    return type(first)(_concatenate(list(group)) for group in zip(*outputs))
+
+
+class Averages:
+    """Running means of per-step metrics, for the epoch's history row."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Each metric's mean, and "iterations": the number of steps added."""
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        return {"iterations": max(self.counts.values(), default=0), **means}
+
+
+def discriminator_metrics(stats: dict[str, float], suffix: str) -> dict[str, float]:
+    """A discriminator step's loss and accuracy under their history names (NaN without a discriminator, so every
+    run has the same columns)."""
+    return {f"disc_loss_{suffix}": stats.get("loss", math.nan), f"disc_acc_{suffix}": stats.get("accuracy", math.nan)}
+
+
+def skipped_row(epoch: int, reason: str) -> dict[str, str]:
+    """The history entry of an epoch whose pseudo-labels cannot train: the model is left as it was."""
+    message = f"epoch skipped, the model is unchanged: {reason}"
+    print(f"epoch {epoch + 1}: {message}")
+    return {"status": "skipped", "message": message}
+
+
+def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:
+    """arch and last_stride of a pretrained source model, so that the adapted model can be rebuilt from its own
+    checkpoint."""
+    state = source_run.load_checkpoint(f"{model_tag(index)}_{which}")
+    return {"arch": state["arch"], "last_stride": state["last_stride"]}
+
+
+def save_adapted_model(run: RunFolder, name: str, model: ReidModel, architecture: dict, row: dict) -> None:
+    """The evaluated model's weights with what `load_adapted_model` needs to rebuild it."""
+    num_classes = model.classifier.out_features if model.classifier is not None else 0
+    run.save_checkpoint({"model": model.state_dict(), **architecture, "parts": model.parts,
+                         "num_classes": num_classes, "epoch": row["epoch"], "metrics": row}, name)
+
+
+def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> ReidModel:
+    """An adapted model on the CPU: `which` "last" (the final epoch's) or "best_oracle" (the epoch with the best
+    target mAP: chosen with the target's labels, for reference only). MMT's is its mean teacher 1."""
+    name = f"{method}_{which}"
+    state = run.load_checkpoint(name)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint {run.checkpoint_path(name)}: run the {method} adaptation first")
+    model = build_model(state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"],
+                        parts=state["parts"])
+    model.load_state_dict(state["model"])
+    return model

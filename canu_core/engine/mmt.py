@@ -1,0 +1,185 @@
+"""MMT with DBSCAN pseudo-labels (Ge et al., ICLR 2020), and CANU-MMT: one camera adversary per student (Eq. 11).
+
+Two students start from the two source models of the pretraining run; each has a mean teacher, the exponential
+moving average of its parameters (buffers are the teacher's own: its BatchNorm statistics follow its own forwards).
+Every epoch: both teachers' normalised features of the target training set are averaged and clustered, outliers
+are dropped, every classifier (students and teachers) is re-initialised from the normalised centroids and the
+optimizer is rebuilt. Then a fixed number of P x K iterations, each image seen as two augmentations (one per
+network), with the loss of MMT's code (reference notes):
+    (1 - w_ce)(CE1 + CE2) + (1 - w_tri)(Tri1 + Tri2) + w_ce SoftCE + w_tri SoftTri   (w_ce 0.5, w_tri 0.8)
+plus, for each student, -mu times its discriminator's camera cross-entropy (adversary "adv" or "canu"; "canu" gives
+the discriminator each sample's cluster centroid). Teacher 1 is evaluated on the target test split every epoch.
+
+Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_oracle` (teacher 1 of the last
+epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import Params
+from ..data.records import ReidDataset
+from ..device import resolve_device
+from ..evaluate import evaluate
+from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, TripletLoss
+from ..models import ReidModel
+from ..reproducibility import rng_state, seed_everything, set_rng_state
+from ..runs import RunFolder
+from .adaptation import (HISTORY_KEY, Averages, TwoViews, clustering_diagnostics, clustering_eps,
+                         discriminator_metrics, forward_in_chunks, make_clustering, pseudo_labelled, restore_eps,
+                         save_adapted_model, skipped_row, source_architecture, train_set_features, unusable_reason)
+from .adversary import CameraAdversary, centroids_for
+from .common import batches, identity_loader
+from .pretrain import load_source_model
+
+METHOD = "mmt"
+NETWORKS = (1, 2)
+
+
+def update_teacher(teacher: ReidModel, student: ReidModel, step: int, max_alpha: float) -> None:
+    """Mean teacher: teacher <- alpha teacher + (1 - alpha) student, alpha = min(1 - 1 / (step + 1), max_alpha),
+    parameters only (MMT's _update_ema_variables)."""
+    alpha = min(1 - 1 / (step + 1), max_alpha)
+    with torch.no_grad():
+        for teacher_param, student_param in zip(teacher.parameters(), student.parameters()):
+            teacher_param.mul_(alpha).add_(student_param, alpha=1 - alpha)
+
+
+def load_with_classifier(model: ReidModel, state: dict) -> None:
+    """load_state_dict after resizing the classifier to the saved one (it changes with the number of clusters)."""
+    model.reset_classifier(len(state["classifier.weight"]))
+    model.load_state_dict(state)
+
+
+def mmt_losses(outputs: list[tuple], teacher_outputs: list[tuple], labels: torch.Tensor,
+               ce: CrossEntropyLabelSmooth) -> dict[str, torch.Tensor]:
+    """Each student's CE and (soft-margin) triplet on its own (pooled feature, logits), and the soft CE and soft
+    triplet that each student gets from the other network's teacher, summed over the two students."""
+    triplet, soft_ce, soft_triplet = TripletLoss(margin=None), SoftEntropy(), SoftTripletLoss()
+    (features1, logits1), (features2, logits2) = outputs
+    (teacher_features1, teacher_logits1), (teacher_features2, teacher_logits2) = teacher_outputs
+    return {"loss_ce1": ce(logits1, labels), "loss_ce2": ce(logits2, labels),
+            "loss_tri1": triplet(features1, labels), "loss_tri2": triplet(features2, labels),
+            "loss_soft_ce": soft_ce(logits1, teacher_logits2) + soft_ce(logits2, teacher_logits1),
+            "loss_soft_tri": (soft_triplet(features1, teacher_features2, labels)
+                              + soft_triplet(features2, teacher_features1, labels))}
+
+
+def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversaries: list[CameraAdversary], loader,
+                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, centroids: torch.Tensor,
+                params: Params, device: torch.device, epoch: int) -> dict[str, float]:
+    """One epoch of MMT (+ camera adversaries) on the pseudo-labelled loader; returns the mean of every loss, the
+    students' training accuracies and the discriminators' losses and accuracies."""
+    ce = CrossEntropyLabelSmooth(len(centroids), params.label_smoothing)
+    w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
+    for model in (*students, *teachers):
+        model.train()
+    averages = Averages()
+    iterations = params.adapt_iters_per_epoch
+    for step, (views, labels, camids, _) in enumerate(tqdm(batches(loader, iterations, epoch), total=iterations,
+                                                            desc=f"mmt epoch {epoch + 1}", leave=False)):
+        views = [view.to(device) for view in views]
+        labels, camids = labels.to(device), camids.to(device)
+        with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
+            outputs = [forward_in_chunks(s, view, params.bn_chunk) for s, view in zip(students, views)]
+            with torch.no_grad():
+                teacher_outputs = [forward_in_chunks(t, view, params.bn_chunk) for t, view in zip(teachers, views)]
+        outputs = [(features.float(), logits.float()) for features, logits in outputs]
+        teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
+        losses = mmt_losses(outputs, teacher_outputs, labels, ce)
+        condition = centroids_for(labels, centroids)
+        metrics = {}
+        for k, adversary, (features, _) in zip(NETWORKS, adversaries, outputs):
+            metrics |= discriminator_metrics(adversary.discriminator_step(features, camids, condition), str(k))
+            losses[f"loss_adv{k}"] = adversary.generator_loss(features, camids, condition)
+        loss = ((1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
+                + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
+                + w_ce * losses["loss_soft_ce"] + w_tri * losses["loss_soft_tri"]
+                + losses["loss_adv1"] + losses["loss_adv2"])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        for teacher, student in zip(teachers, students):
+            update_teacher(teacher, student, epoch * iterations + step, params.ema_alpha)
+        accuracies = {f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
+                      for k, (_, logits) in zip(NETWORKS, outputs)}
+        averages.add({"loss": loss.item(), **{name: value.item() for name, value in losses.items()}, **accuracies,
+                      **metrics})
+    return averages.means()
+
+
+def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None) -> ReidModel:
+    """Adapt the two source models of `source_run` (default: the run `params.pretrain_run`) to `target` with MMT
+    (+ the camera adversary `params.adversary`); resumes from `run`'s `mmt_state` if there is one. Returns teacher 1
+    of the last epoch."""
+    if params.adapt_iters_per_epoch < 1:
+        raise ValueError("MMT trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
+    device = resolve_device(params.device)
+    source_run = source_run or RunFolder.for_run(params.pretrain_run)
+    seed_everything(params.seed)
+    students = [load_source_model(source_run, k, params.source_checkpoint).to(device) for k in NETWORKS]
+    teachers = [copy.deepcopy(student) for student in students]
+    architecture = source_architecture(source_run, 1, params.source_checkpoint)
+    adversaries = [CameraAdversary(params.adversary, students[0].feature_dim, target.num_cams, params.mu,
+                                   params.disc_lr, params.weight_decay, params.merge, device) for _ in NETWORKS]
+    clustering = make_clustering(params)
+    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
+
+    start_epoch, best_map = 0, -math.inf
+    state = run.load_checkpoint(f"{METHOD}_state")
+    if state is not None:
+        for model, saved in zip((*students, *teachers), (*state["students"], *state["teachers"])):
+            load_with_classifier(model, saved)
+        for adversary, saved in zip(adversaries, state["adversaries"]):
+            adversary.load_state_dict(saved)
+        scaler.load_state_dict(state["scaler"])
+        restore_eps(clustering, state["eps"])
+        set_rng_state(state["rng"])
+        start_epoch, best_map = state["epoch"] + 1, state["best_oracle_mAP"]
+        if start_epoch < params.adapt_epochs:
+            print(f"mmt: resuming after epoch {state['epoch']}")
+
+    for epoch in range(start_epoch, params.adapt_epochs):
+        features = F.normalize(sum(train_set_features(t, target.train, params) for t in teachers) / 2, dim=1)
+        pseudo = clustering(features)
+        row = {"method": METHOD, "epoch": epoch, "adversary": params.adversary, "mu": params.mu,
+               "eps": pseudo.eps, **clustering_diagnostics(pseudo.labels, features, target.train, params.seed)}
+        records = pseudo_labelled(target.train, pseudo.labels)
+        reason = unusable_reason({"target": pseudo}, len({r.pid for r in records}), params.batch_ids)
+        if reason is not None:
+            row |= skipped_row(epoch, reason)
+        else:
+            centroids = torch.from_numpy(pseudo.centroids).to(device)
+            for model in (*students, *teachers):
+                model.reset_classifier(len(centroids), init_weights=centroids)
+            optimizer = torch.optim.Adam([p for s in students for p in s.parameters() if p.requires_grad],
+                                         lr=params.adapt_lr, weight_decay=params.weight_decay)
+            loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances,
+                                     params.seed, params.num_workers)
+            loader.dataset.transform = TwoViews(loader.dataset.transform)
+            row |= {"status": "trained", "message": pseudo.message, "lr": params.adapt_lr,
+                    **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, centroids, params,
+                                  device, epoch)}
+            metrics = evaluate(teachers[0], target, params.height, params.width, batch_size=params.eval_batch_size,
+                               device=device, flip=params.flip_eval, rerank=params.rerank,
+                               num_workers=params.num_workers)
+            row |= {"target_mAP": metrics["mAP"], "target_R1": metrics["R1"]}
+            print(f"mmt epoch {epoch + 1}: {pseudo.message}; loss {row['loss']:.3g}, "
+                  f"target mAP {metrics['mAP']:.1f}, R1 {metrics['R1']:.1f}")
+            if metrics["mAP"] > best_map:
+                best_map = metrics["mAP"]
+                save_adapted_model(run, f"{METHOD}_best_oracle", teachers[0], architecture, row)
+        run.append_history(row, key=HISTORY_KEY)
+        save_adapted_model(run, f"{METHOD}_last", teachers[0], architecture, row)
+        run.save_checkpoint({
+            "students": [s.state_dict() for s in students], "teachers": [t.state_dict() for t in teachers],
+            "adversaries": [a.state_dict() for a in adversaries], "scaler": scaler.state_dict(),
+            "eps": clustering_eps(clustering), "rng": rng_state(), "epoch": epoch, "best_oracle_mAP": best_map,
+        }, f"{METHOD}_state")
+    return teachers[0]

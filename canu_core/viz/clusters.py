@@ -1,0 +1,180 @@
+"""Views of one clustering of the target set: per-group tables, the diagnostics table, the camera composition of the
+clusters and sample images of chosen clusters (notebook 02 and its widgets).
+
+The question they answer is the paper's (section IV): do the clusters follow identities, or cameras? A cluster
+whose images all come from one camera, when almost no true identity is seen by a single camera, is camera-biased.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from PIL import Image
+
+from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
+                                   clustering_quality, lost_identities, neighbour_agreement)
+from ..cluster.pseudo_labels import PseudoLabels
+from ..data.records import ImageRecord
+from .common import save_figure
+
+
+def group_table(labels, camids, pids) -> pd.DataFrame:
+    """One row per group of a labeling (clusters, or the true ids themselves; labels < 0 left out), largest
+    first: its size, how many cameras and true ids it holds, the share of its largest camera (camera purity) and
+    of its largest true id (id purity), and that camera (0-based)."""
+    labels, camids, pids = np.asarray(labels), np.asarray(camids), np.asarray(pids)
+    kept = labels >= 0
+    by_camera = pd.crosstab(labels[kept], camids[kept])
+    by_id = pd.crosstab(labels[kept], pids[kept])
+    size = by_camera.sum(axis=1)
+    table = pd.DataFrame({
+        "size": size,
+        "cameras": (by_camera > 0).sum(axis=1),
+        "ids": (by_id > 0).sum(axis=1),
+        "camera_purity": by_camera.max(axis=1) / size,
+        "id_purity": by_id.max(axis=1) / size,
+        "main_camera": by_camera.idxmax(axis=1),
+    })
+    table.index.name = "group"
+    return table.sort_values("size", ascending=False, kind="stable")
+
+
+def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
+    """Everything notebook 02 measures about a clustering against the true ids and cameras, flat (metrics.json).
+
+    single_camera_clusters / single_camera_ids: the share of clusters, and of true ids, whose images all come from
+    one camera (NaN without a cluster); camera_mi_*: MI with the camera (nats, outliers left out; paper Fig. 3);
+    lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
+    clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
+    return {
+        "status": pseudo.status, "message": pseudo.message, "eps": pseudo.eps,
+        **cluster_summary(pseudo.labels),
+        **clustering_quality(pseudo.labels, pids),
+        "camera_mi_pseudo_labels": camera_mutual_information(pseudo.labels, camids),
+        "camera_mi_true_ids": camera_mutual_information(pids, camids),
+        "num_true_ids": len(identities),
+        "lost_ids": len(lost_identities(pseudo.labels, pids)),
+        "single_camera_clusters": float((clusters["cameras"] == 1).mean()) if len(clusters) else float("nan"),
+        "single_camera_ids": float((identities["cameras"] == 1).mean()),
+    }
+
+
+def feature_report(features, pids, camids, seed: int = 0, k: int = 10) -> dict:
+    """What the features themselves encode, before any clustering: a linear camera probe (with chance), and how
+    often the k nearest neighbours share the camera and the identity (with chance)."""
+    return {"camera_probe": camera_probe_accuracy(features, camids, seed=seed),
+            "neighbours_camera": neighbour_agreement(features, camids, k=k),
+            "neighbours_identity": neighbour_agreement(features, pids, k=k)}
+
+
+def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> pd.DataFrame:
+    """A readable table of `clustering_report` (and `feature_report`): each quantity beside its reference."""
+    c = clustering
+    rows = {
+        "clusters": (f"{c['num_clusters']} ({c['status']})", f"{c['num_true_ids']} true ids"),
+        "outliers": (f"{c['num_outliers']} of {c['num_points']} ({c['outlier_fraction']:.0%})", ""),
+        "lost ids (no image left)": (f"{c['lost_ids']} of {c['num_true_ids']}", "0"),
+        "NMI / ARI": (f"{c['nmi']:.3f} / {c['ari']:.3f}", "1 / 1"),
+        "pairwise precision / recall": (f"{c['pairwise_precision']:.3f} / {c['pairwise_recall']:.3f}", "1 / 1"),
+        "MI(labels; camera), nats": (f"{c['camera_mi_pseudo_labels']:.3f}",
+                                     f"{c['camera_mi_true_ids']:.3f} (true ids)"),
+        "groups from a single camera": (f"{c['single_camera_clusters']:.0%} of clusters",
+                                        f"{c['single_camera_ids']:.0%} of true ids"),
+    }
+    if features is not None:
+        probe, cam, ids = features["camera_probe"], features["neighbours_camera"], features["neighbours_identity"]
+        rows.update({
+            "camera probe accuracy": (f"{probe['accuracy']:.1%} ± {probe['accuracy_std']:.1%}",
+                                      f"{probe['chance']:.1%} (chance)"),
+            "neighbours sharing the camera": (f"{cam['same_label_rate']:.1%}", f"{cam['chance_rate']:.1%} (chance)"),
+            "neighbours sharing the identity": (f"{ids['same_label_rate']:.1%}", f"{ids['chance_rate']:.1%} (chance)"),
+        })
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["this clustering", "reference"])
+
+
+def pick_clusters(table: pd.DataFrame, n: int = 3) -> dict[str, list[int]]:
+    """The n most camera-pure clusters (largest first among equals) and the n spanning the most cameras."""
+    pure = table.sort_values(["camera_purity", "size"], ascending=False, kind="stable")
+    mixed = table.sort_values(["cameras", "size"], ascending=False, kind="stable")
+    return {"camera-pure": pure.index[:n].tolist(), "mixed": mixed.index[:n].tolist()}
+
+
+def plot_camera_composition(labels, camids, pids, num_cams: int, path=None, max_clusters: int = 40,
+                            title: str = "") -> Figure:
+    """Left: the largest clusters as bars stacked by camera. Right: the share of clusters, and of true ids,
+    spanning 1, 2, ... cameras. Clusters piling up at one camera while true ids span several is camera bias."""
+    labels, camids = np.asarray(labels), np.asarray(camids)
+    fig = Figure(figsize=(15, 4.5), layout="constrained")
+    bars, spread = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    palette = sns.color_palette("husl", num_cams)
+    largest = group_table(labels, camids, pids).index[:max_clusters]
+    counts = pd.crosstab(labels[labels >= 0], camids[labels >= 0]).reindex(index=largest, columns=range(num_cams),
+                                                                           fill_value=0)
+    bottom = np.zeros(len(counts))
+    positions = np.arange(len(counts))
+    for camid in range(num_cams):
+        bars.bar(positions, counts[camid], bottom=bottom, color=palette[camid], width=0.85, label=f"{camid + 1}")
+        bottom += counts[camid].to_numpy()
+    bars.set_xticks(positions, [str(c) for c in counts.index], rotation=90, fontsize=7)
+    bars.set_xlabel("cluster (largest first)")
+    bars.set_ylabel("images")
+    bars.set_title(f"camera composition of the {len(counts)} largest clusters")
+    bars.legend(title="camera", fontsize=7, ncols=2)
+    _plot_camera_spread(spread, labels, camids, pids, num_cams)
+    fig.suptitle(title)
+    save_figure(fig, path)
+    return fig
+
+
+def _plot_camera_spread(ax, labels: np.ndarray, camids: np.ndarray, pids, num_cams: int) -> None:
+    cameras = np.arange(1, num_cams + 1)
+    width = 0.4
+    for offset, (name, groups) in zip((-width / 2, width / 2), (("clusters", labels), ("true ids", pids))):
+        spans = group_table(groups, camids, pids)["cameras"]
+        shares = spans.value_counts(normalize=True).reindex(cameras, fill_value=0.0)
+        ax.bar(cameras + offset, shares, width=width, label=f"{name} ({len(spans)})")
+    ax.set_xticks(cameras)
+    ax.set_xlabel("number of cameras in the group")
+    ax.set_ylabel("share of groups")
+    ax.set_title("cameras per cluster vs. per true id")
+    ax.legend(fontsize=8)
+
+
+def plot_cluster_samples(records: Sequence[ImageRecord], labels, clusters: Sequence[int], path=None,
+                         n_images: int = 8, seed: int = 0, title: str = "") -> Figure:
+    """One row per cluster: up to n_images random images of it, ordered by camera, each titled with its true id
+    and framed in its camera's colour (the UMAP's camera palette). Row labels: size, cameras and true ids."""
+    labels = np.asarray(labels)
+    fig = Figure(figsize=(0.9 * n_images + 1.4, 1.8 * max(len(clusters), 1) + 0.4), layout="constrained")
+    fig.suptitle(title, fontsize=10)
+    if not len(clusters):
+        fig.text(0.5, 0.5, "no cluster to show", ha="center", va="center")
+        save_figure(fig, path)
+        return fig
+    palette = sns.color_palette("husl", max(r.camid for r in records) + 1)
+    rng = np.random.default_rng(seed)
+    axes = fig.subplots(len(clusters), n_images, squeeze=False)
+    for cluster, row in zip(clusters, axes):
+        members = np.flatnonzero(labels == cluster)
+        chosen = rng.choice(members, size=min(n_images, len(members)), replace=False)
+        chosen = sorted(chosen, key=lambda i: (records[i].camid, records[i].pid))
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        for ax, index in zip(row, chosen):
+            record = records[index]
+            with Image.open(record.path) as image:
+                ax.imshow(np.asarray(image.convert("RGB")))
+            ax.set_title(f"id {record.pid}\ncam {record.camid + 1}", fontsize=7, pad=2)
+            for spine in ax.spines.values():
+                spine.set(visible=True, color=palette[record.camid], linewidth=3)
+        in_cluster = [records[i] for i in members]
+        row[0].set_ylabel(f"cluster {cluster}\n{len(members)} imgs\n{len({r.camid for r in in_cluster})} cams, "
+                          f"{len({r.pid for r in in_cluster})} ids", fontsize=8)
+    save_figure(fig, path)
+    return fig

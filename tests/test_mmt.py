@@ -1,0 +1,254 @@
+"""MMT adaptation on the tiny worlds: MMT's soft losses by hand, the mean teacher, chunked BatchNorm, a short run's
+history and pseudo-labelled set, exact resume, mu = 0 equal to the baseline, and degenerate clusterings."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from canu_core.config import load_params
+from canu_core.data.catalog import load_dataset
+from canu_core.engine import mmt as mmt_module
+from canu_core.engine.adaptation import forward_in_chunks, load_adapted_model
+from canu_core.engine.pretrain import load_source_model, pretrain
+from canu_core.losses import SoftEntropy, SoftTripletLoss
+from canu_core.models import build_model
+from canu_core.runs import RunFolder, project_root
+
+# Diagnostics, losses, discriminator metrics and test metrics every epoch row must have.
+HISTORY_COLUMNS = {
+    "method", "epoch", "adversary", "mu", "status", "message", "eps", "num_clusters", "num_outliers", "lost_ids",
+    "mi_pseudo_camera", "mi_true_camera", "camera_probe_acc", "camera_probe_chance", "iterations", "loss",
+    "loss_ce1", "loss_ce2", "loss_tri1", "loss_tri2", "loss_soft_ce", "loss_soft_tri", "loss_adv1", "loss_adv2",
+    "disc_loss_1", "disc_acc_1", "disc_loss_2", "disc_acc_2", "train_acc1", "train_acc2", "target_mAP",
+    "target_R1",
+}
+
+
+def adapt_params(data_root, **changes):
+    """Smoke parameters for adaptation at 32 x 16 pixels: 2 epochs of 2 iterations, batches of 2 pseudo-ids x 4
+    images. k1 = 10 and rho = 0.2 (eps about 0.3) give the tiny target's 50 images 4 to 6 clusters (the paper's
+    rho, 1.6e-3, is made for ~10^4 images: here it would average the two smallest distances)."""
+    return load_params(project_root() / "params" / "smoke.yaml", overrides={
+        "data_root": str(data_root), "device": "cpu", "epochs": 1, "adapt_epochs": 2, "adapt_iters_per_epoch": 2,
+        "batch_ids": 2, "k1": 10, "rho": 0.2, "adversary": "canu", "mu": 0.1, "height": 32, "width": 16,
+        **changes})
+
+
+def target_world(params):
+    return load_dataset(params.target, params.data_root, params.world_seed)
+
+
+@pytest.fixture(scope="module")
+def source_run(tiny_data_root, tmp_path_factory):
+    """Two source models pretrained for one epoch of 2 iterations."""
+    params = adapt_params(tiny_data_root)
+    run = RunFolder(tmp_path_factory.mktemp("pretrain"))
+    pretrain(params, load_dataset(params.source, params.data_root), target_world(params), run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_data_root, source_run, tmp_path_factory):
+    """An uninterrupted CANU-MMT run, with the pseudo-labelled record lists its epochs trained on."""
+    params = adapt_params(tiny_data_root)
+    run = RunFolder(tmp_path_factory.mktemp("straight"))
+    trained_on = []
+    real_loader = mmt_module.identity_loader
+
+    def spy(records, *args, **kwargs):
+        trained_on.append(list(records))
+        return real_loader(records, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mmt_module, "identity_loader", spy)
+        teacher = mmt_module.train_mmt(params, target_world(params), run, source_run)
+    return run, teacher, trained_on
+
+
+def assert_same(a, b, where="state"):
+    """Nested checkpoint contents equal: tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{index}]")
+    else:
+        assert a == b, where
+
+
+def networks(run):
+    state = run.load_checkpoint("mmt_state")
+    return {name: state[name] for name in ("students", "teachers", "adversaries", "eps")}
+
+
+# ---------------------------------------------------------------- losses and pieces
+
+
+def test_soft_entropy_by_hand():
+    # student p = (1/4, 3/4) and (1/2, 1/2); teacher q = (1/2, 1/2) and (1/5, 4/5)
+    logits = torch.log(torch.tensor([[1.0, 3.0], [1.0, 1.0]])).requires_grad_()
+    teacher = torch.log(torch.tensor([[1.0, 1.0], [1.0, 4.0]])).requires_grad_()
+    expected = (-(0.5 * math.log(1 / 4) + 0.5 * math.log(3 / 4)) - (0.2 * math.log(0.5) + 0.8 * math.log(0.5))) / 2
+    loss = SoftEntropy()(logits, teacher)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    loss.backward()
+    assert logits.grad is not None and teacher.grad is None  # the teacher is a fixed target
+
+
+def test_soft_triplet_by_hand():
+    # Student on a line at 0, 1, 3, 7, labels 0 0 1 1: hardest (positive, negative) per anchor are samples
+    # (1, 2), (0, 2), (3, 1), (2, 1) at distances (1, 3), (1, 2), (4, 2), (4, 6).
+    student = torch.tensor([[0.0], [1.0], [3.0], [7.0]], requires_grad=True)
+    # Teacher at 0, 2, 9, 5: read at the student's pairs, (2, 9), (2, 7), (4, 7), (4, 3). Its own hardest negative
+    # of anchor 0 would be sample 3 (distance 5): the student's choice is what counts.
+    teacher = torch.tensor([[0.0], [2.0], [9.0], [5.0]], requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1])
+
+    def softmax2(a, b):
+        return math.exp(a) / (math.exp(a) + math.exp(b)), math.exp(b) / (math.exp(a) + math.exp(b))
+
+    terms = []
+    for (s_ap, s_an), (t_ap, t_an) in zip([(1, 3), (1, 2), (4, 2), (4, 6)], [(2, 9), (2, 7), (4, 7), (4, 3)]):
+        p, q = softmax2(s_ap, s_an), softmax2(t_ap, t_an)
+        terms.append(-(q[0] * math.log(p[0]) + q[1] * math.log(p[1])))
+    loss = SoftTripletLoss()(student, teacher, labels)
+    assert loss.item() == pytest.approx(sum(terms) / 4, abs=1e-5)
+    loss.backward()
+    assert student.grad is not None and teacher.grad is None
+
+
+def test_mean_teacher_update():
+    student, teacher = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.fill_(1.0)
+        for p in teacher.parameters():
+            p.fill_(0.0)
+    mmt_module.update_teacher(teacher, student, step=0, max_alpha=0.999)  # alpha 0: a copy of the student
+    assert all(torch.equal(p, torch.ones_like(p)) for p in teacher.parameters())
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.fill_(0.0)
+    mmt_module.update_teacher(teacher, student, step=9, max_alpha=0.999)  # alpha = 1 - 1/10
+    assert teacher.weight[0, 0].item() == pytest.approx(0.1)
+    mmt_module.update_teacher(teacher, student, step=10 ** 6, max_alpha=0.5)  # capped: 0.5 * 0.1 + 0.5
+    assert teacher.weight[0, 0].item() == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_forward_in_chunks_normalises_each_chunk_on_its_own(parts):
+    torch.manual_seed(0)
+    model = build_model("compact", num_classes=0 if parts else 5, parts=parts).train()
+    images = torch.randn(8, 3, 64, 32)
+    chunked = forward_in_chunks(model, images, chunk=4)
+    first, second = model(images[:4]), model(images[4:])
+    pairs = list(zip(chunked, first, second))
+    assert len(pairs) == (3 if parts else 2)
+    for output, a, b in pairs:
+        assert torch.allclose(output, torch.cat([a, b]))
+    whole = forward_in_chunks(model, images, chunk=0)
+    assert not torch.allclose(whole[0], chunked[0])  # batch statistics over 8 images, not 4
+
+
+# ---------------------------------------------------------------- training runs
+
+
+def test_run_writes_history_checkpoints_and_keeps_cameras(tiny_data_root, straight):
+    run, teacher, trained_on = straight
+    history = run.read_history()
+    assert HISTORY_COLUMNS <= set(history.columns)
+    assert history["epoch"].tolist() == [0, 1] and (history["status"] == "trained").all()
+    assert history["iterations"].tolist() == [2, 2]
+    losses = history[[c for c in history.columns if c.startswith(("loss", "disc_loss"))]]
+    assert losses.notna().all().all() and (history["loss_adv1"] < 0).all()  # -mu * camera CE
+    assert history["disc_acc_1"].between(0, 1).all()
+    assert history["mi_true_camera"].nunique() == 1  # the constant reference line
+    assert history["eps"].notna().all() and history["eps"].nunique() == 1  # the rho rule's eps, then kept
+    # The pseudo-labelled sets keep every image's true camera (and drop the outliers).
+    true_camera = {r.path: r.camid for r in target_world(adapt_params(tiny_data_root)).train}
+    assert len(trained_on) == 2
+    for records, (_, epoch) in zip(trained_on, history.iterrows()):
+        assert [r.camid for r in records] == [true_camera[r.path] for r in records]
+        assert len({r.camid for r in records}) > 1
+        assert {r.pid for r in records} == set(range(epoch["num_clusters"]))
+        assert len(records) == epoch["num_points"] - epoch["num_outliers"]
+    # Last and best-oracle models reload; the last one is teacher 1.
+    last = load_adapted_model(run, "mmt", "last")
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), last.state_dict().values()))
+    best = run.load_checkpoint("mmt_best_oracle")
+    assert best["epoch"] == int(history["target_mAP"].idxmax())
+    load_adapted_model(run, "mmt", "best_oracle")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_state(tiny_data_root, source_run, straight, tmp_path, monkeypatch):
+    params = adapt_params(tiny_data_root)
+    run = RunFolder(tmp_path / "resumed")
+    real_forward = mmt_module.forward_in_chunks
+    calls = {"n": 0}
+
+    def interrupting_forward(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 10:  # 4 forwards per iteration, 2 iterations per epoch: inside the second epoch
+            raise Interrupted
+        return real_forward(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mmt_module, "forward_in_chunks", interrupting_forward)
+        with pytest.raises(Interrupted):
+            mmt_module.train_mmt(params, target_world(params), run, source_run)
+    assert run.read_history()["epoch"].tolist() == [0]
+    resumed = mmt_module.train_mmt(params, target_world(params), run, source_run)
+
+    straight_run, straight_teacher, _ = straight
+    assert_same(networks(straight_run), networks(run))
+    assert_same(straight_teacher.state_dict(), resumed.state_dict())
+    assert straight_run.read_history().equals(run.read_history())
+
+
+def test_mu_zero_adversary_equals_the_baseline(tiny_data_root, source_run, tmp_path):
+    histories, states = [], []
+    for adversary, mu in (("canu", 0.0), ("none", 0.1)):
+        params = adapt_params(tiny_data_root, adapt_epochs=1, adversary=adversary, mu=mu)
+        run = RunFolder(tmp_path / adversary)
+        mmt_module.train_mmt(params, target_world(params), run, source_run)
+        histories.append(run.read_history().drop(columns=["adversary", "mu"]))
+        states.append(run.load_checkpoint("mmt_state"))
+    assert histories[0].equals(histories[1])
+    for name in ("students", "teachers"):
+        assert_same(states[0][name], states[1][name], name)
+    assert histories[0]["disc_loss_1"].isna().all() and (histories[0]["loss_adv1"] == 0).all()
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"min_samples": 51}, "target clustering: no cluster: all 50 points are outliers"),
+    ({"batch_ids": 16}, "fewer than the 16 identities of a batch"),
+])
+def test_degenerate_clustering_skips_the_epoch(tiny_data_root, source_run, tmp_path, changes, reason):
+    params = adapt_params(tiny_data_root, **changes)
+    run = RunFolder(tmp_path / "run")
+    teacher = mmt_module.train_mmt(params, target_world(params), run, source_run)
+    history = run.read_history()
+    assert (history["status"] == "skipped").all() and len(history) == 2
+    assert history["message"].str.contains(reason, regex=False).all()
+    source = load_source_model(source_run, 1, params.source_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), teacher.state_dict().values()))
+
+
+def test_kmeans_pseudo_labels(tiny_data_root, source_run, tmp_path):
+    params = adapt_params(tiny_data_root, clustering="kmeans", n_clusters=6, adapt_epochs=1)
+    run = RunFolder(tmp_path / "run")
+    mmt_module.train_mmt(params, target_world(params), run, source_run)
+    history = run.read_history()
+    assert history["status"].tolist() == ["trained"]
+    assert history["num_clusters"].tolist() == [6] and history["num_outliers"].tolist() == [0]

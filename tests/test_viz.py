@@ -1,0 +1,168 @@
+"""Figures, tables and widgets of notebook 02 on tiny synthetic data: every figure function saves a PNG and returns
+the Figure; the tables are checked by hand."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from canu_core.cluster.jaccard import upper_jaccard_distance
+from canu_core.cluster.pseudo_labels import pseudo_labels_from, rho_eps
+from canu_core.data.records import ImageRecord
+from canu_core.viz.clusters import (clustering_report, diagnostics_table, feature_report, group_table, pick_clusters,
+                                    plot_camera_composition, plot_cluster_samples)
+from canu_core.viz.embedding import plot_umap
+from canu_core.widgets import cluster_browser, recluster_widget
+
+# Six images: cluster 0 = id 1 in cameras 0 and 1 (one person across cameras), cluster 1 = ids 2 and 3, both in
+# camera 2 (a camera cluster), one outlier (id 3, camera 1).
+LABELS = np.array([0, 0, 0, 1, 1, -1])
+CAMIDS = np.array([0, 1, 1, 2, 2, 1])
+PIDS = np.array([1, 1, 1, 2, 3, 3])
+
+
+def assert_saved(fig, path):
+    assert isinstance(fig, Figure)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def records(tmp_path):
+    """Image files for LABELS / CAMIDS / PIDS, one colour per camera."""
+    out = []
+    for index, (pid, camid) in enumerate(zip(PIDS, CAMIDS)):
+        path = tmp_path / "images" / f"{index}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (16, 32), color=(80 * camid, 40 * pid, 100)).save(path)
+        out.append(ImageRecord(str(path), int(pid), int(camid)))
+    return out
+
+
+def blobs(num_per_blob=10, dim=8, seed=0):
+    """Three tight, well separated groups of points: ids 0, 1, 2; cameras alternate 0 / 1 inside each."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(dim)[:3] * 10
+    features = np.concatenate([c + rng.normal(scale=0.1, size=(num_per_blob, dim)) for c in centres])
+    pids = np.repeat(np.arange(3), num_per_blob)
+    camids = np.tile([0, 1], 3 * num_per_blob // 2)
+    return features.astype(np.float32), pids, camids
+
+
+def test_group_table_by_hand():
+    table = group_table(LABELS, CAMIDS, PIDS)
+    assert table.index.tolist() == [0, 1]  # largest first, the outlier left out
+    assert table.loc[0].to_dict() == {"size": 3, "cameras": 2, "ids": 1, "camera_purity": pytest.approx(2 / 3),
+                                      "id_purity": 1.0, "main_camera": 1}
+    assert table.loc[1].to_dict() == {"size": 2, "cameras": 1, "ids": 2, "camera_purity": 1.0, "id_purity": 0.5,
+                                      "main_camera": 2}
+    by_identity = group_table(PIDS, CAMIDS, PIDS)  # the true ids as groups: id 3 spans cameras 2 and 1
+    assert by_identity["cameras"].to_dict() == {1: 2, 2: 1, 3: 2}
+    assert group_table(np.full(3, -1), [0, 1, 2], [1, 2, 3]).empty
+
+
+def test_pick_clusters():
+    table = pd.DataFrame({"size": [5, 9, 4, 7], "cameras": [1, 1, 3, 2], "camera_purity": [1.0, 1.0, 0.4, 0.6]},
+                         index=[10, 11, 12, 13])
+    assert pick_clusters(table, n=2) == {"camera-pure": [11, 10], "mixed": [12, 13]}
+
+
+def test_clustering_report_by_hand():
+    features = np.eye(6, dtype=np.float32)
+    report = clustering_report(pseudo_labels_from(features, LABELS), PIDS, CAMIDS)
+    assert (report["num_clusters"], report["num_outliers"], report["num_true_ids"]) == (2, 1, 3)
+    assert report["lost_ids"] == 0  # id 3 keeps one image in cluster 1
+    assert report["single_camera_clusters"] == 0.5  # cluster 1 only
+    assert report["single_camera_ids"] == pytest.approx(1 / 3)  # id 2 only
+    assert report["pairwise_precision"] == pytest.approx(3 / 4)  # pairs in clusters: 3 same-id + 1 mixed
+    # H(camera) - H(camera | cluster) over the 5 clustered images: cameras 1/5, 2/5, 2/5; cluster 0 holds 1:2.
+    expected_mi = (math.log(5) - 0.8 * math.log(2)) - 0.6 * (math.log(3) - 2 / 3 * math.log(2))
+    assert report["camera_mi_pseudo_labels"] == pytest.approx(expected_mi)
+    table = diagnostics_table(report)
+    assert table.loc["clusters", "this clustering"] == "2 (ok)"
+    assert table.loc["groups from a single camera"].tolist() == ["50% of clusters", "33% of true ids"]
+
+
+def test_degenerate_report_and_table():
+    report = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), np.full(6, -1)), PIDS, CAMIDS)
+    assert report["status"] == "no_clusters" and report["lost_ids"] == 3
+    assert math.isnan(report["single_camera_clusters"])
+    assert diagnostics_table(report).loc["clusters", "this clustering"] == "0 (no_clusters)"
+
+
+def test_feature_report_rows():
+    features, pids, camids = blobs()
+    checks = feature_report(features, pids, camids, k=5)
+    assert checks["neighbours_identity"]["same_label_rate"] == 1.0  # tight blobs: all neighbours share the id
+    table = diagnostics_table(clustering_report(pseudo_labels_from(features, pids), pids, camids), checks)
+    assert table.loc["neighbours sharing the identity", "this clustering"] == "100.0%"
+    assert table.loc["camera probe accuracy", "reference"] == "50.0% (chance)"
+
+
+def test_plot_umap_panels(tmp_path):
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(60, 2))
+    labelings = {"camera": rng.integers(1, 4, 60), "identity": np.arange(60) // 2,
+                 "pseudo-label": np.where(np.arange(60) < 10, -1, np.arange(60) // 5)}
+    fig = plot_umap(points, labelings, path=tmp_path / "umap.png", max_groups=5)
+    assert_saved(fig, tmp_path / "umap.png")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "coloured by camera"
+    assert "5 random of 30 groups" in titles[1]
+    assert "10 outliers grey" in titles[2]
+    assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None
+
+
+def test_plot_umap_all_outliers(tmp_path):
+    fig = plot_umap(np.zeros((4, 2)), {"pseudo-label": np.full(4, -1)}, path=tmp_path / "none.png")
+    assert_saved(fig, tmp_path / "none.png")
+
+
+def test_plot_camera_composition(tmp_path):
+    fig = plot_camera_composition(LABELS, CAMIDS, PIDS, num_cams=3, path=tmp_path / "composition.png")
+    assert_saved(fig, tmp_path / "composition.png")
+    bars, spread = fig.axes[:2]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["0", "1"]
+    heights = [p.get_height() for p in spread.patches]  # clusters over 1..3 cameras, then true ids
+    assert heights == pytest.approx([0.5, 0.5, 0.0, 1 / 3, 2 / 3, 0.0])
+
+
+def test_plot_camera_composition_without_clusters(tmp_path):
+    fig = plot_camera_composition(np.full(6, -1), CAMIDS, PIDS, num_cams=3, path=tmp_path / "empty.png")
+    assert_saved(fig, tmp_path / "empty.png")
+
+
+def test_plot_cluster_samples(tmp_path, records):
+    fig = plot_cluster_samples(records, LABELS, [1, 0], path=tmp_path / "samples.png", n_images=4)
+    assert_saved(fig, tmp_path / "samples.png")
+    assert len(fig.axes) == 2 * 4
+    assert [len(ax.images) for ax in fig.axes] == [1, 1, 0, 0, 1, 1, 1, 0]  # cluster sizes 2 and 3
+    assert fig.axes[0].get_ylabel() == "cluster 1\n2 imgs\n1 cams, 2 ids"
+    empty = plot_cluster_samples(records, LABELS, [], path=tmp_path / "empty.png")
+    assert_saved(empty, tmp_path / "empty.png")
+
+
+def test_cluster_browser_shows_the_chosen_cluster(records):
+    browser = cluster_browser(records, LABELS, n_images=3)  # not manual: draws the first option at once
+    dropdown = browser.children[0]
+    assert [value for _, value in dropdown.options] == [0, 1]
+    assert dropdown.options[0][0] == "cluster 0: 3 images, 2 cameras, 1 ids"
+    assert isinstance(browser.result, Figure) and len(browser.result.axes) == 3
+    dropdown.value = 1
+    assert browser.result.axes[0].get_ylabel().startswith("cluster 1")
+
+
+def test_recluster_widget_runs_on_demand(capsys):
+    features, pids, camids = blobs()
+    # Blobs of 10 > k1 points: no neighbourhood crosses blobs, so every cross-blob distance is 1 and any eps < 1
+    # that links each blob internally gives 3 clusters.
+    widget = recluster_widget(features, pids, camids, num_cams=2, eps=0.9, k1=5, k2=2, min_samples=3)
+    assert widget.result is None  # manual: nothing runs before the button
+    widget.update()  # what the button does
+    assert isinstance(widget.result, Figure)
+    assert widget.result.get_suptitle().startswith("3 clusters, 0 outliers among 30 points")
+    assert "3 (ok)" in capsys.readouterr().out  # the diagnostics table, displayed above the figure
+    rho_start = recluster_widget(features, pids, camids, num_cams=2, eps=None, k1=5, k2=2)
+    rule = rho_eps(upper_jaccard_distance(features, k1=5, k2=2), rho=0.0016)
+    assert rho_start.children[0].value == pytest.approx(np.clip(rule, 0.01, 0.99))
