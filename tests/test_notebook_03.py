@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import nbformat
-import pandas as pd
 import pytest
 
 from canu_core.config import as_dict, load_params
