@@ -35,6 +35,9 @@ class Params:
     target: str = "synthetic:target"
     data_root: str = "data"
     world_seed: int = 0
+    # camera-identity correlation knob of a synthetic target (None: its preset's value): 0 = every id walks
+    # through 2 adjacent cameras only, 1 = through all of them (WorldSpec.camera_coverage)
+    target_coverage: Optional[float] = None
     # --- network input and evaluation
     arch: str = "compact"
     height: int = 64

@@ -18,7 +18,7 @@ def run_demo(params: Params) -> dict:
     run.write_params(as_dict(params))
     worlds = {
         "source": load_dataset(params.source, params.data_root, params.world_seed),
-        "target": load_dataset(params.target, params.data_root, params.world_seed),
+        "target": load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage),
     }
     for role, dataset in worlds.items():
         print(f"\n== {role}: {dataset.name}")

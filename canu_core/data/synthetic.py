@@ -715,6 +715,10 @@ class WorldRenderer:
 
 # ---------------------------------------------------------------- writing, reuse, statistics
 
+class OtherWorldError(ValueError):
+    """The folder holds a world generated from another spec, seed or renderer version."""
+
+
 def _manifest(spec: WorldSpec, seed: int, plan: WorldPlan | None = None) -> dict:
     manifest = {"generator": __name__, "render_version": RENDER_VERSION, "seed": seed, "spec": asdict(spec)}
     if plan is not None:
@@ -775,7 +779,7 @@ def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, over
         _check_complete(root, existing)
         return _read_world(root, spec, existing)
     if existing is not None and not overwrite:
-        raise ValueError(f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
+        raise OtherWorldError(f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
                          f"pass overwrite=True to replace it, or choose another folder")
     if existing is None and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")

@@ -1,0 +1,155 @@
+"""Figures of a multi-run study (sweeps over the adversary, mu or a world knob, several seeds each).
+
+Per-epoch MI(pseudo-labels; camera) (paper Fig. 3) and lost identities (Fig. 4), one line per adversary, and a
+final metric against a swept knob (the ablations). Every point is the mean over seeds; the spread is +- one sample
+standard deviation (pandas' ddof=1), taken as 0 for a single seed.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .common import save_figure
+
+METHOD_ORDER = ["ssg", "mmt"]
+ADVERSARY_ORDER = ["none", "adv", "canu"]
+ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
+AXIS_LABELS = {"mu": "mu", "target_coverage": "target camera coverage", "target_mAP": "target mAP (%)",
+               "target_R1": "target R1 (%)"}
+
+
+def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Fail early with what is missing rather than deep inside pandas or matplotlib."""
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} needs columns {missing}; found {list(frame.columns)}")
+    if frame.empty:
+        raise ValueError(f"{name} is empty: expected at least one row with columns {list(dict.fromkeys(columns))}")
+
+
+def _one_run_per_seed(frame: pd.DataFrame, keys: list[str], name: str) -> None:
+    """Refuse to pool runs that differ in something other than the seed (e.g. several mu in one line)."""
+    keys = list(dict.fromkeys(keys))
+    duplicated = frame.duplicated(keys)
+    if duplicated.any():
+        first = frame.loc[duplicated, keys].iloc[0].to_dict()
+        raise ValueError(f"{name} has several rows for {first}: expected one per seed; filter the study to one "
+                         "configuration per line first")
+
+
+def _ordered(values, order: list[str]) -> list:
+    """The values present: those in `order` first, in that order, then the others sorted."""
+    present = list(pd.unique(values))
+    return [v for v in order if v in present] + sorted(v for v in present if v not in order)
+
+
+def _hue_label(hue: str, value) -> str:
+    return ADVERSARY_LABELS.get(value, str(value)) if hue == "adversary" else str(value)
+
+
+def _seed_stats(frame: pd.DataFrame, by: str, column: str) -> pd.DataFrame:
+    """Per value of `by`: mean of `column` over seeds, std (ddof=1; 0 for a single seed, not NaN) and count."""
+    stats = frame.groupby(by)[column].agg(["mean", "std", "count"])
+    stats["std"] = stats["std"].where(stats["count"] > 1, 0.0)
+    return stats
+
+
+def _panels(frame: pd.DataFrame) -> tuple[Figure, list[tuple[str, object]]]:
+    """A figure with one panel per method present, paired with the method it shows."""
+    methods = _ordered(frame["method"], METHOD_ORDER)
+    fig = Figure(figsize=(5 * len(methods), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    for method, ax in zip(methods, axes):
+        ax.set_title(str(method).upper())
+        ax.grid(alpha=0.3)
+    return fig, list(zip(methods, axes))
+
+
+def _finish(fig: Figure, path, title: str) -> Figure:
+    for ax in fig.axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    save_figure(fig, path)
+    return fig
+
+
+def _per_epoch(histories: pd.DataFrame, column: str, ylabel: str, path, title: str,
+               true_column: str | None = None) -> Figure:
+    """Mean of `column` per epoch over seeds, one line per adversary with a +- std band when several seeds,
+    and (if `true_column`) its per-epoch mean as a black dashed reference."""
+    _require(histories, ["method", "adversary", "seed", "epoch", column] + ([true_column] if true_column else []),
+             "histories")
+    _one_run_per_seed(histories, ["method", "adversary", "seed", "epoch"], "histories")
+    adversaries = _ordered(histories["adversary"], ADVERSARY_ORDER)
+    fig, panels = _panels(histories)
+    for method, ax in panels:
+        part = histories[histories["method"] == method]
+        for index, adversary in enumerate(adversaries):
+            runs = part[part["adversary"] == adversary]
+            if runs.empty:
+                continue
+            stats = _seed_stats(runs, "epoch", column)
+            epochs, colour = stats.index + 1, f"C{index}"
+            ax.plot(epochs, stats["mean"], marker="o", markersize=3, color=colour,
+                    label=_hue_label("adversary", adversary))
+            if stats["count"].max() > 1:
+                ax.fill_between(epochs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour,
+                                alpha=0.2, linewidth=0)
+        if true_column:
+            true = part.groupby("epoch")[true_column].mean()
+            ax.plot(true.index + 1, true, linestyle="--", color="black", label="true ids")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+    return _finish(fig, path, title)
+
+
+def plot_mi_per_epoch(histories: pd.DataFrame, path=None, title: str = "") -> Figure:
+    """Paper Fig. 3: whether the adversary lowers the camera information in the pseudo-labels towards that of the
+    true ids."""
+    return _per_epoch(histories, "mi_pseudo_camera", "MI(pseudo-labels; camera) (nats)", path, title,
+                      true_column="mi_true_camera")
+
+
+def plot_lost_ids_per_epoch(histories: pd.DataFrame, path=None, title: str = "") -> Figure:
+    """Paper Fig. 4: whether the adversary keeps identities from being dropped as outliers."""
+    return _per_epoch(histories, "lost_ids", "lost identities", path, title)
+
+
+def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP", hue: str = "adversary",
+                        path=None, title: str = "", log_x: bool = False,
+                        baselines: pd.DataFrame | None = None) -> Figure:
+    """The final `metric` against the swept knob `x`, one line per `hue` value, mean +- std over seeds (error
+    bars). `baselines` (runs without adversary) adds, per method, their mean as a grey dashed line with a +- std
+    band, the level a sweep has to beat. `log_x` for knobs spanning decades, such as mu."""
+    _require(results, ["method", "seed", x, hue, metric], "results")
+    _one_run_per_seed(results, ["method", hue, x, "seed"], "results")
+    if log_x and (results[x] <= 0).any():
+        raise ValueError(f"log_x needs positive {x} values; found {sorted(results.loc[results[x] <= 0, x])}")
+    if baselines is not None:
+        _require(baselines, ["method", "seed", metric], "baselines")
+        _one_run_per_seed(baselines, ["method", "seed"], "baselines")
+    baseline_stats = _seed_stats(baselines, "method", metric) if baselines is not None else pd.DataFrame()
+    hues = _ordered(results[hue], ADVERSARY_ORDER if hue == "adversary" else [])
+    fig, panels = _panels(results)
+    for method, ax in panels:
+        part = results[results["method"] == method]
+        for index, value in enumerate(hues):
+            runs = part[part[hue] == value]
+            if runs.empty:
+                continue
+            stats = _seed_stats(runs, x, metric)
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", markersize=4, capsize=3,
+                        color=f"C{index}", label=_hue_label(hue, value))
+        if method in baseline_stats.index:
+            mean, std, count = baseline_stats.loc[method, ["mean", "std", "count"]]
+            ax.axhline(mean, color="grey", linestyle="--", label="baseline (no adversary)")
+            if count > 1:
+                ax.axhspan(mean - std, mean + std, color="grey", alpha=0.15, linewidth=0)
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(AXIS_LABELS.get(x, x))
+        ax.set_ylabel(AXIS_LABELS.get(metric, metric))
+    return _finish(fig, path, title)
