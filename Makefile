@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 
-.PHONY: venv demo test lab bench clean-outputs
+.PHONY: venv demo test lab study bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The synthetic study from nothing: notebook 01 (if not run yet), then every run of Tables III, IV and the coverage
+# sweep through notebook 03, then the tables and figures (outputs/study/). Resumes where it stopped.
+study: $(STAMP)
+	$(PY) -m canu_core notebook 04_ablations -f params/study.yaml
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'

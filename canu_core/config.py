@@ -67,7 +67,10 @@ class Params:
     clustering: Literal["dbscan", "kmeans"] = "dbscan"
     k1: int = 20
     k2: int = 6
-    rho: float = 0.0016
+    # rho 0.004 on the synthetic worlds (paper: 0.0016): the rho rule takes the mean of the smallest rho share of
+    # pairwise distances, which should scale with the share of same-id pairs: 0.0028 in the synthetic target
+    # (300 ids, ~8 images each), 0.0012 in Market-1501's training set (751 ids, ~17 images each).
+    rho: float = 0.004
     eps: Optional[float] = None  # None: the rho rule (mean of the smallest rho share of pairwise distances)
     min_samples: int = 4
     n_clusters: int = 300  # k-means only
@@ -78,14 +81,25 @@ class Params:
     merge: Literal["sum", "product"] = "sum"  # how the conditional discriminator joins its two branches
     disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
-    adapt_epochs: int = 10
-    adapt_iters_per_epoch: int = 60  # MMT only (paper 400); an SSG epoch is one pass of its sampler
+    adapt_epochs: int = 5
+    adapt_iters_per_epoch: int = 30  # MMT only (paper 400); an SSG epoch is one pass of its sampler
+    eval_every_epoch: bool = True  # False: evaluate on the target test split after the last epoch only
+    umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
     adapt_lr: float = 0.00035  # MMT: Adam
     ssg_lr: float = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
     ema_alpha: float = 0.999
     soft_ce_weight: float = 0.5
     soft_tri_weight: float = 0.8
     bn_chunk: int = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
+    # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
+    studies: list[Literal["table_iv", "table_iii", "coverage"]] = field(
+        default_factory=lambda: ["table_iv", "table_iii", "coverage"])
+    methods: list[Literal["ssg", "mmt"]] = field(default_factory=lambda: ["ssg", "mmt"])  # of Tables III and IV
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    mu_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])  # the paper's Table III
+    coverage_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
+    coverage_method: Literal["mmt", "ssg"] = "mmt"
+    parallel_runs: int = 1  # runs at once; the CPU threads are shared between them
 
 
 def _type_name(tp: Any) -> str:

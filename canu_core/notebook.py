@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
-from .config import Params, make_params, read_yaml
+from .config import Params, as_dict, make_params, read_yaml
 from .runs import RunFolder, project_root, resolve_path
 
 # Names IPython itself puts in a notebook's namespace.
@@ -35,6 +35,16 @@ def params_from_namespace(namespace: Mapping[str, Any]) -> Params:
     return make_params(user_variables(namespace))
 
 
+def injected(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values papermill has to inject: those the notebook's parameters cell names, and any other that differs
+    from its default (the rest would only make papermill warn about names its cell does not list)."""
+    import papermill
+
+    in_cell = set(papermill.inspect_notebook(str(notebook)))
+    defaults = as_dict(Params())
+    return {k: v for k, v in values.items() if k in in_cell or v != defaults.get(k)}
+
+
 def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
                  log_output: bool = False) -> Path:
     """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
@@ -53,6 +63,7 @@ def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), paramete
         raise FileNotFoundError(f"no notebook {source}; available: {', '.join(available)}")
     output = RunFolder.for_run(params.run_name).path / source.name
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(source), str(output), parameters=files_and_overrides, kernel_name="python3",
+    papermill.execute_notebook(str(source), str(output), parameters=injected(source, files_and_overrides),
+                               kernel_name="python3",
                                cwd=str(notebooks), progress_bar=False, log_output=log_output)
     return output

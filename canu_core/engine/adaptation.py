@@ -20,9 +20,9 @@ from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accur
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
 from ..data.image_dataset import ImageDataset
-from ..data.records import ImageRecord
+from ..data.records import ImageRecord, ReidDataset
 from ..data.transforms import build_test_transform
-from ..evaluate import extract_features
+from ..evaluate import evaluate, extract_features
 from ..models import ReidModel, build_model
 from ..runs import RunFolder
 from .pretrain import model_tag
@@ -147,6 +147,24 @@ def skipped_row(epoch: int, reason: str) -> dict[str, str]:
     message = f"epoch skipped, the model is unchanged: {reason}"
     print(f"epoch {epoch + 1}: {message}")
     return {"status": "skipped", "message": message}
+
+
+def evaluate_epoch(model: nn.Module, target: ReidDataset, params: Params, device: torch.device, epoch: int,
+                   flip: bool) -> dict[str, float]:
+    """This epoch's target test mAP and R1, or nothing when `params.eval_every_epoch` is off and it is not the
+    last epoch (the sweeps of notebook 04 only use the last; evaluating costs seconds an epoch)."""
+    if not params.eval_every_epoch and epoch != params.adapt_epochs - 1:
+        return {}
+    metrics = evaluate(model, target, params.height, params.width, batch_size=params.eval_batch_size, device=device,
+                       flip=flip, rerank=params.rerank, num_workers=params.num_workers)
+    return {"target_mAP": metrics["mAP"], "target_R1": metrics["R1"]}
+
+
+def epoch_summary(row: dict) -> str:
+    """The end of an epoch's printed line: its loss and, if evaluated, target mAP and R1."""
+    scores = (f", target mAP {row['target_mAP']:.1f}, R1 {row['target_R1']:.1f}" if "target_mAP" in row
+              else " (not evaluated)")
+    return f"loss {row['loss']:.3g}{scores}"
 
 
 def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:

@@ -8,7 +8,8 @@ optimizer is rebuilt. Then a fixed number of P x K iterations, each image seen a
 network), with the loss of MMT's code (reference notes):
     (1 - w_ce)(CE1 + CE2) + (1 - w_tri)(Tri1 + Tri2) + w_ce SoftCE + w_tri SoftTri   (w_ce 0.5, w_tri 0.8)
 plus, for each student, -mu times its discriminator's camera cross-entropy (adversary "adv" or "canu"; "canu" gives
-the discriminator each sample's cluster centroid). Teacher 1 is evaluated on the target test split every epoch.
+the discriminator each sample's cluster centroid). Teacher 1 is evaluated on the target test split every epoch (or
+only after the last with eval_every_epoch off).
 
 Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_oracle` (teacher 1 of the last
 epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
@@ -25,14 +26,14 @@ from tqdm.auto import tqdm
 from ..config import Params
 from ..data.records import ReidDataset
 from ..device import resolve_device
-from ..evaluate import evaluate
 from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, TripletLoss
 from ..models import ReidModel
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (HISTORY_KEY, Averages, TwoViews, clustering_diagnostics, clustering_eps,
-                         discriminator_metrics, forward_in_chunks, make_clustering, pseudo_labelled, restore_eps,
-                         save_adapted_model, skipped_row, source_architecture, train_set_features, unusable_reason)
+from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics, clustering_eps,
+                         discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
+                         pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
+                         train_set_features, unusable_reason)
 from .adversary import CameraAdversary, centroids_for
 from .common import batches, identity_loader
 from .pretrain import load_source_model
@@ -166,14 +167,10 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             row |= {"status": "trained", "message": pseudo.message, "lr": params.adapt_lr,
                     **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, centroids, params,
                                   device, epoch)}
-            metrics = evaluate(teachers[0], target, params.height, params.width, batch_size=params.eval_batch_size,
-                               device=device, flip=params.flip_eval, rerank=params.rerank,
-                               num_workers=params.num_workers)
-            row |= {"target_mAP": metrics["mAP"], "target_R1": metrics["R1"]}
-            print(f"mmt epoch {epoch + 1}: {pseudo.message}; loss {row['loss']:.3g}, "
-                  f"target mAP {metrics['mAP']:.1f}, R1 {metrics['R1']:.1f}")
-            if metrics["mAP"] > best_map:
-                best_map = metrics["mAP"]
+            row |= evaluate_epoch(teachers[0], target, params, device, epoch, flip=params.flip_eval)
+            print(f"mmt epoch {epoch + 1}: {pseudo.message}; {epoch_summary(row)}")
+            if row.get("target_mAP", -math.inf) > best_map:
+                best_map = row["target_mAP"]
                 save_adapted_model(run, f"{METHOD}_best_oracle", teachers[0], architecture, row)
         run.append_history(row, key=HISTORY_KEY)
         save_adapted_model(run, f"{METHOD}_last", teachers[0], architecture, row)

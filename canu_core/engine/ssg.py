@@ -30,14 +30,14 @@ from tqdm.auto import tqdm
 from ..config import Params
 from ..data.records import ReidDataset
 from ..device import resolve_device
-from ..evaluate import evaluate
 from ..losses import TripletLoss
 from ..models import ReidModel
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (HISTORY_KEY, Averages, clustering_diagnostics, clustering_eps, discriminator_metrics,
-                         forward_in_chunks, make_clustering, pseudo_labelled, restore_eps, save_adapted_model,
-                         skipped_row, source_architecture, train_set_features, unusable_reason)
+from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps, discriminator_metrics,
+                         epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering, pseudo_labelled,
+                         restore_eps, save_adapted_model, skipped_row, source_architecture, train_set_features,
+                         unusable_reason)
 from .adversary import CameraAdversary, centroids_for
 from .common import batches, identity_loader
 from .pretrain import load_source_model
@@ -151,13 +151,10 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             row |= {"status": "trained", "message": message, "lr": optimizer.param_groups[0]["lr"],
                     **train_epoch(model, adversaries, loader, part_labels, full_centroids, optimizer, scaler,
                                   params, device, epoch)}
-            metrics = evaluate(model, target, params.height, params.width, batch_size=params.eval_batch_size,
-                               device=device, flip=True, rerank=params.rerank, num_workers=params.num_workers)
-            row |= {"target_mAP": metrics["mAP"], "target_R1": metrics["R1"]}
-            print(f"ssg epoch {epoch + 1}: {message}; loss {row['loss']:.3g}, "
-                  f"target mAP {metrics['mAP']:.1f}, R1 {metrics['R1']:.1f}")
-            if metrics["mAP"] > best_map:
-                best_map = metrics["mAP"]
+            row |= evaluate_epoch(model, target, params, device, epoch, flip=True)
+            print(f"ssg epoch {epoch + 1}: {message}; {epoch_summary(row)}")
+            if row.get("target_mAP", -math.inf) > best_map:
+                best_map = row["target_mAP"]
                 save_adapted_model(run, f"{METHOD}_best_oracle", model, architecture, row)
         run.append_history(row, key=HISTORY_KEY)
         save_adapted_model(run, f"{METHOD}_last", model, architecture, row)

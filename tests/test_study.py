@@ -1,0 +1,142 @@
+"""Studies (notebook 04's sweeps): the plan of runs and their names, when a run is skipped, resumed or refused, and
+the tables built from run folders written by hand with known numbers."""
+import pandas as pd
+import pytest
+
+from canu_core.config import make_params
+from canu_core.runs import RunFolder
+from canu_core.study import (paired_differences, plan_study, run_parameters, run_state, study_run, collect_results,
+                             coverage_table, save_table, table_iii, table_iv)
+
+
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
+    return tmp_path
+
+
+def test_default_plan_shares_runs_between_tables():
+    runs = plan_study(make_params(), "s")
+    names = [r.name for r in runs]
+    assert len(names) == len(set(names))
+    # per seed: Table IV 2 x 3; Table III 2 x 6 minus the 2 CANU runs at the paper's mu; coverage 3 x 3 minus the
+    # 3 runs at the target's own coverage (0.2, Table IV's MMT runs)
+    assert len(runs) == 3 * (6 + 10 + 6)
+    assert {"s-mmt-none-seed0", "s-mmt-canu-mu0.1-seed2", "s-ssg-canu-mu0.05-seed1", "s-ssg-adv-mu0.05-seed0",
+            "s-ssg-canu-mu1.8-seed0", "s-mmt-adv-mu0.1-cov0.0-seed1", "s-mmt-none-cov0.6-seed2"} <= set(names)
+    assert not any("cov0.2" in name for name in names)
+    assert sum(r.adversary == "none" for r in runs) == 3 * (2 + 2)
+
+
+def test_plan_follows_the_study_parameters():
+    params = make_params({"studies": ["table_iii"], "methods": ["mmt"], "mu_grid": [0.1, 0.4], "seeds": [5]})
+    runs = plan_study(params, "x")
+    assert [(r.name, r.method, r.adversary, r.mu, r.seed, r.target_coverage) for r in runs] == [
+        ("x-mmt-canu-mu0.1-seed5", "mmt", "canu", 0.1, 5, None), ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None)]
+
+
+def test_coverage_study_needs_a_synthetic_target():
+    with pytest.raises(ValueError, match="synthetic worlds; target is 'dukemtmc'"):
+        plan_study(make_params({"target": "dukemtmc", "studies": ["coverage"]}), "s")
+
+
+def test_run_parameters_drop_the_study_fields_and_set_the_run():
+    params = make_params({"adapt_epochs": 4, "seeds": [0, 1]})
+    values = run_parameters(params, study_run("s", "ssg", "adv", 0.05, 1, 0.6))
+    assert "seeds" not in values and "mu_grid" not in values and "parallel_runs" not in values
+    assert (values["run_name"], values["method"], values["adversary"], values["mu"], values["seed"],
+            values["target_coverage"], values["adapt_epochs"]) == ("s-ssg-adv-mu0.05-cov0.6-seed1", "ssg", "adv",
+                                                                   0.05, 1, 0.6, 4)
+
+
+def test_run_state_new_partial_finished_and_foreign(outputs):
+    params = make_params()
+    run = study_run("s", "mmt", "canu", 0.1, 0)
+    assert run_state(params, run) == "new"
+    folder = RunFolder.for_run(run.name)
+    folder.write_params(run_parameters(params, run))
+    assert run_state(params, run) == "partial"
+    folder.write_metrics({"done": True})
+    assert run_state(params, run) == "finished"
+    with pytest.raises(ValueError, match="adapt_epochs: 10 there, 3 wanted"):
+        run_state(make_params({"adapt_epochs": 3}), run)
+
+
+def write_run(run, last: dict, epochs: int = 2):
+    """A finished run folder whose last epoch has the given metrics."""
+    folder = RunFolder.for_run(run.name)
+    rows = [{"method": run.method, "epoch": e, "adversary": run.adversary, "mu": run.mu, "status": "trained",
+             "target_mAP": 0.0, "target_R1": 0.0, "mi_pseudo_camera": 9.0, "mi_true_camera": 0.5, "lost_ids": 1}
+            for e in range(epochs - 1)]
+    rows.append({"method": run.method, "epoch": epochs - 1, "adversary": run.adversary, "mu": run.mu,
+                 "status": "trained", "mi_true_camera": 0.5, "lost_ids": 0, **last})
+    pd.DataFrame(rows).to_csv(folder.history_path.parent.mkdir(parents=True, exist_ok=True) or folder.history_path,
+                              index=False)
+    folder.write_metrics({"finished": True})
+
+
+# Last-epoch numbers per (adversary, seed) for MMT: CANU beats the baseline on both seeds, +Adv. on one.
+NUMBERS = {("none", 0): (40.0, 20.0, 1.0), ("none", 1): (42.0, 22.0, 1.2),
+           ("adv", 0): (44.0, 21.0, 0.8), ("adv", 1): (40.0, 21.0, 0.9),
+           ("canu", 0): (45.0, 24.0, 0.9), ("canu", 1): (47.0, 26.0, 1.0)}
+
+
+@pytest.fixture
+def finished_study(outputs):
+    params = make_params({"studies": ["table_iv", "table_iii", "coverage"], "methods": ["mmt"], "seeds": [0, 1],
+                          "mu_grid": [0.1, 0.4], "coverage_grid": [0.0, 0.2]})
+    runs = plan_study(params, "t")
+    for run in runs:
+        r1, mAP, mi = NUMBERS[(run.adversary, run.seed)]
+        if run.mu == 0.4:
+            r1, mAP = r1 - 10, mAP - 10
+        if run.target_coverage == 0.0:
+            r1, mAP = r1 - 20, mAP - 20
+        write_run(run, {"target_R1": r1, "target_mAP": mAP, "mi_pseudo_camera": mi})
+    return params, runs
+
+
+def test_results_are_the_last_epochs_with_the_run_settings(finished_study):
+    params, runs = finished_study
+    results = collect_results(runs, default_coverage=0.2)
+    assert len(results) == len(runs) == 2 * (3 + 1 + 3)
+    canu = results.set_index("run_name").loc["t-mmt-canu-mu0.1-seed1"]
+    assert (canu["target_R1"], canu["target_mAP"], canu["epoch"], canu["target_coverage"]) == (47.0, 26.0, 1, 0.2)
+    assert bool(canu["default_world"]) and not results.set_index("run_name").loc[
+        "t-mmt-canu-mu0.1-cov0.0-seed1", "default_world"]
+
+
+def test_table_iv_means_spreads_and_paper_numbers(finished_study, outputs):
+    _, runs = finished_study
+    table = table_iv(collect_results(runs, 0.2))
+    assert list(table["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT"]
+    # std with ddof=1 of two values a, b is |a - b| / sqrt(2)
+    assert list(table["R1"]) == ["41.0 ± 1.4", "42.0 ± 2.8", "46.0 ± 1.4"]
+    assert list(table["mAP"]) == ["21.0 ± 1.4", "21.0 ± 0.0", "25.0 ± 1.4"]
+    assert list(table["MI(pseudo; cam)"]) == ["1.10 ± 0.14", "0.85 ± 0.07", "0.95 ± 0.07"]
+    assert list(table["seeds"]) == [2, 2, 2]
+    assert list(table["paper Market->Duke R1/mAP"]) == ["80.2/67.2", "82.6/70.3", "83.3/70.3"]
+    markdown = save_table(table, RunFolder.for_run("t"), "table_iv")
+    assert "| CANU-MMT     | 46.0 ± 1.4 | 25.0 ± 1.4 |" in markdown
+    assert pd.read_csv(outputs / "t" / "tables" / "table_iv.csv")["R1"].tolist() == list(table["R1"])
+
+
+def test_claims_are_paired_by_seed(finished_study):
+    _, runs = finished_study
+    claims = paired_differences(collect_results(runs, 0.2)).set_index(["comparison", "metric"])
+    assert claims.loc[("CANU-MMT - MMT (DBSCAN)", "target_mAP")].tolist() == ["4.0 ± 0.0", 2, "2/2"]
+    assert claims.loc[("MMT+Adv. - MMT (DBSCAN)", "target_R1")].tolist() == ["1.0 ± 4.2", 2, "1/2"]
+    assert claims.loc[("CANU-MMT - MMT+Adv.", "mi_pseudo_camera")].tolist() == ["0.10 ± 0.00", 2, "2/2"]
+
+
+def test_table_iii_and_coverage_table(finished_study):
+    params, runs = finished_study
+    results = collect_results(runs, 0.2)
+    iii = table_iii(results, params.mu_grid)
+    assert iii[["Method", "mu", "mAP"]].values.tolist() == [["CANU-MMT", 0.1, "25.0 ± 1.4"],
+                                                          ["CANU-MMT", 0.4, "15.0 ± 1.4"]]
+    assert list(iii["paper Market->Duke R1/mAP"]) == ["83.3/70.3", "82.5/70.3"]
+    coverage = coverage_table(results, params)
+    assert coverage[["target_coverage", "Method", "mAP"]].values.tolist() == [
+        [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"], [0.0, "MMT+Adv.", "1.0 ± 0.0"], [0.0, "CANU-MMT", "5.0 ± 1.4"],
+        [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"], [0.2, "MMT+Adv.", "21.0 ± 0.0"], [0.2, "CANU-MMT", "25.0 ± 1.4"]]
