@@ -217,6 +217,14 @@ def _split_features(model: nn.Module, records: list[ImageRecord], height: int, w
     if not records:
         raise ValueError("empty query or gallery split: nothing to evaluate")
     device = resolve_device(device)
-    loader = DataLoader(ImageDataset(records, build_test_transform(height, width)), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = ordered_loader(records, height, width, batch_size, num_workers, pin_memory=device.type == "cuda")
     return extract_features(model, loader, device=device, flip=flip)
+
+
+def ordered_loader(records: Sequence[ImageRecord], height: int, width: int, batch_size: int, num_workers: int = 0,
+                   pin_memory: bool = False) -> DataLoader:
+    """Test-transformed images in record order. The loader has a generator of its own: iterating a DataLoader
+    draws its workers' base seed from the global RNG otherwise, so evaluating (or not) would change the random
+    stream of the training that follows."""
+    return DataLoader(ImageDataset(records, build_test_transform(height, width)), batch_size=batch_size,
+                      shuffle=False, num_workers=num_workers, pin_memory=pin_memory, generator=torch.Generator())

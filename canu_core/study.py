@@ -111,9 +111,10 @@ def run_state(params: Params, run: StudyRun) -> str:
     folder = RunFolder.for_run(run.name)
     if not (folder.path / "params.yaml").is_file():
         return "new"
-    recorded = {k: v for k, v in folder.read_params().items() if k != "git_commit"}
+    # a parameter added to the lab after the run was recorded counts as having had its default
+    recorded = {**as_dict(Params()), **folder.read_params()}
     wanted = run_parameters(params, run)
-    changed = {k: (recorded.get(k), wanted[k]) for k in wanted if recorded.get(k) != wanted[k]}
+    changed = {k: (recorded[k], wanted[k]) for k in wanted if recorded[k] != wanted[k]}
     if changed:
         details = ", ".join(f"{k}: {old!r} there, {new!r} wanted" for k, (old, new) in sorted(changed.items()))
         raise ValueError(f"run folder {folder.path} holds a run with other parameters ({details}): remove it, or "

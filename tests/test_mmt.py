@@ -252,3 +252,15 @@ def test_kmeans_pseudo_labels(tiny_data_root, source_run, tmp_path):
     history = run.read_history()
     assert history["status"].tolist() == ["trained"]
     assert history["num_clusters"].tolist() == [6] and history["num_outliers"].tolist() == [0]
+
+
+def test_evaluating_the_last_epoch_only_changes_nothing_else(tiny_data_root, source_run, straight, tmp_path):
+    params = adapt_params(tiny_data_root, eval_every_epoch=False)
+    run = RunFolder(tmp_path / "last_only")
+    mmt_module.train_mmt(params, target_world(params), run, source_run)
+    history, reference = run.read_history(), straight[0].read_history()
+    assert math.isnan(history.loc[0, "target_mAP"]) and math.isnan(history.loc[0, "target_R1"])
+    assert history.loc[1, ["target_mAP", "target_R1"]].tolist() == reference.loc[1, ["target_mAP", "target_R1"]].tolist()
+    assert history.drop(columns=["target_mAP", "target_R1"]).equals(reference.drop(columns=["target_mAP", "target_R1"]))
+    for name in ("students", "teachers"):
+        assert_same(run.load_checkpoint("mmt_state")[name], straight[0].load_checkpoint("mmt_state")[name], name)

@@ -13,16 +13,13 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
                                    clustering_quality, lost_identities)
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
-from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord, ReidDataset
-from ..data.transforms import build_test_transform
-from ..evaluate import evaluate, extract_features
+from ..evaluate import evaluate, extract_features, ordered_loader
 from ..models import ReidModel, build_model
 from ..runs import RunFolder
 from .pretrain import model_tag
@@ -52,8 +49,7 @@ def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | No
 def train_set_features(model: nn.Module, records: Sequence[ImageRecord], params: Params,
                        flip: bool = False) -> torch.Tensor:
     """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised)."""
-    loader = DataLoader(ImageDataset(records, build_test_transform(params.height, params.width)),
-                        batch_size=params.eval_batch_size, shuffle=False, num_workers=params.num_workers)
+    loader = ordered_loader(records, params.height, params.width, params.eval_batch_size, params.num_workers)
     features, _, _ = extract_features(model, loader, device=params.device, flip=flip)
     return features
 
