@@ -227,3 +227,12 @@ def test_evaluate_end_to_end(tmp_path, rerank):
     dataset = colour_world(tmp_path)
     metrics = evaluate(MeanColour(), dataset, height=8, width=4, batch_size=4, device="cpu", rerank=rerank)
     assert metrics == pytest.approx({"R1": 100.0, "R5": 100.0, "R10": 100.0, "mAP": 100.0, "skipped": 0})
+
+
+def test_evaluation_leaves_the_global_random_stream_alone(tmp_path):
+    dataset = colour_world(tmp_path)
+    torch.manual_seed(3)
+    expected = torch.rand(5)
+    torch.manual_seed(3)
+    evaluate(MeanColour(), dataset, height=8, width=4, batch_size=4, device="cpu")
+    assert torch.equal(torch.rand(5), expected)
