@@ -191,9 +191,10 @@ def mean_std(values: pd.Series, decimals: int = 1) -> str:
     values = values.dropna()
     if values.empty:
         return "-"
+    mean = round(values.mean(), decimals) + 0.0  # + 0.0: no "-0.0"
     if len(values) == 1:
-        return f"{values.iloc[0]:.{decimals}f}"
-    return f"{values.mean():.{decimals}f} ± {values.std():.{decimals}f}"
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {values.std():.{decimals}f}"
 
 
 DECIMALS = {"mi_pseudo_camera": 2}  # MI in nats: differences of a few hundredths matter; mAP and R1 in %: 1

@@ -5,7 +5,7 @@ import pytest
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
-from canu_core.study import (paired_differences, plan_study, run_parameters, run_state, study_run, collect_results,
+from canu_core.study import (mean_std, paired_differences, plan_study, run_parameters, run_state, study_run, collect_results,
                              coverage_table, save_table, table_iii, table_iv)
 
 
@@ -144,3 +144,10 @@ def test_table_iii_and_coverage_table(finished_study):
     assert coverage[["target_coverage", "Method", "mAP"]].values.tolist() == [
         [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"], [0.0, "MMT+Adv.", "1.0 ± 0.0"], [0.0, "CANU-MMT", "5.0 ± 1.4"],
         [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"], [0.2, "MMT+Adv.", "21.0 ± 0.0"], [0.2, "CANU-MMT", "25.0 ± 1.4"]]
+
+
+def test_mean_std_format():
+    assert mean_std(pd.Series([1.0, 3.0])) == "2.0 ± 1.4"
+    assert mean_std(pd.Series([-0.04])) == "0.0"  # never "-0.0"
+    assert mean_std(pd.Series([0.123, float("nan")]), decimals=2) == "0.12"
+    assert mean_std(pd.Series([float("nan")])) == "-"
