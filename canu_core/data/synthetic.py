@@ -119,10 +119,10 @@ PRESETS: dict[str, WorldSpec] = {
     "source": WorldSpec(name="synthetic_source", num_cameras=6, camera_layout="line", camera_coverage=0.25,
                         style_seed=1, style_strength=0.5),
     # Duke-like: 8 cameras on a campus loop, another palette and other camera styles. style_strength 0.4:
-    # calibrated for adaptation (README "Calibrating the target"): at 0.5 the source models' target features were
-    # so camera-bound (pseudo-label pairwise precision 0.12-0.22) that MMT lost mAP from its first epoch; at 0.3
-    # the pseudo-labels no longer carried more camera information than the true ids (MI 0.84 vs 0.86); at 0.4
-    # they carry 1.26 nats against 0.86, with direct transfer at 23.5% mAP.
+    # calibrated for adaptation (README "Calibrating the target", benchmarks/calibrate_target.py): at 0.5 the
+    # source models' target features were so camera-bound (pseudo-label pair precision 0.12) that MMT lost mAP
+    # from its first epoch; at 0.3 the pseudo-labels carried barely more camera information than the true ids
+    # (MI 0.92 vs 0.86 nats); at 0.4 they carry 1.25 nats, with direct transfer at 22.2% mAP.
     "target": WorldSpec(name="synthetic_target", num_cameras=8, camera_layout="ring", camera_coverage=0.2,
                         style_seed=2, style_strength=0.4),
     # For tests: about 100 images, generated in about a second.
