@@ -74,8 +74,8 @@ def study_run(study: str, method: str, adversary: str, mu: float, seed: int,
 
 def plan_study(params: Params, study: str) -> list[StudyRun]:
     """Every run the chosen studies need, each once, in a stable order: Table IV (every method x adversary at the
-    paper's mu), Table III (CANU at every mu of `mu_grid`), both for each of `methods`, the coverage sweep (`coverage_method` x adversary at
-    every coverage of `coverage_grid`)."""
+    paper's mu) and Table III (CANU at every mu of `mu_grid`), both for each of `methods`, then the coverage sweep
+    (`coverage_method` x adversary at every coverage of `coverage_grid`)."""
     runs: list[StudyRun] = []
     methods = [m for m in METHODS if m in params.methods]
     for seed in params.seeds:
@@ -180,10 +180,14 @@ def collect_results(runs: Iterable[StudyRun], default_coverage: float = math.nan
     return histories.sort_values("epoch").groupby("run_name", sort=False).tail(1).sort_index().reset_index(drop=True)
 
 
+def _at_paper_mu(frame: pd.DataFrame) -> pd.Series:
+    """Rows without adversary (mu unused) or at the paper's mu for their method."""
+    return frame["adversary"].eq("none") | frame["mu"].eq(frame["method"].map(PAPER_MU))
+
+
 def table_iv_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows (runs or epochs) of Table IV: the default world, every adversary at the paper's mu."""
-    paper_mu = frame["adversary"].eq("none") | frame["mu"].eq(frame["method"].map(PAPER_MU))
-    return frame[frame["default_world"] & paper_mu]
+    return frame[frame["default_world"] & _at_paper_mu(frame)]
 
 
 def mean_std(values: pd.Series, decimals: int = 1) -> str:
@@ -207,9 +211,17 @@ def summary_table(results: pd.DataFrame, by: Sequence[str],
     rows = []
     for key, group in results.groupby(list(by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, key)), **{label: mean_std(group[column], DECIMALS.get(column, 1)) for column, label in metrics.items()},
-                     "seeds": group["seed"].nunique()})
+        cells = {label: mean_std(group[column], DECIMALS.get(column, 1)) for column, label in metrics.items()}
+        rows.append({**dict(zip(by, key)), **cells, "seeds": group["seed"].nunique()})
     return pd.DataFrame(rows)
+
+
+METHOD_ORDER = {name: index for index, name in enumerate(METHOD_NAMES.values())}  # the paper's row order
+
+
+def _method_order(column: pd.Series) -> pd.Series:
+    """Sort key: the Method column in the paper's row order, any other column as it is."""
+    return column.map(METHOD_ORDER) if column.name == "Method" else column
 
 
 def _with_method_names(results: pd.DataFrame) -> pd.DataFrame:
@@ -220,10 +232,8 @@ def _with_method_names(results: pd.DataFrame) -> pd.DataFrame:
 def table_iv(results: pd.DataFrame) -> pd.DataFrame:
     """Table IV: none / +Adv. / CANU for SSG and MMT at the paper's mu on the synthetic default (no coverage
     override), MI included, the paper's real-data R1 / mAP beside."""
-    rows = table_iv_rows(results)
-    order = [name for name in METHOD_NAMES.values()]
-    table = summary_table(_with_method_names(rows), ["Method"])
-    table = table.set_index("Method").reindex([n for n in order if n in set(table["Method"])]).reset_index()
+    table = summary_table(_with_method_names(table_iv_rows(results)), ["Method"])
+    table = table.sort_values("Method", key=_method_order).reset_index(drop=True)
     for setting, numbers in PAPER_TABLE_IV.items():
         table[f"paper {setting} R1/mAP"] = [f"{numbers[n][0]}/{numbers[n][1]}" for n in table["Method"]]
     return table
@@ -233,8 +243,7 @@ def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
     """Table III: CANU-SSG and CANU-MMT at every mu of the grid, the paper's real-data R1 / mAP beside."""
     rows = results[results["default_world"] & results["adversary"].eq("canu") & results["mu"].isin(mu_grid)]
     table = summary_table(_with_method_names(rows), ["Method", "mu"])
-    table = table.sort_values(["Method", "mu"], key=lambda c: c.map({"CANU-SSG": 0, "CANU-MMT": 1}) if c.name ==
-                              "Method" else c).reset_index(drop=True)
+    table = table.sort_values(["Method", "mu"], key=_method_order).reset_index(drop=True)
     for index, setting in enumerate(PAPER_TABLE_IV):
         table[f"paper {setting} R1/mAP"] = [
             "/".join(map(str, PAPER_TABLE_III[(m, mu)][index])) if (m, mu) in PAPER_TABLE_III else "-"
@@ -244,9 +253,8 @@ def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
 
 def coverage_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
     """The coverage sweep's runs: `coverage_method` at the paper's mu, every coverage of the grid."""
-    method = params.coverage_method
-    return results[results["method"].eq(method) & results["target_coverage"].isin(params.coverage_grid)
-                   & (results["adversary"].eq("none") | results["mu"].eq(PAPER_MU[method]))]
+    return results[results["method"].eq(params.coverage_method) & results["target_coverage"].isin(params.coverage_grid)
+                   & _at_paper_mu(results)]
 
 
 def coverage_table(results: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -265,8 +273,8 @@ def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:
     return markdown
 
 
-def paired_differences(results: pd.DataFrame, metrics: Sequence[str] = ("target_mAP", "target_R1", "mi_pseudo_camera"),
-                       ) -> pd.DataFrame:
+def paired_differences(results: pd.DataFrame,
+                       metrics: Sequence[str] = ("target_mAP", "target_R1", "mi_pseudo_camera")) -> pd.DataFrame:
     """The paper's claims as paired comparisons on the default world at the paper's mu: for each method, CANU and
     +Adv. against the baseline and CANU against +Adv., the per-seed difference of each metric (same seed: same
     source models and world), its mean ± std and on how many seeds it is positive."""
@@ -280,6 +288,7 @@ def paired_differences(results: pd.DataFrame, metrics: Sequence[str] = ("target_
             for metric in metrics:
                 difference = (by_seed[(metric, better)] - by_seed[(metric, worse)]).dropna()
                 out.append({"comparison": f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}",
-                            "metric": metric, "difference": mean_std(difference, DECIMALS.get(metric, 1)), "seeds": len(difference),
+                            "metric": metric, "difference": mean_std(difference, DECIMALS.get(metric, 1)),
+                            "seeds": len(difference),
                             "positive on": f"{int((difference > 0).sum())}/{len(difference)}"})
     return pd.DataFrame(out)
