@@ -5,6 +5,7 @@ import dataclasses
 from pathlib import Path
 
 from ..runs import resolve_path
+from .checks import check_evaluable, check_image_files
 from .datasets import read_dataset
 from .records import ReidDataset
 from .synthetic import PRESETS, OtherWorldError, WorldSpec, generate_world
@@ -55,12 +56,21 @@ def dataset_root(name: str, data_root: str | Path = "data", world_seed: int = 0,
 
 def load_dataset(name: str, data_root: str | Path = "data", world_seed: int = 0,
                  camera_coverage: float | None = None) -> ReidDataset:
-    """Read a real dataset, or generate (once) and read a synthetic world. A synthetic folder that holds an
-    older version of its preset (the preset or the renderer changed since) is regenerated: it is the lab's own
-    output, rebuilt from the same spec and seed."""
+    """Read a real dataset, or generate (once) and read a synthetic world, then check it (checks.py): a bad image
+    file or a test split that cannot be evaluated fails here, before any training."""
     root = dataset_root(name, data_root, world_seed, camera_coverage)
-    if not name.startswith(SYNTHETIC_PREFIX):
-        return read_dataset(name, root)
+    if name.startswith(SYNTHETIC_PREFIX):
+        dataset = _synthetic_world(name, root, world_seed, camera_coverage)
+    else:
+        dataset = read_dataset(name, root)
+    check_evaluable(dataset)
+    check_image_files(dataset.train + dataset.query + dataset.gallery)
+    return dataset
+
+
+def _synthetic_world(name: str, root: Path, world_seed: int, camera_coverage: float | None) -> ReidDataset:
+    """The world, generated on first use. A folder that holds an older version of its preset (the preset or the
+    renderer changed since) is regenerated: it is the lab's own output, rebuilt from the same spec and seed."""
     spec = world_spec(name, camera_coverage)
     try:
         return generate_world(spec, root, seed=world_seed)
