@@ -27,22 +27,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when the job ran; 2 for parameters or a run folder that were refused before anything ran (the message
+    says what was expected and what was found); 1 when a notebook failed (its cell's error and where its executed
+    copy is)."""
+    from .runs import CheckpointError
+
     args = parse_args(argv)
     overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
     try:
         params = load_params(*args.parameters_file, overrides=overrides)
-    except ConfigError as err:
+        if args.job == "demo":
+            from .jobs import run_demo
+
+            run_demo(params)
+        elif args.job == "notebook":
+            if not args.notebook:
+                print("canu: `notebook` needs a notebook name, e.g. 01_pretrain", file=sys.stderr)
+                return 2
+            return notebook_job(args.notebook, args.parameters_file, overrides)
+    except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"canu: {err}", file=sys.stderr)
         return 2
-    if args.job == "demo":
-        from .jobs import run_demo
+    return 0
 
-        run_demo(params)
-    elif args.job == "notebook":
-        from .notebook import run_notebook
 
-        if not args.notebook:
-            print("canu: `notebook` needs a notebook name, e.g. 01_pretrain", file=sys.stderr)
-            return 2
-        print(f"executed: {run_notebook(args.notebook, args.parameters_file, overrides, log_output=True)}")
+def notebook_job(name: str, parameter_files: list[str], overrides: dict) -> int:
+    """Run a notebook; a failed cell is reported in one message (papermill's own traceback is in the executed
+    copy)."""
+    import papermill
+
+    from .notebook import run_notebook
+
+    try:
+        print(f"executed: {run_notebook(name, parameter_files, overrides, log_output=True)}")
+    except papermill.PapermillExecutionError as err:
+        notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", []))
+        print(f"canu: notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}{notes}",
+              file=sys.stderr)
+        return 1
     return 0

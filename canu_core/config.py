@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,9 +27,18 @@ class Params:
     """Every parameter of the lab, with its default. Notebooks use the subset they need."""
 
     # --- run bookkeeping
-    run_name: str = "demo"
+    run_name: str = "demo"  # a plain folder name under outputs/ (letters, digits, '.', '_', '-', '+', '=')
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads (None: torch's default, recorded as found): sums split by thread, so a run repeats bit for bit at
+    # one thread count only; a resumed run takes the count its params.yaml recorded
+    threads: Optional[int] = None
+    # continue an existing run folder with more epochs or other learning rates (runs.AMENDABLE); any other
+    # difference from its recorded parameters is refused. The change is recorded in its params.yaml (amendments)
+    amend: bool = False
+    # a loss term whose magnitude passes this stops the run as diverged (none of these losses comes near it in a
+    # sound run: cross-entropy starts at log(classes)); non-finite losses and features always stop it
+    loss_limit: float = 1000000.0
     interactive: bool = False
     # --- data: "synthetic:<preset>" (generated under data_root) or a real dataset name read from data_root
     source: str = "synthetic:source"
@@ -167,7 +177,25 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
             lines.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError("unknown parameter(s): " + ", ".join(lines) + ". Known: " + ", ".join(known))
     coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
+    for name in RUN_NAME_FIELDS:
+        if name in coerced:
+            check_run_name(coerced[name], name)
+    if coerced.get("threads") is not None and coerced["threads"] < 1:
+        raise ConfigError(f"parameter 'threads': expected a count >= 1 (or null for torch's default), "
+                          f"found {coerced['threads']}")
     return dataclasses.replace(base or Params(), **coerced)
+
+
+RUN_NAME_FIELDS = ("run_name", "pretrain_run")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def check_run_name(name: str, parameter: str = "run_name") -> str:
+    """A run name is one plain folder under outputs/: no path separator, no '..', no hidden folder."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
+        raise ConfigError(f"parameter {parameter!r}: expected a plain folder name (letters, digits and '.', '_', "
+                          f"'-', '+', '=', starting with a letter or digit), found {name!r}")
+    return name
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

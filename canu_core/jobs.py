@@ -1,25 +1,25 @@
 """Whole jobs that the command line and the notebooks start: each writes a run folder under outputs/."""
 from __future__ import annotations
 
-from .config import Params, as_dict
+from .config import Params
 from .data.catalog import load_dataset
 from .data.synthetic import world_statistics
 from .evaluate import evaluate
 from .models import build_model
 from .reproducibility import seed_everything
-from .runs import RunFolder
+from .runs import open_run
 from .viz.world import plot_camera_samples
 
 
 def run_demo(params: Params) -> dict:
     """Generate (or read) the source and target worlds, show their statistics and sample images, and evaluate an
     untrained network on both: the floor every later stage is measured against."""
-    run = RunFolder.for_run(params.run_name)
-    run.write_params(as_dict(params))
+    run, params = open_run(params, "demo")
     worlds = {
         "source": load_dataset(params.source, params.data_root, params.world_seed),
         "target": load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage),
     }
+    run.record(params, "demo")
     for role, dataset in worlds.items():
         print(f"\n== {role}: {dataset.name}")
         print(world_statistics(dataset).to_string())

@@ -6,12 +6,14 @@ sees every variable defined so far, so a name the typed definition does not know
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 from .config import Params, as_dict, make_params, read_yaml
-from .runs import RunFolder, project_root, resolve_path
+from .runs import resolve_run, outputs_root, project_root, resolve_path
 
 # Names IPython itself puts in a notebook's namespace.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -48,7 +50,10 @@ def injected(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
 def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
                  log_output: bool = False) -> Path:
     """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
-    (`outputs/<run_name>/<name>.ipynb`). Parameters are validated before the kernel starts."""
+    (`outputs/<run_name>/<name>.ipynb`). Parameters are validated, and checked against the run folder's record,
+    before the kernel starts. The copy is written under `outputs/.executing/` and moved into the run folder only
+    when the notebook ends without error: a failed run leaves the folder's executed copy as it was, and its own in
+    `outputs/.failed/<run_name>/` (the error says where)."""
     import papermill
 
     files_and_overrides: dict[str, Any] = {}
@@ -61,9 +66,23 @@ def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), paramete
     if not source.is_file():
         available = sorted(p.stem for p in notebooks.glob("[0-9]*.ipynb"))
         raise FileNotFoundError(f"no notebook {source}; available: {', '.join(available)}")
-    output = RunFolder.for_run(params.run_name).path / source.name
+    run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
+    executing = outputs_root() / ".executing" / params.run_name / source.name
+    executing.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(source), str(executing), parameters=injected(source, files_and_overrides),
+                                   kernel_name="python3", cwd=str(notebooks), progress_bar=False,
+                                   log_output=log_output)
+    except BaseException as err:
+        if executing.is_file():
+            failed = outputs_root() / ".failed" / params.run_name / source.name
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(executing, failed)
+            err.add_note(f"executed copy of the failed notebook: {failed}")
+        raise
+    output = run.path / source.name
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(source), str(output), parameters=injected(source, files_and_overrides),
-                               kernel_name="python3",
-                               cwd=str(notebooks), progress_bar=False, log_output=log_output)
+    os.replace(executing, output)
+    with contextlib.suppress(OSError):  # not empty if another process is running the same run_name
+        executing.parent.rmdir()
     return output

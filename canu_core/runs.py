@@ -1,22 +1,47 @@
 """Run folders: `outputs/<run_name>/` holds params, per-epoch history, metrics, checkpoints and figures.
 
-Everything is written atomically (temporary file + rename), so an interrupted run never leaves a half-written file
-and can resume from its last checkpoint.
+A run folder is never clobbered: `open_run` compares the parameters asked for with the ones the folder recorded and
+refuses any difference (each one listed) before anything is written; `amend` is the one way to continue a run with
+more epochs or other learning rates, and the change is recorded. Everything is written atomically (temporary file,
+fsync, rename), so an interrupted run never leaves a half-written file and resumes from its last checkpoint.
+Checkpoints are read with `weights_only=True`: a file that carries pickled code is refused, never run.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import pickle
+import platform
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 import yaml
 
+from .config import ConfigError, Params, as_dict, check_run_name
+from .reproducibility import set_threads
+
 PROJECT_MARKER = "pyproject.toml"
+# Parameters that change what a run shows, where its data lie or how a sweep is organised, not what it computes:
+# never compared (a dataset moved to another data_root is the same dataset).
+NOT_COMPARED = frozenset({"run_name", "data_root", "interactive", "umap_figures", "amend", "studies", "methods",
+                          "seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs"})
+# What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.
+AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "adapt_lr", "ssg_lr", "disc_lr"})
+GROWING = frozenset({"epochs", "adapt_epochs"})
+
+
+class RunConflictError(ConfigError):
+    """A run folder that holds another run than the one asked for."""
+
+
+class CheckpointError(OSError):
+    """A checkpoint that cannot be used: damaged, incomplete, or carrying pickled code."""
 
 
 def project_root() -> Path:
@@ -33,6 +58,12 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
+def outputs_root() -> Path:
+    """`outputs/` under the project root; the CANU_OUTPUTS environment variable moves it (the tests use it to keep
+    their runs out of the repository)."""
+    return resolve_path(os.environ.get("CANU_OUTPUTS", "outputs"))
+
+
 def git_commit() -> str:
     """The commit the code was run from, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git."""
     root = project_root()
@@ -45,20 +76,81 @@ def git_commit() -> str:
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def _atomic_write(path: Path, write) -> Path:
+def cpu_model() -> str:
+    """The processor's name: with the thread count, what decides the last bits of a CPU run's sums."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write through a temporary file that is flushed to disk before it replaces `path` (a leftover one, from a
+    write that was interrupted, is overwritten), so `path` holds the old or the new content, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
+    tmp = _temporary(path)
+    with open(tmp, mode) as file:
+        write(file)
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+    return _atomic_write(Path(path), lambda file: file.write(text), mode="w")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    return _atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+    return _atomic_write(Path(path), lambda file: torch.save(_loadable(obj), file))
+
+
+def _loadable(value: Any) -> Any:
+    """`value` with numpy arrays as tensors and numpy scalars as Python numbers: what `weights_only=True` reads."""
+    if isinstance(value, Mapping):
+        return type(value)((key, _loadable(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_loadable(item) for item in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Any:
+    """A checkpoint's content, read with `weights_only=True` (tensors and plain values only). A file that needs
+    anything else to be unpickled could run code while loading: it is refused, naming the file and what it held.
+    A damaged or incomplete file is an error naming the file and what to do."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line
+                      or "Unsupported operand" in line), str(err).splitlines()[0] if str(err) else "")
+        raise CheckpointError(
+            f"refused to load {path}: it holds more than tensors and plain values ({found}), and unpickling it "
+            "could run code that came with the file. The lab's own checkpoints never do: do not use this file; "
+            "rerun the run that should have written it") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:  # torch's zip reader fails in any of these
+        size = path.stat().st_size if path.is_file() else 0
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({size} bytes: {reason}): the file is damaged or incomplete (an "
+            "interrupted copy?). Restore it from a copy, or delete it to redo what wrote it (a run resumes from "
+            "the checkpoints that remain)") from None
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -71,6 +163,20 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def parameter_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{name: (recorded value, wanted value)} for each compared parameter of `wanted` that the record holds
+    otherwise. A parameter added to the lab after the run was recorded counts as having had its default;
+    `threads` None (torch's default) takes whatever the run recorded."""
+    recorded = {**as_dict(Params()), **recorded}
+    return {name: (recorded[name], value) for name, value in wanted.items()
+            if name not in NOT_COMPARED and name in recorded and recorded[name] != value
+            and not (name == "threads" and value is None)}
+
+
+def describe_differences(differences: Mapping[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{name}: {old!r} there, {new!r} asked" for name, (old, new) in sorted(differences.items()))
+
+
 class RunFolder:
     """One run's folder. Files: params.yaml, history.csv, metrics.json, checkpoints/, figures/."""
 
@@ -79,20 +185,46 @@ class RunFolder:
 
     @classmethod
     def for_run(cls, run_name: str, outputs: str | os.PathLike | None = None) -> "RunFolder":
-        """`outputs/<run_name>` under the project root; the CANU_OUTPUTS environment variable moves `outputs`
-        (the tests use it to keep their runs out of the repository)."""
-        if not run_name or "/" in run_name or run_name in {".", ".."}:
-            raise ValueError(f"run_name must be a plain folder name, found {run_name!r}")
-        return cls(resolve_path(outputs or os.environ.get("CANU_OUTPUTS", "outputs")) / run_name)
+        """`outputs/<run_name>` (see `outputs_root`); run_name must be a plain folder name."""
+        check_run_name(run_name)
+        return cls((resolve_path(outputs) if outputs else outputs_root()) / run_name)
 
     # --- parameters
-    def write_params(self, params: Mapping[str, Any]) -> Path:
-        """Save the resolved parameters with the git commit they ran from (the seed is one of the parameters)."""
-        record = {**dict(params), "git_commit": git_commit()}
-        return atomic_write_text(self.path / "params.yaml", yaml.safe_dump(record, sort_keys=False))
+    @property
+    def params_path(self) -> Path:
+        return self.path / "params.yaml"
 
     def read_params(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / "params.yaml").read_text())
+        return yaml.safe_load(self.params_path.read_text())
+
+    def record(self, params: Params, notebook: str) -> Path:
+        """Save the parameters the run goes on with, once `open_run` has accepted them and the inputs are checked.
+        A new run records them with the git commit and CPU it ran on; a run continued from another commit or CPU,
+        or amended, keeps its first record and gets an entry in `continued` saying what changed and when. The
+        temporary files of writes that a killed run left behind are removed first."""
+        values = {k: v for k, v in as_dict(params).items() if k != "amend"}
+        machine = {"git_commit": git_commit(), "cpu_model": cpu_model()}
+        self.remove_temporaries()
+        if not self.params_path.is_file():
+            return atomic_write_text(self.params_path, yaml.safe_dump({"notebook": notebook, **values, **machine},
+                                                                      sort_keys=False))
+        recorded = self.read_params()
+        changed = parameter_differences(recorded, values)
+        moved = {k: v for k, v in machine.items() if recorded.get(k) != v}
+        if not changed and not moved:
+            return self.params_path
+        entry = {"after_history_rows": len(self.read_history()), **machine,
+                 "changed": {k: [old, new] for k, (old, new) in changed.items()}}
+        updated = {**recorded, **{k: new for k, (_, new) in changed.items()},
+                   "continued": [*recorded.get("continued", []), entry]}
+        return atomic_write_text(self.params_path, yaml.safe_dump(updated, sort_keys=False))
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete the temporary files of writes that were interrupted (a killed run's `.<name>.tmp`)."""
+        leftovers = sorted(self.path.rglob(".*.tmp")) if self.path.is_dir() else []
+        for leftover in leftovers:
+            leftover.unlink()
+        return leftovers
 
     # --- per-epoch history
     @property
@@ -129,13 +261,52 @@ class RunFolder:
         return atomic_torch_save(dict(state), self.checkpoint_path(name))
 
     def load_checkpoint(self, name: str = "last", map_location: str = "cpu") -> dict[str, Any] | None:
-        """The checkpoint's state, or None when the run has none yet (a fresh start).
-
-        Our own checkpoints hold optimizer and RNG states (numpy arrays), which `weights_only=True` refuses; network
-        weights from elsewhere are loaded by `canu_core.models` with `weights_only=True`.
-        """
+        """The checkpoint's state, or None when the run has none yet (a fresh start); see `read_checkpoint`."""
         path = self.checkpoint_path(name)
-        return torch.load(path, map_location=map_location, weights_only=False) if path.is_file() else None
+        return read_checkpoint(path, map_location) if path.is_file() else None
 
     def figure_path(self, name: str) -> Path:
         return self.path / "figures" / name
+
+
+def resolve_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
+    """The run folder of `params.run_name` for `notebook` (its name, e.g. "03_train") and the parameters to run
+    with; reads, never writes.
+
+    A folder that recorded another notebook's run, or other parameters, is refused, each difference listed:
+    resuming it would mix two experiments under one record. With `amend`, only more epochs and other learning rates
+    are accepted (AMENDABLE). `threads` comes from the record when there is one, so a resume stays on the bit-exact
+    path."""
+    run = RunFolder.for_run(params.run_name)
+    recorded = run.read_params() if run.params_path.is_file() else None
+    if recorded is not None and recorded.get("notebook", notebook) != notebook:
+        raise RunConflictError(f"run folder {run.path} holds a run of notebook {recorded['notebook']}: give this "
+                               f"{notebook} run its own folder (-p run_name <name>)")
+    if recorded is None:
+        leftovers = [p for p in run.path.iterdir() if not p.name.startswith(".")] if run.path.is_dir() else []
+        if leftovers:
+            raise RunConflictError(f"run folder {run.path} holds {', '.join(p.name for p in leftovers[:5])} but no "
+                                   "params.yaml: it is not a run of this lab's; move it away or pick another run_name")
+        threads = params.threads or torch.get_num_threads()
+    else:
+        differences = parameter_differences(recorded, as_dict(params))
+        refused = {k: v for k, v in differences.items()
+                   if not params.amend or k not in AMENDABLE or (k in GROWING and v[1] < v[0])}
+        if refused:
+            advice = ("amend changes only " + ", ".join(sorted(AMENDABLE)) + " (epochs only grow)"
+                      if params.amend else
+                      "to continue it with more epochs or other learning rates, add -p amend true"
+                      if all(k in AMENDABLE for k in refused) else
+                      "to keep both, give this run another run_name; or delete that folder")
+            raise RunConflictError(f"run folder {run.path} holds a run with other parameters "
+                                   f"({describe_differences(refused)}): {advice}")
+        threads = params.threads or recorded.get("threads") or torch.get_num_threads()
+    return run, dataclasses.replace(params, threads=threads)
+
+
+def open_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
+    """`resolve_run`, then this process set to the run's thread count: the first call of a notebook or job,
+    before its inputs are read. Call `run.record(params, notebook)` once they are checked."""
+    run, params = resolve_run(params, notebook)
+    set_threads(params.threads)
+    return run, params

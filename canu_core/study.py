@@ -9,17 +9,17 @@ camera are tied) is ours.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from .config import Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
-from .runs import RunFolder, atomic_write_text
+from .runs import RunConflictError, RunFolder, atomic_write_text, describe_differences, parameter_differences
 
 # The study's own parameters: they choose which runs exist, so they are not passed on to the runs.
 STUDY_FIELDS = ("studies", "methods", "seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs")
@@ -100,8 +100,10 @@ def preset_coverage(params: Params) -> float:
 
 
 def run_parameters(params: Params, run: StudyRun) -> dict[str, Any]:
-    """The full parameter set of one run: the study's parameters without its own fields, then the run's."""
+    """The full parameter set of one run: the study's parameters without its own fields, then the run's; the
+    study's threads shared between its `parallel_runs`."""
     values = as_dict(make_params({**as_dict(params), **run.overrides}))
+    values["threads"] = max(1, (params.threads or torch.get_num_threads()) // params.parallel_runs)
     return {k: v for k, v in values.items() if k not in STUDY_FIELDS}
 
 
@@ -109,31 +111,26 @@ def run_state(params: Params, run: StudyRun) -> str:
     """"finished" (metrics written), "partial" (started: resumes from its checkpoint) or "new". A folder that
     holds a run of other parameters is an error: resuming it would mix two experiments."""
     folder = RunFolder.for_run(run.name)
-    if not (folder.path / "params.yaml").is_file():
+    if not folder.params_path.is_file():
         return "new"
-    # a parameter added to the lab after the run was recorded counts as having had its default
-    recorded = {**as_dict(Params()), **folder.read_params()}
-    wanted = run_parameters(params, run)
-    changed = {k: (recorded[k], wanted[k]) for k in wanted if recorded[k] != wanted[k]}
-    if changed:
-        details = ", ".join(f"{k}: {old!r} there, {new!r} wanted" for k, (old, new) in sorted(changed.items()))
-        raise ValueError(f"run folder {folder.path} holds a run with other parameters ({details}): remove it, or "
-                         f"give the study another run_name")
+    differences = parameter_differences(folder.read_params(), run_parameters(params, run))
+    if differences:
+        raise RunConflictError(f"run folder {folder.path} holds a run with other parameters "
+                               f"({describe_differences(differences)}): remove it, or give the study another "
+                               "run_name")
     return "finished" if (folder.path / "metrics.json").is_file() else "partial"
 
 
 def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
     """Run every unfinished run of `runs` through notebook 03 (`params.parallel_runs` at once, the CPU threads
     shared between them) and return one row per run: its name, state before and after, and the error of a run
-    that failed (the others go on; its executed notebook in its run folder shows where)."""
+    that failed (the others go on; its executed notebook, in outputs/.failed/<run_name>/, shows where)."""
     from .notebook import run_notebook
 
     states = {run.name: run_state(params, run) for run in runs}
     todo = [run for run in runs if states[run.name] != "finished"]
     print(f"{len(runs)} runs: {len(runs) - len(todo)} finished already, {len(todo)} to run "
           f"({sum(s == 'partial' for s in states.values())} resuming)")
-    if params.parallel_runs > 1:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // params.parallel_runs))
     errors: dict[str, str] = {}
 
     def execute(run: StudyRun) -> None:

@@ -4,7 +4,7 @@ import math
 import nbformat
 import pytest
 
-from canu_core.config import as_dict, load_params
+from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine.pretrain import pretrain
 from canu_core.notebook import run_notebook
@@ -22,7 +22,7 @@ def pretrain_run(tiny_data_root, tmp_path, monkeypatch):
     params = load_params(SMOKE, overrides={"data_root": str(tiny_data_root), "device": "cpu", "n_models": 1,
                                            "run_name": "smoke_pretrain"})
     run = RunFolder.for_run(params.run_name)
-    run.write_params(as_dict(params))
+    run.record(params, "01_pretrain")
     pretrain(params, load_dataset(params.source, params.data_root), load_dataset(params.target, params.data_root), run)
     return run
 

@@ -7,7 +7,7 @@ import sys
 import nbformat
 import pytest
 
-from canu_core.config import as_dict, load_params
+from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine.pretrain import pretrain
 from canu_core.notebook import run_notebook
@@ -15,9 +15,8 @@ from canu_core.runs import RunFolder, project_root
 
 SMOKE = project_root() / "params" / "smoke.yaml"
 FIGURES = ("umap_before.png", "adaptation_curves.png", "umap_after.png")
-# The loop tests' tiny-world settings (tests/test_mmt.py): 32 x 16 pixels, 2 epochs of 2 iterations, batches of
-# 2 pseudo-ids x 4 images, k1 = 10 and rho = 0.2 so that the 50 target images form a few clusters.
-TINY = {"device": "cpu", "height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
+# params/smoke.yaml as it is (its k1 and rho give the tiny target a few clusters, so that epochs train), on the CPU.
+TINY = {"device": "cpu"}
 pytestmark = pytest.mark.notebook
 
 
@@ -35,7 +34,7 @@ def pretrain_run(tiny_data_root, outputs):
     params = load_params(SMOKE, overrides={**TINY, "data_root": str(tiny_data_root), "epochs": 1,
                                            "run_name": "smoke_pretrain"})
     run = RunFolder.for_run(params.run_name)
-    run.write_params(as_dict(params))
+    run.record(params, "01_pretrain")
     pretrain(params, load_dataset(params.source, params.data_root), load_dataset(params.target, params.data_root), run)
     return run
 

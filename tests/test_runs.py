@@ -3,6 +3,7 @@ import json
 import torch
 import yaml
 
+from canu_core.config import make_params
 from canu_core.runs import RunFolder, atomic_write_text, project_root, resolve_path
 
 
@@ -16,9 +17,9 @@ def test_project_root_from_subfolder(monkeypatch):
 
 def test_params_history_metrics_checkpoint(tmp_path):
     run = RunFolder(tmp_path / "run")
-    run.write_params({"seed": 7, "run_name": "run"})
+    run.record(make_params({"seed": 7, "run_name": "run"}), "01_pretrain")
     saved = yaml.safe_load((run.path / "params.yaml").read_text())
-    assert saved["seed"] == 7 and "git_commit" in saved
+    assert saved["seed"] == 7 and saved["notebook"] == "01_pretrain" and "git_commit" in saved and "cpu_model" in saved
 
     run.append_history({"epoch": 0, "loss": 2.0})
     run.append_history({"epoch": 1, "loss": 1.5})
@@ -53,5 +54,5 @@ def test_atomic_write_leaves_no_temporary(tmp_path):
 def test_run_name_must_be_a_folder_name():
     import pytest
 
-    with pytest.raises(ValueError, match="plain folder name"):
+    with pytest.raises(ValueError, match="expected a plain folder name"):
         RunFolder.for_run("../escape")

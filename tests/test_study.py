@@ -2,6 +2,7 @@
 the tables built from run folders written by hand with known numbers."""
 import pandas as pd
 import pytest
+import yaml
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
@@ -54,15 +55,15 @@ def test_run_state_new_partial_finished_and_foreign(outputs):
     run = study_run("s", "mmt", "canu", 0.1, 0)
     assert run_state(params, run) == "new"
     folder = RunFolder.for_run(run.name)
-    folder.write_params(run_parameters(params, run))
+    folder.record(make_params(run_parameters(params, run)), "03_train")
     assert run_state(params, run) == "partial"
     folder.write_metrics({"done": True})
     assert run_state(params, run) == "finished"
-    with pytest.raises(ValueError, match="adapt_epochs: 5 there, 3 wanted"):
+    with pytest.raises(ValueError, match="adapt_epochs: 5 there, 3 asked"):
         run_state(make_params({"adapt_epochs": 3}), run)
     recorded = folder.read_params()
     del recorded["umap_figures"]  # as if recorded before the lab had that parameter: it had its default
-    folder.write_params(recorded)
+    folder.params_path.write_text(yaml.safe_dump(recorded))
     assert run_state(params, run) == "finished"
 
 

@@ -8,6 +8,7 @@ not an error: it comes back with a status saying so, and the training loop decid
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,21 @@ def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3) -> float:
     return float(np.concatenate([smallest, np.ones(take - len(smallest))]).mean())
 
 
+def rho_rule_note(rho: float, num_points: int, eps: float) -> str:
+    """What to know about an eps the rho rule gave: empty when it is sound. The rule averages the smallest
+    round(rho * pairs) distances; on few points that is less than one pair (the smallest one is used), and when the
+    smallest distances are ties at zero (points with the same k-reciprocal neighbours) DBSCAN joins nothing else."""
+    pairs = num_points * (num_points - 1) // 2
+    notes = []
+    if rho * pairs < 0.5:
+        notes.append(f"rho {rho:g} takes {rho * pairs:.2g} of the {pairs} pairs of {num_points} points, fewer than "
+                     "one: the smallest distance was used")
+    if eps < 1e-6:
+        notes.append(f"the rho rule's eps ({eps:.2g}) is zero: the smallest Jaccard distances are ties at 0, so "
+                     "DBSCAN joins only those; raise rho or set eps")
+    return "; ".join(notes)
+
+
 class DBSCANClustering:
     """DBSCAN on the Jaccard distance with min_samples=4; eps from the rho rule at the first call, then kept
     (MMT / SpCL compute it once, at the first epoch), unless given. DBSCAN gets only the pairs within eps (the
@@ -67,6 +83,7 @@ class DBSCANClustering:
     def __init__(self, eps: float | None = None, rho: float = 1.6e-3, min_samples: int = 4, k1: int = 20,
                  k2: int = 6, n_jobs: int = DBSCAN_JOBS, progress: bool = False):
         self.eps, self.rho, self.min_samples = eps, rho, min_samples
+        self.eps_note = ""  # what the rho rule could not do on these points, said with every clustering
         self.k1, self.k2, self.n_jobs, self.progress = k1, k2, n_jobs, progress
 
     def __call__(self, features: torch.Tensor | np.ndarray) -> PseudoLabels:
@@ -75,10 +92,12 @@ class DBSCANClustering:
             # sklearn needs eps > 0; a rule that gives 0 (the smallest distances are exact duplicates, as on tiny
             # data) keeps its meaning with the smallest positive float: only distance-0 pairs are neighbours.
             self.eps = max(rho_eps(upper, self.rho), float(np.finfo(np.float32).tiny))
+            self.eps_note = rho_rule_note(self.rho, upper.shape[0], self.eps)
         neighbourhoods = symmetric_distance(_entries_at_most(upper, self.eps))
         labels = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed",
                         n_jobs=self.n_jobs).fit_predict(neighbourhoods)
-        return pseudo_labels_from(features, labels, eps=self.eps)
+        pseudo = pseudo_labels_from(features, labels, eps=self.eps)
+        return dataclasses.replace(pseudo, message=f"{pseudo.message}; {self.eps_note}") if self.eps_note else pseudo
 
 
 class KMeansClustering:

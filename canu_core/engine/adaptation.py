@@ -11,6 +11,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -22,6 +23,7 @@ from ..data.records import ImageRecord, ReidDataset
 from ..evaluate import evaluate, extract_features, ordered_loader
 from ..models import ReidModel, build_model
 from ..runs import RunFolder
+from .common import DivergenceError
 from .pretrain import model_tag
 
 HISTORY_KEY = ("method", "epoch")
@@ -51,6 +53,9 @@ def train_set_features(model: nn.Module, records: Sequence[ImageRecord], params:
     """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised)."""
     loader = ordered_loader(records, params.height, params.width, params.eval_batch_size, params.num_workers)
     features, _, _ = extract_features(model, loader, device=params.device, flip=flip)
+    if not torch.isfinite(features).all():
+        raise DivergenceError("the model gives non-finite features of the target training set: its weights are "
+                              "not finite (a model saved by a run that diverged?); start from a sound checkpoint")
     return features
 
 
@@ -188,3 +193,25 @@ def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> Reid
                         parts=state["parts"])
     model.load_state_dict(state["model"])
     return model
+
+
+SUMMARY_KEYS = ("epoch", "status", "target_mAP", "target_R1", "num_clusters", "num_outliers", "lost_ids",
+                "mi_pseudo_camera", "mi_true_camera")
+
+
+def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: Params) -> dict:
+    """notebook 03's metrics.json: the run's settings, how many epochs trained, the last epoch's and the
+    oracle-chosen epoch's summary, and, when no epoch trained, `not_trained` saying why (each skipped epoch's
+    reason), so that such a run ends cleanly and says so."""
+    def summary(row: dict) -> dict:
+        return {key: (row[key].item() if hasattr(row.get(key), "item") else row.get(key)) for key in SUMMARY_KEYS}
+
+    last = history.sort_values("epoch").iloc[-1].to_dict()
+    trained = int((history["status"] == "trained").sum())
+    metrics = {"method": params.method, "adversary": params.adversary, "mu": params.mu,
+               "pretrain_run": params.pretrain_run, "epochs_trained": trained, "epochs": len(history),
+               "last": summary(last), "best_oracle": summary(best_oracle) if best_oracle is not None else None}
+    if not trained:
+        reasons = [f"epoch {int(row.epoch) + 1}: {row.message}" for row in history.sort_values("epoch").itertuples()]
+        metrics["not_trained"] = "no epoch trained, the model is the source model: " + "; ".join(reasons)
+    return metrics

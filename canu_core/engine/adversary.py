@@ -130,6 +130,12 @@ class CameraAdversary:
             state |= {"discriminator": self.discriminator.state_dict(), "optimizer": self.optimizer.state_dict()}
         return state
 
+    def use_learning_rate(self, lr: float) -> None:
+        """The discriminator's learning rate from now on (a restored optimizer keeps the one it was saved with)."""
+        if self.active:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self.config:
             raise ValueError(f"adversary state saved with {state['config']}, this adversary is {self.config}")

@@ -1,10 +1,12 @@
-"""Pieces every training loop shares: pseudo/true label relabelling, loaders, the LR schedule, checkpoint state."""
+"""Pieces every training loop shares: pseudo/true label relabelling, loaders, the LR schedule, divergence checks."""
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data.image_dataset import ImageDataset
@@ -53,3 +55,50 @@ def batches(loader: DataLoader, iterations: int, epoch: int):
             yield batch
         if not iterations:
             return
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged: a loss or feature that is not finite, or a loss term past `loss_limit`."""
+
+
+def check_finite(losses: Mapping[str, torch.Tensor | float], tensors: Mapping[str, torch.Tensor], epoch: int,
+                 iteration: int, loss_limit: float, lr_parameter: str) -> None:
+    """Stop before the optimizer step when training has diverged, naming the epoch, iteration and term. No
+    checkpoint of this epoch has been written then, so the last good one stays, and a resume with a smaller
+    learning rate (`-p <lr_parameter> ... -p amend true`) continues from it."""
+    problems = [f"{name} is not finite" for name, value in tensors.items() if not torch.isfinite(value).all()]
+    for name, value in losses.items():
+        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        if not math.isfinite(value) or abs(value) > loss_limit:
+            problems.append(f"{name} = {value:.4g}" + ("" if not math.isfinite(value) else
+                                                       f", past loss_limit {loss_limit:g}"))
+    if problems:
+        raise DivergenceError(
+            f"training diverged at epoch {epoch + 1}, iteration {iteration + 1}: {'; '.join(problems)}. The run "
+            "stopped before this step and kept its last checkpoint: run the same command again with a smaller "
+            f"{lr_parameter} and -p amend true to continue from it")
+
+
+def check_weights(models: Mapping[str, nn.Module], epoch: int, lr_parameter: str) -> None:
+    """Refuse to checkpoint non-finite weights (a step can produce them from finite losses)."""
+    for name, model in models.items():
+        bad = [weight for weight, value in model.state_dict().items()
+               if value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise DivergenceError(
+                f"training diverged in epoch {epoch + 1}: {name}'s {', '.join(bad[:3])} hold non-finite values. "
+                "The run stopped before saving this epoch and kept its last checkpoint: run the same command again "
+                f"with a smaller {lr_parameter} and -p amend true to continue from it")
+
+
+def use_learning_rate(optimizer: torch.optim.Optimizer, lr: float,
+                      scheduler: torch.optim.lr_scheduler.LambdaLR | None = None) -> None:
+    """Give a restored optimizer (and its schedule) the parameter's learning rate: a saved state would otherwise
+    keep the rate it was saved with, whatever `amend` changed. With the rate it was saved with, nothing changes."""
+    if scheduler is not None:
+        scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+        for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas):  # LambdaLR's own formula
+            group["initial_lr"], group["lr"] = lr, lr * factor(scheduler.last_epoch)
+        return
+    for group in optimizer.param_groups:
+        group["lr"] = lr

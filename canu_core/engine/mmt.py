@@ -35,7 +35,7 @@ from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics
                          pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
                          train_set_features, unusable_reason)
 from .adversary import CameraAdversary, centroids_for
-from .common import batches, identity_loader
+from .common import batches, check_finite, check_weights, identity_loader
 from .pretrain import load_source_model
 
 METHOD = "mmt"
@@ -98,6 +98,8 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         for k, adversary, (features, _) in zip(NETWORKS, adversaries, outputs):
             metrics |= discriminator_metrics(adversary.discriminator_step(features, camids, condition), str(k))
             losses[f"loss_adv{k}"] = adversary.generator_loss(features, camids, condition)
+        check_finite(losses, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, epoch, step,
+                     params.loss_limit, "adapt_lr (or disc_lr)")
         loss = ((1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
                 + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
                 + w_ce * losses["loss_soft_ce"] + w_tri * losses["loss_soft_tri"]
@@ -139,6 +141,7 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             load_with_classifier(model, saved)
         for adversary, saved in zip(adversaries, state["adversaries"]):
             adversary.load_state_dict(saved)
+            adversary.use_learning_rate(params.disc_lr)  # an amended disc_lr takes effect from the next epoch
         scaler.load_state_dict(state["scaler"])
         restore_eps(clustering, state["eps"])
         set_rng_state(state["rng"])
@@ -167,6 +170,8 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             row |= {"status": "trained", "message": pseudo.message, "lr": params.adapt_lr,
                     **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, centroids, params,
                                   device, epoch)}
+            check_weights({**{f"student {k}": s for k, s in zip(NETWORKS, students)},
+                           **{f"teacher {k}": t for k, t in zip(NETWORKS, teachers)}}, epoch, "adapt_lr")
             row |= evaluate_epoch(teachers[0], target, params, device, epoch, flip=params.flip_eval)
             print(f"mmt epoch {epoch + 1}: {pseudo.message}; {epoch_summary(row)}")
             if row.get("target_mAP", -math.inf) > best_map:

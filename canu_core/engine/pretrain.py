@@ -18,7 +18,8 @@ from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .common import batches, identity_loader, relabel, warmup_multistep
+from .common import (batches, check_finite, check_weights, identity_loader, relabel, use_learning_rate,
+                     warmup_multistep)
 
 HISTORY_KEY = ("model", "epoch")
 
@@ -29,8 +30,9 @@ def model_tag(index: int) -> str:
 
 def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth, triplet: TripletLoss,
                 device: torch.device, scaler: torch.amp.GradScaler, iterations: int, epoch: int,
-                desc: str) -> dict[str, float]:
-    """One epoch of CE + triplet; returns the mean losses and the classification accuracy on the training batches."""
+                desc: str, loss_limit: float) -> dict[str, float]:
+    """One epoch of CE + triplet; returns the mean losses and the classification accuracy on the training batches.
+    Stops with a DivergenceError before a step whose losses or features are not finite (or past loss_limit)."""
     model.train()
     totals = {"loss_ce": 0.0, "loss_triplet": 0.0, "train_acc": 0.0}
     steps = 0
@@ -41,6 +43,8 @@ def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth
             features, logits = model(images)
             loss_ce = ce(logits.float(), labels)
             loss_triplet = triplet(features.float(), labels)
+        check_finite({"loss_ce": loss_ce, "loss_triplet": loss_triplet}, {"features": features, "logits": logits},
+                     epoch, steps, loss_limit, "lr")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss_ce + loss_triplet).backward()
         scaler.step(optimizer)
@@ -91,6 +95,7 @@ def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        use_learning_rate(optimizer, params.lr, scheduler)  # an amended lr takes effect from the next epoch
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start_epoch, best_map = state["epoch"] + 1, state["best_source_mAP"]
@@ -100,7 +105,8 @@ def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run
     for epoch in range(start_epoch, params.epochs):
         lr = optimizer.param_groups[0]["lr"]
         losses = train_epoch(model, loader, optimizer, ce, triplet, device, scaler, params.iters_per_epoch, epoch,
-                             desc=f"{tag} epoch {epoch + 1}/{params.epochs}")
+                             desc=f"{tag} epoch {epoch + 1}/{params.epochs}", loss_limit=params.loss_limit)
+        check_weights({tag: model}, epoch, "lr")
         scheduler.step()
         row = {"model": index, "seed": seed, "epoch": epoch, "lr": lr, **losses,
                **evaluate_transfer(model, source, target, params)}
@@ -124,6 +130,20 @@ def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunF
     """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones)."""
     return [pretrain_model(params, source, target, run, index=k + 1, seed=params.seed + k)
             for k in range(params.n_models)]
+
+
+def pretraining_record(run: RunFolder, params: Params) -> dict:
+    """The parameters pretraining run `run` recorded, once checked: it exists, and it trained at the input size of
+    `params` (a model trained at another size would be adapted and evaluated at the wrong one)."""
+    if not run.params_path.is_file():
+        raise FileNotFoundError(f"no pretraining run {run.path.name!r} in {run.path.parent}: run notebook 01 first "
+                                "(python -m canu_core notebook 01_pretrain -f ...), or pass -p pretrain_run "
+                                "<its run_name>")
+    trained = run.read_params()
+    if (trained["height"], trained["width"]) != (params.height, params.width):
+        raise ValueError(f"run {run.path.name!r} trained at {trained['height']}x{trained['width']}, not at "
+                         f"height x width = {params.height}x{params.width}: pass the same size")
+    return trained
 
 
 def load_source_model(run: RunFolder, index: int = 1, which: str = "last") -> ReidModel:

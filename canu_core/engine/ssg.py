@@ -39,7 +39,7 @@ from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clusteri
                          restore_eps, save_adapted_model, skipped_row, source_architecture, train_set_features,
                          unusable_reason)
 from .adversary import CameraAdversary, centroids_for
-from .common import batches, identity_loader
+from .common import batches, check_finite, check_weights, identity_loader, use_learning_rate
 from .pretrain import load_source_model
 
 METHOD = "ssg"
@@ -75,8 +75,8 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
     triplet = TripletLoss(params.triplet_margin)
     model.train()
     averages = Averages()
-    for images, full_labels, camids, indices in tqdm(batches(loader, 0, epoch), total=len(loader),
-                                                     desc=f"ssg epoch {epoch + 1}", leave=False):
+    for step, (images, full_labels, camids, indices) in enumerate(tqdm(batches(loader, 0, epoch), total=len(loader),
+                                                                       desc=f"ssg epoch {epoch + 1}", leave=False)):
         images, camids = images.to(device), camids.to(device)
         labels = part_labels[:, indices].to(device)
         condition = centroids_for(full_labels.to(device), full_centroids)
@@ -87,6 +87,7 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
             losses[f"loss_tri_{part}"] = part_triplet(triplet, feature, part_label)
             metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
             losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
+        check_finite(losses, dict(zip(PARTS, features)), epoch, step, params.loss_limit, "ssg_lr (or disc_lr)")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -117,8 +118,10 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        use_learning_rate(optimizer, params.ssg_lr)  # an amended ssg_lr takes effect from the next epoch
         for adversary, saved in zip(adversaries, state["adversaries"]):
             adversary.load_state_dict(saved)
+            adversary.use_learning_rate(params.disc_lr)
         for clustering, eps in zip(clusterings, state["eps"]):
             restore_eps(clustering, eps)
         scaler.load_state_dict(state["scaler"])
@@ -151,6 +154,7 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             row |= {"status": "trained", "message": message, "lr": optimizer.param_groups[0]["lr"],
                     **train_epoch(model, adversaries, loader, part_labels, full_centroids, optimizer, scaler,
                                   params, device, epoch)}
+            check_weights({"model": model}, epoch, "ssg_lr")
             row |= evaluate_epoch(model, target, params, device, epoch, flip=True)
             print(f"ssg epoch {epoch + 1}: {message}; {epoch_summary(row)}")
             if row.get("target_mAP", -math.inf) > best_map:

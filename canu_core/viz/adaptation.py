@@ -76,6 +76,9 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
     ax = axes[5]
     for column in _columns(history, ["target_mAP", "target_R1"]):
         _plot(ax, history, column)
+    if not _columns(history, ["target_mAP", "target_R1"]):
+        ax.text(0.5, 0.5, "not evaluated\n(no epoch trained)" if not (history.get("status") == "trained").any()
+                else "not evaluated", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("target test (%)")
 
     for ax in axes:
