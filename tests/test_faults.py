@@ -238,7 +238,7 @@ def test_divergence_stops_and_a_resume_with_a_smaller_rate_continues(tiny_data_r
         pretrain(exploding, *worlds(exploding), run)
     message = str(diverged.value)
     assert re.match(r"training diverged at epoch 2, iteration \d+: .*(past loss_limit 1e\+06|not finite)", message)
-    assert message.endswith("run the same command again with a smaller lr and -p amend true to continue from it")
+    assert message.endswith("run the same command again with a smaller lr and -p amend true to continue from there")
     assert run.checkpoint_path("model1_last").read_bytes() == good
     assert run.read_history()["epoch"].tolist() == [0]
 

@@ -75,8 +75,8 @@ def check_finite(losses: Mapping[str, torch.Tensor | float], tensors: Mapping[st
     if problems:
         raise DivergenceError(
             f"training diverged at epoch {epoch + 1}, iteration {iteration + 1}: {'; '.join(problems)}. The run "
-            "stopped before this step and kept its last checkpoint: run the same command again with a smaller "
-            f"{lr_parameter} and -p amend true to continue from it")
+            "stopped before this step; its checkpoints are those of its last finished epoch: run the same command "
+            f"again with a smaller {lr_parameter} and -p amend true to continue from there")
 
 
 def check_weights(models: Mapping[str, nn.Module], epoch: int, lr_parameter: str) -> None:
@@ -87,8 +87,8 @@ def check_weights(models: Mapping[str, nn.Module], epoch: int, lr_parameter: str
         if bad:
             raise DivergenceError(
                 f"training diverged in epoch {epoch + 1}: {name}'s {', '.join(bad[:3])} hold non-finite values. "
-                "The run stopped before saving this epoch and kept its last checkpoint: run the same command again "
-                f"with a smaller {lr_parameter} and -p amend true to continue from it")
+                "The run stopped before saving this epoch; its checkpoints are those of its last finished epoch: run "
+                f"the same command again with a smaller {lr_parameter} and -p amend true to continue from there")
 
 
 def use_learning_rate(optimizer: torch.optim.Optimizer, lr: float,
