@@ -87,15 +87,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
 def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Write through a temporary file that is flushed to disk before it replaces `path` (a leftover one, from a
     write that was interrupted, is overwritten), so `path` holds the old or the new content, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, mode) as file:
         write(file)
         file.flush()
@@ -138,8 +134,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line
-                      or "Unsupported operand" in line), str(err).splitlines()[0] if str(err) else "")
+        lines = str(err).splitlines() or [type(err).__name__]
+        found = next((line.strip() for line in lines if "Unsupported" in line), lines[0])
         raise CheckpointError(
             f"refused to load {path}: it holds more than tensors and plain values ({found}), and unpickling it "
             "could run code that came with the file. The lab's own checkpoints never do: do not use this file; "
@@ -219,12 +215,10 @@ class RunFolder:
                    "continued": [*recorded.get("continued", []), entry]}
         return atomic_write_text(self.params_path, yaml.safe_dump(updated, sort_keys=False))
 
-    def remove_temporaries(self) -> list[Path]:
+    def remove_temporaries(self) -> None:
         """Delete the temporary files of writes that were interrupted (a killed run's `.<name>.tmp`)."""
-        leftovers = sorted(self.path.rglob(".*.tmp")) if self.path.is_dir() else []
-        for leftover in leftovers:
+        for leftover in list(self.path.rglob(".*.tmp")):  # none when the folder does not exist yet
             leftover.unlink()
-        return leftovers
 
     # --- per-epoch history
     @property

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .config import Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
-from .runs import RunConflictError, RunFolder, atomic_write_text, describe_differences, parameter_differences
+from .runs import RunFolder, atomic_write_text, resolve_run
 
 # The study's own parameters: they choose which runs exist, so they are not passed on to the runs.
 STUDY_FIELDS = ("studies", "methods", "seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs")
@@ -109,15 +109,11 @@ def run_parameters(params: Params, run: StudyRun) -> dict[str, Any]:
 
 def run_state(params: Params, run: StudyRun) -> str:
     """"finished" (metrics written), "partial" (started: resumes from its checkpoint) or "new". A folder that
-    holds a run of other parameters is an error: resuming it would mix two experiments."""
+    holds another run is refused as notebook 03 would refuse it (runs.resolve_run)."""
     folder = RunFolder.for_run(run.name)
     if not folder.params_path.is_file():
         return "new"
-    differences = parameter_differences(folder.read_params(), run_parameters(params, run))
-    if differences:
-        raise RunConflictError(f"run folder {folder.path} holds a run with other parameters "
-                               f"({describe_differences(differences)}): remove it, or give the study another "
-                               "run_name")
+    resolve_run(make_params(run_parameters(params, run)), "03_train")
     return "finished" if (folder.path / "metrics.json").is_file() else "partial"
 
 

@@ -29,6 +29,7 @@ from canu_core.reproducibility import set_threads
 from canu_core.runs import (CheckpointError, RunConflictError, RunFolder, atomic_write_text, open_run,
                             read_checkpoint, resolve_run)
 from canu_core.viz.adaptation import plot_adaptation
+from test_mmt import assert_same
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
@@ -345,17 +346,3 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outpu
     assert notebook.metadata["papermill"]["exception"] is None
     assert yaml.safe_load((resumed.path / "params.yaml").read_text())["threads"] == 2
 
-
-def assert_same(expected, found, where):
-    if isinstance(expected, torch.Tensor):
-        assert torch.equal(expected, found), where
-    elif isinstance(expected, dict):
-        assert expected.keys() == found.keys(), where
-        for key in expected:
-            assert_same(expected[key], found[key], f"{where}.{key}")
-    elif isinstance(expected, (list, tuple)):
-        assert len(expected) == len(found), where
-        for index, (a, b) in enumerate(zip(expected, found)):
-            assert_same(a, b, f"{where}[{index}]")
-    else:
-        assert expected == found, where

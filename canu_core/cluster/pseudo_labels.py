@@ -83,7 +83,7 @@ class DBSCANClustering:
     def __init__(self, eps: float | None = None, rho: float = 1.6e-3, min_samples: int = 4, k1: int = 20,
                  k2: int = 6, n_jobs: int = DBSCAN_JOBS, progress: bool = False):
         self.eps, self.rho, self.min_samples = eps, rho, min_samples
-        self.eps_note = ""  # what the rho rule could not do on these points, said with every clustering
+        self.eps_by_rule = eps is None  # a resumed run restores eps, never this
         self.k1, self.k2, self.n_jobs, self.progress = k1, k2, n_jobs, progress
 
     def __call__(self, features: torch.Tensor | np.ndarray) -> PseudoLabels:
@@ -92,12 +92,12 @@ class DBSCANClustering:
             # sklearn needs eps > 0; a rule that gives 0 (the smallest distances are exact duplicates, as on tiny
             # data) keeps its meaning with the smallest positive float: only distance-0 pairs are neighbours.
             self.eps = max(rho_eps(upper, self.rho), float(np.finfo(np.float32).tiny))
-            self.eps_note = rho_rule_note(self.rho, upper.shape[0], self.eps)
         neighbourhoods = symmetric_distance(_entries_at_most(upper, self.eps))
         labels = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed",
                         n_jobs=self.n_jobs).fit_predict(neighbourhoods)
         pseudo = pseudo_labels_from(features, labels, eps=self.eps)
-        return dataclasses.replace(pseudo, message=f"{pseudo.message}; {self.eps_note}") if self.eps_note else pseudo
+        note = rho_rule_note(self.rho, upper.shape[0], self.eps) if self.eps_by_rule else ""
+        return dataclasses.replace(pseudo, message=f"{pseudo.message}; {note}") if note else pseudo
 
 
 class KMeansClustering:

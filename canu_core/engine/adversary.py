@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.discriminators import build_discriminator
+from .common import use_learning_rate
 
 ADVERSARY_KINDS = ("none", "adv", "canu")
 
@@ -133,8 +134,7 @@ class CameraAdversary:
     def use_learning_rate(self, lr: float) -> None:
         """The discriminator's learning rate from now on (a restored optimizer keeps the one it was saved with)."""
         if self.active:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            use_learning_rate(self.optimizer, lr)
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self.config:

@@ -61,14 +61,13 @@ class DivergenceError(FloatingPointError):
     """Training diverged: a loss or feature that is not finite, or a loss term past `loss_limit`."""
 
 
-def check_finite(losses: Mapping[str, torch.Tensor | float], tensors: Mapping[str, torch.Tensor], epoch: int,
-                 iteration: int, loss_limit: float, lr_parameter: str) -> None:
+def check_finite(losses: Mapping[str, float], tensors: Mapping[str, torch.Tensor], epoch: int, iteration: int,
+                 loss_limit: float, lr_parameter: str) -> None:
     """Stop before the optimizer step when training has diverged, naming the epoch, iteration and term. No
     checkpoint of this epoch has been written then, so the last good one stays, and a resume with a smaller
     learning rate (`-p <lr_parameter> ... -p amend true`) continues from it."""
     problems = [f"{name} is not finite" for name, value in tensors.items() if not torch.isfinite(value).all()]
     for name, value in losses.items():
-        value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
         if not math.isfinite(value) or abs(value) > loss_limit:
             problems.append(f"{name} = {value:.4g}" + ("" if not math.isfinite(value) else
                                                        f", past loss_limit {loss_limit:g}"))

@@ -98,7 +98,8 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         for k, adversary, (features, _) in zip(NETWORKS, adversaries, outputs):
             metrics |= discriminator_metrics(adversary.discriminator_step(features, camids, condition), str(k))
             losses[f"loss_adv{k}"] = adversary.generator_loss(features, camids, condition)
-        check_finite(losses, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, epoch, step,
+        values = {name: value.item() for name, value in losses.items()}
+        check_finite(values, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, epoch, step,
                      params.loss_limit, "adapt_lr (or disc_lr)")
         loss = ((1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
                 + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
@@ -112,8 +113,7 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
             update_teacher(teacher, student, epoch * iterations + step, params.ema_alpha)
         accuracies = {f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
                       for k, (_, logits) in zip(NETWORKS, outputs)}
-        averages.add({"loss": loss.item(), **{name: value.item() for name, value in losses.items()}, **accuracies,
-                      **metrics})
+        averages.add({"loss": loss.item(), **values, **accuracies, **metrics})
     return averages.means()
 
 

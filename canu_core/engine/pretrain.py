@@ -43,14 +43,14 @@ def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth
             features, logits = model(images)
             loss_ce = ce(logits.float(), labels)
             loss_triplet = triplet(features.float(), labels)
-        check_finite({"loss_ce": loss_ce, "loss_triplet": loss_triplet}, {"features": features, "logits": logits},
-                     epoch, steps, loss_limit, "lr")
+        values = {"loss_ce": loss_ce.item(), "loss_triplet": loss_triplet.item()}
+        check_finite(values, {"features": features, "logits": logits}, epoch, steps, loss_limit, "lr")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss_ce + loss_triplet).backward()
         scaler.step(optimizer)
         scaler.update()
-        totals["loss_ce"] += loss_ce.item()
-        totals["loss_triplet"] += loss_triplet.item()
+        totals["loss_ce"] += values["loss_ce"]
+        totals["loss_triplet"] += values["loss_triplet"]
         totals["train_acc"] += (logits.argmax(1) == labels).float().mean().item()
         steps += 1
     return {name: value / max(steps, 1) for name, value in totals.items()}

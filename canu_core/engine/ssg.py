@@ -87,13 +87,14 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
             losses[f"loss_tri_{part}"] = part_triplet(triplet, feature, part_label)
             metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
             losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
-        check_finite(losses, dict(zip(PARTS, features)), epoch, step, params.loss_limit, "ssg_lr (or disc_lr)")
+        values = {name: value.item() for name, value in losses.items()}
+        check_finite(values, dict(zip(PARTS, features)), epoch, step, params.loss_limit, "ssg_lr (or disc_lr)")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        averages.add({"loss": loss.item(), **{name: value.item() for name, value in losses.items()}, **metrics})
+        averages.add({"loss": loss.item(), **values, **metrics})
     return averages.means()
 
 
