@@ -68,13 +68,25 @@ class Params:
     instances: int = 4
     last_stride: int = 1
     label_smoothing: float = 0.1
+    # the pretraining triplet: "soft" = softplus(d_ap - d_an), MMT's SoftTripletLoss(margin=0.0) of its pretrain
+    # script; "hinge" = max(0, d_ap - d_an + triplet_margin). SSG's triplets always use the hinge with triplet_margin
+    pretrain_triplet: Literal["soft", "hinge"] = "soft"
     triplet_margin: float = 0.5
+    # MMT's PreTrainer: every iteration also forwards a shuffled target batch in train mode, without loss, so the
+    # BatchNorm statistics of the source models already see the target. False: the source-only variant
+    pretrain_target_forward: bool = True
     pretrained_weights: Optional[str] = None
     amp: bool = True
     # --- clustering the target features of a pretrained model (MMT-DBSCAN's settings; k-means is MMT's original)
     pretrain_run: str = "pretrain"
+    # notebook 02: a second pretraining run whose first clustering is shown beside pretrain_run's (e.g. one trained
+    # with pretrain_target_forward false, to see what MMT's target forward changes); None: no comparison
+    compare_pretrain_run: Optional[str] = None
     model_index: int = 1
     clustering: Literal["dbscan", "kmeans"] = "dbscan"
+    # the k-reciprocal Jaccard distance DBSCAN reads: MMT's compute_jaccard_dist (the paper's code base; SSG's
+    # re_ranking is the same) or SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ)
+    jaccard: Literal["mmt", "spcl"] = "mmt"
     k1: int = 20
     k2: int = 6
     # rho 0.004 on the synthetic worlds (paper: 0.0016): the rho rule takes the mean of the smallest rho share of
@@ -89,14 +101,20 @@ class Params:
     adversary: Literal["none", "adv", "canu"] = "canu"
     mu: float = 0.1  # paper: 0.1 for CANU-MMT, 0.05 for CANU-SSG
     merge: Literal["sum", "product"] = "sum"  # how the conditional discriminator joins its two branches
+    # what the discriminators read: "pooled" = the pooled feature before the BN-neck (what the triplet losses
+    # read), "embedding" = the L2-normalised BN-neck output (what clustering, the centroids and ranking use)
+    adversary_features: Literal["pooled", "embedding"] = "pooled"
     disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
     adapt_epochs: int = 5
-    adapt_iters_per_epoch: int = 30  # MMT only (paper 400); an SSG epoch is one pass of its sampler
+    adapt_iters_per_epoch: int = 30  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
     eval_every_epoch: bool = True  # False: evaluate on the target test split after the last epoch only
     umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
     adapt_lr: float = 0.00035  # MMT: Adam
     ssg_lr: float = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
+    # SSG clusters with (1 - w) Jaccard + w (s_i + s_j), s_i: image i's distance to the source set (SSG's
+    # lambda_value, 0.1); 0 clusters on the Jaccard distance alone
+    ssg_source_weight: float = 0.1
     ema_alpha: float = 0.999
     soft_ce_weight: float = 0.5
     soft_tri_weight: float = 0.8
@@ -178,7 +196,7 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
         raise ConfigError("unknown parameter(s): " + ", ".join(lines) + ". Known: " + ", ".join(known))
     coerced = {k: _coerce(k, v, hints[k]) for k, v in values.items()}
     for name in RUN_NAME_FIELDS:
-        if name in coerced:
+        if coerced.get(name) is not None:
             check_run_name(coerced[name], name)
     if coerced.get("threads") is not None and coerced["threads"] < 1:
         raise ConfigError(f"parameter 'threads': expected a count >= 1 (or null for torch's default), "
@@ -186,7 +204,7 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
     return dataclasses.replace(base or Params(), **coerced)
 
 
-RUN_NAME_FIELDS = ("run_name", "pretrain_run")
+RUN_NAME_FIELDS = ("run_name", "pretrain_run", "compare_pretrain_run")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 

@@ -84,6 +84,15 @@ class ReidModel(nn.Module):
         logits = self.classifier(normalised[0]) if self.classifier is not None else None
         return pooled[0], logits
 
+    def embedding(self, pooled: torch.Tensor, part: int = 0) -> torch.Tensor:
+        """The L2-normalised BN-neck output of part `part` for pooled features the forward returned: in train mode
+        with the batch's statistics, as the forward's own neck computed it, but without updating the running
+        statistics a second time (what the camera discriminators read with adversary_features "embedding")."""
+        neck = self.bn_necks[part]
+        statistics = (None, None) if self.training else (neck.running_mean, neck.running_var)
+        normalised = F.batch_norm(pooled, *statistics, neck.weight, neck.bias, training=self.training, eps=neck.eps)
+        return F.normalize(normalised, dim=1)
+
     def _pool(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
         """[full] or [full, upper half, lower half] (rows split at h // 2), each averaged to (N, C)."""
         regions = [feature_map]
