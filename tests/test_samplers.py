@@ -1,5 +1,7 @@
-"""P x K identity sampling: batch composition, camera preference, repeats only when needed, determinism."""
+"""MMT's identity sampling (RandomMultipleGallerySampler): groups, other cameras first, repeats, determinism."""
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -19,60 +21,62 @@ RECORDS = make_records({
     2: [0, 1, 2, 3],
     3: [4],                   # a single image
     4: [1, 2],                # fewer images than K
-    5: [0, 0, 0, 1],
+    5: [0, 0, 0, 1],          # one image from another camera than the other three
 })
 
 
-def groups_of(indices: list[int], size: int) -> list[list[int]]:
-    return [indices[i:i + size] for i in range(0, len(indices), size)]
+def groups(sampler: RandomIdentitySampler) -> list[list[int]]:
+    """The sampler's stream cut into its groups: each identity comes once per pass, so a group is a run of one pid."""
+    return [list(run) for _, run in itertools.groupby(sampler, key=lambda i: RECORDS[i].pid)]
 
 
-def test_batches_hold_p_distinct_ids_of_k_instances_each():
+def group_of(sampler: RandomIdentitySampler, pid: int) -> list[int]:
+    return next(g for g in groups(sampler) if RECORDS[g[0]].pid == pid)
+
+
+def test_every_identity_gives_one_group_of_k_and_a_single_image_its_anchor_alone():
     sampler = RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=0)
-    indices = list(sampler)
-    assert len(indices) == len(sampler) == 6 * 3
-    groups = groups_of(indices, 3)
-    pids_per_group = [{RECORDS[i].pid for i in group} for group in groups]
-    assert all(len(pids) == 1 for pids in pids_per_group)
-    group_pids = [pids.pop() for pids in pids_per_group]
-    assert sorted(group_pids) == [0, 1, 2, 3, 4, 5]  # every identity exactly once per epoch
-    for batch in groups_of(group_pids, 2):
-        assert len(set(batch)) == 2
+    found = groups(sampler)
+    assert sorted(RECORDS[g[0]].pid for g in found) == [0, 1, 2, 3, 4, 5]  # each identity once per pass
+    assert {RECORDS[g[0]].pid: len(g) for g in found} == {0: 3, 1: 3, 2: 3, 3: 1, 4: 3, 5: 3}
+    assert len(sampler) == len(list(sampler)) == 5 * 3 + 1  # no identity dropped; the loader drops the last batch
 
 
-def test_leftover_identities_are_dropped_so_batches_stay_full():
-    sampler = RandomIdentitySampler(RECORDS, batch_ids=4, instances=2, seed=0)
-    assert len(sampler) == len(list(sampler)) == 1 * 4 * 2  # 6 ids // 4 = 1 batch
-
-
-def test_instances_cover_every_camera_of_the_identity():
+def test_fill_comes_from_other_cameras_without_replacement_when_there_are_k():
     sampler = RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=1)
     for epoch in range(20):
         sampler.set_epoch(epoch)
-        group = next(g for g in groups_of(list(sampler), 3) if RECORDS[g[0]].pid == 0)
-        assert {RECORDS[i].camid for i in group} == {0, 1, 2}
+        anchor, *fill = group_of(sampler, 0)  # four images from the two other cameras >= K = 3
+        assert len(set(fill)) == 2 and all(RECORDS[i].camid != RECORDS[anchor].camid for i in fill)
 
 
-def test_repeats_only_when_the_identity_has_fewer_than_k_images():
-    sampler = RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=2)
-    for epoch in range(10):
+def test_few_other_camera_images_are_repeated_rather_than_filled_from_the_anchor_camera():
+    """pid 5, K = 4: an anchor from camera 0 has a single other-camera image, drawn 3 times (MMT's rule); an anchor
+    from camera 1 has three camera-0 images, fewer than K: 3 draws with replacement among them."""
+    sampler = RandomIdentitySampler(RECORDS, batch_ids=2, instances=4, seed=2)
+    other_camera = RECORDS.index(ImageRecord("5_3.jpg", 5, 1))
+    seen_anchor_cameras = set()
+    for epoch in range(30):
         sampler.set_epoch(epoch)
-        for group in groups_of(list(sampler), 3):
-            pid = RECORDS[group[0]].pid
-            available = {i for i, r in enumerate(RECORDS) if r.pid == pid}
-            if len(available) >= 3:
-                assert len(set(group)) == 3
-            else:
-                assert set(group) == available  # every image used, the rest repeats
+        anchor, *fill = group_of(sampler, 5)
+        seen_anchor_cameras.add(RECORDS[anchor].camid)
+        if RECORDS[anchor].camid == 0:
+            assert fill == [other_camera] * 3
+        else:
+            assert all(RECORDS[i].camid == 0 for i in fill) and len(fill) == 3
+    assert seen_anchor_cameras == {0, 1}
 
 
-def test_single_image_identity_is_repeated():
-    sampler = RandomIdentitySampler(RECORDS, batch_ids=2, instances=4, seed=0)
-    single = RECORDS.index(ImageRecord("3_0.jpg", 3, 4))
-    assert [single] * 4 in groups_of(list(sampler), 4)
+def test_a_single_camera_identity_fills_with_its_other_images():
+    without_replacement = RandomIdentitySampler(RECORDS, batch_ids=2, instances=4, seed=3)
+    anchor, *fill = group_of(without_replacement, 1)  # 4 other images >= K = 4
+    assert anchor not in fill and len(set(fill)) == 3
+    with_replacement = RandomIdentitySampler(RECORDS, batch_ids=2, instances=7, seed=3)
+    anchor, *fill = group_of(with_replacement, 1)  # 4 other images < K = 7: 6 draws among them
+    assert anchor not in fill and len(fill) == 6 and len(set(fill)) <= 4
 
 
-def test_order_depends_only_on_seed_and_epoch():
+def test_order_depends_only_on_seed_epoch_and_pass():
     first = RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=5)
     second = RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=5)
     assert list(first) == list(second) == list(first)
@@ -80,11 +84,15 @@ def test_order_depends_only_on_seed_and_epoch():
     assert list(first) != list(second)
     second.set_epoch(1)
     assert list(first) == list(second)
-    assert list(RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=6)) != list(second)
+    second.set_epoch(1, pass_index=1)
+    assert list(first) != list(second)
+    assert list(RandomIdentitySampler(RECORDS, batch_ids=2, instances=3, seed=6)) != list(first)
 
 
-def test_outliers_and_too_few_ids_are_rejected():
+def test_outliers_too_few_ids_and_too_few_images_are_rejected():
     with pytest.raises(ValueError, match="pid -1"):
         RandomIdentitySampler(RECORDS + [ImageRecord("x.jpg", -1, 0)], batch_ids=2, instances=2)
     with pytest.raises(ValueError, match="6 identities"):
         RandomIdentitySampler(RECORDS, batch_ids=7, instances=2)
+    with pytest.raises(ValueError, match="draws 3 images"):
+        RandomIdentitySampler(make_records({0: [0], 1: [1], 2: [2]}), batch_ids=2, instances=4)

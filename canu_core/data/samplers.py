@@ -1,8 +1,7 @@
-"""P x K identity sampling for the triplet loss, preferring for each identity images from different cameras."""
+"""Identity sampling for the triplet loss: MMT's RandomMultipleGallerySampler (mmt/utils/data/sampler.py)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from itertools import zip_longest
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -12,14 +11,15 @@ from .records import ImageRecord
 
 
 class RandomIdentitySampler(Sampler[int]):
-    """Dataset indices in batches of `batch_ids` (P) identities x `instances` (K) images each.
+    """Dataset indices in groups, one group per identity, every identity once per pass in a random order; use it
+    with DataLoader(batch_size=batch_ids * instances, drop_last=True), as MMT does.
 
-    Per epoch every identity is drawn once, in a random order; the last `num_ids % P` of that order are dropped so
-    that every batch holds P distinct identities. Hence len(sampler) = (num_ids // P) * P * K: use it with
-    DataLoader(batch_size=P * K). For each identity: a random anchor image, then images from the other cameras
-    (round-robin over those cameras, so K instances span as many cameras as the identity has), then other images of
-    the anchor's camera, then - only when the identity has fewer than K images - repeats drawn at random
-    (MMT's RandomMultipleGallerySampler idea; single-image identities are repeated K times).
+    A group is MMT's: a random anchor image, then K - 1 images of the same identity **from other cameras** (drawn
+    without replacement if the identity has at least K such images, with replacement otherwise); only an identity
+    seen by a single camera fills its group with its other images (same rule), and an identity with a single image
+    gives its anchor alone. Groups are concatenated, so a group may straddle two batches, and a batch holds
+    `batch_ids` identities only when every group is full. Camera-biased clusters are what this rule is for: an
+    identity with one image from another camera is drawn with K - 1 copies of it, never with same-camera fill.
 
     Works on ground-truth or pseudo-label records alike (pid = cluster label); outliers (pid -1) must be removed
     by the caller. The order depends only on (seed, epoch, pass): call set_epoch(e, p) before each pass.
@@ -36,12 +36,15 @@ class RandomIdentitySampler(Sampler[int]):
         if len(self.indices_by_pid) < batch_ids:
             raise ValueError(f"{len(self.indices_by_pid)} identities cannot fill a batch of {batch_ids} identities")
         self.pids = sorted(self.indices_by_pid)
-        self.camids = [record.camid for record in records]
+        self.camids = np.array([record.camid for record in records])
         self.batch_ids = batch_ids
         self.instances = instances
         self.seed = seed
         self.epoch = 0
         self.pass_index = 0
+        if len(self) < batch_ids * instances:
+            raise ValueError(f"a pass draws {len(self)} images (identities with a single image give one), fewer than "
+                             f"one batch of {batch_ids} x {instances}")
 
     def set_epoch(self, epoch: int, pass_index: int = 0) -> None:
         """Select the order of pass `pass_index` of `epoch` (an epoch of fixed iterations may need several passes)."""
@@ -49,28 +52,20 @@ class RandomIdentitySampler(Sampler[int]):
         self.pass_index = pass_index
 
     def __len__(self) -> int:
-        return (len(self.pids) // self.batch_ids) * self.batch_ids * self.instances
+        return sum(self.instances if len(indices) > 1 else 1 for indices in self.indices_by_pid.values())
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch, self.pass_index])
-        order = rng.permutation(len(self.pids))
-        kept = order[: len(self.pids) // self.batch_ids * self.batch_ids]
-        for position in kept:
-            yield from self._instances(self.indices_by_pid[self.pids[position]], rng)
+        for position in rng.permutation(len(self.pids)):
+            yield from self._group(np.asarray(self.indices_by_pid[self.pids[position]]), rng)
 
-    def _instances(self, indices: list[int], rng: np.random.Generator) -> list[int]:
-        """K dataset indices of one identity: anchor, other cameras round-robin, same camera, then repeats."""
+    def _group(self, indices: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """The anchor, then K - 1 draws from the other cameras' images, or (one camera) from the other images."""
         anchor = indices[rng.integers(len(indices))]
-        by_camera: dict[int, list[int]] = defaultdict(list)
-        for index in indices:
-            if index != anchor:
-                by_camera[self.camids[index]].append(index)
-        same_camera = by_camera.pop(self.camids[anchor], [])
-        cameras = sorted(by_camera)
-        other_cameras = [rng.permutation(by_camera[cameras[i]]).tolist() for i in rng.permutation(len(cameras))]
-        round_robin = [index for rank in zip_longest(*other_cameras) for index in rank if index is not None]
-        chosen = [anchor] + round_robin + rng.permutation(same_camera).tolist()
-        if len(chosen) < self.instances:
-            chosen += rng.choice(indices, size=self.instances - len(chosen)).tolist()
-        return chosen[: self.instances]
-
+        candidates = indices[self.camids[indices] != self.camids[anchor]]
+        if not len(candidates):
+            candidates = indices[indices != anchor]
+            if not len(candidates):
+                return [int(anchor)]
+        fill = rng.choice(candidates, size=self.instances - 1, replace=len(candidates) < self.instances)
+        return [int(anchor), *fill.tolist()]
