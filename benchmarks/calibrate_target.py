@@ -26,7 +26,7 @@ from canu_core.evaluate import evaluate
 from canu_core.runs import RunFolder, resolve_path
 
 COLUMNS = ["num_clusters", "outlier_fraction", "pairwise_precision", "pairwise_recall", "mi_pseudo_camera",
-           "mi_true_camera", "lost_ids", "camera_probe_acc"]
+           "ami_pseudo_camera", "mi_true_camera", "lost_ids", "camera_probe_acc"]
 
 
 def main() -> None:

@@ -194,12 +194,14 @@ def mean_std(values: pd.Series, decimals: int = 1) -> str:
     return f"{mean:.{decimals}f} ± {values.std():.{decimals}f}"
 
 
-DECIMALS = {"mi_pseudo_camera": 2}  # MI in nats: differences of a few hundredths matter; mAP and R1 in %: 1
+# MI in nats: differences of a few hundredths matter; mAP and R1 in %: 1
+DECIMALS = {"mi_pseudo_camera": 2, "ami_pseudo_camera": 2}
 
 
 def summary_table(results: pd.DataFrame, by: Sequence[str],
                   metrics: Mapping[str, str] = {"target_R1": "R1", "target_mAP": "mAP",
-                                                "mi_pseudo_camera": "MI(pseudo; cam)"}) -> pd.DataFrame:
+                                                "mi_pseudo_camera": "MI(pseudo; cam)",
+                                                "ami_pseudo_camera": "adj. MI(pseudo; cam)"}) -> pd.DataFrame:
     """One row per `by` group: each metric as "mean ± std" over seeds and the number of seeds."""
     rows = []
     for key, group in results.groupby(list(by), sort=False, dropna=False):
@@ -267,7 +269,8 @@ def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:
 
 
 def paired_differences(results: pd.DataFrame,
-                       metrics: Sequence[str] = ("target_mAP", "target_R1", "mi_pseudo_camera")) -> pd.DataFrame:
+                       metrics: Sequence[str] = ("target_mAP", "target_R1", "mi_pseudo_camera",
+                                                 "ami_pseudo_camera")) -> pd.DataFrame:
     """The paper's claims as paired comparisons on the default world at the paper's mu: for each method, CANU and
     +Adv. against the baseline and CANU against +Adv., the per-seed difference of each metric (same seed: same
     source models and world), its mean ± std and on how many seeds it is positive."""

@@ -3,8 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from canu_core.cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
-                                           clustering_quality, lost_identities, neighbour_agreement)
+from canu_core.cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
+                                           camera_probe_accuracy, cluster_summary, clustering_quality,
+                                           lost_identities, neighbour_agreement)
 
 
 def test_neighbour_agreement_by_hand():
@@ -61,6 +62,28 @@ def test_camera_mutual_information():
     expected = math.log(2) - (2 / 6) * math.log(2)
     assert camera_mutual_information([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 0, 1]) == pytest.approx(expected)
     assert camera_mutual_information([-1, -1], [0, 1]) == 0.0
+
+
+def test_camera_adjusted_mutual_information_subtracts_the_permutation_expectation():
+    """By hand. Two clusters of 2 on two cameras of 2 images (n = 4): a random permutation puts n11 = 0, 1 or 2
+    camera-0 images in cluster 0 with probabilities 1/6, 4/6, 1/6 (hypergeometric); MI is ln 2 at 0 or 2 and 0 at
+    1, so E[MI] = ln 2 / 3 and the perfectly camera-aligned clusters score ln 2 - ln 2 / 3."""
+    assert camera_adjusted_mutual_information([0, 0, 1, 1, -1], [0, 0, 1, 1, 1]) == pytest.approx(2 / 3 * math.log(2))
+    # Three clusters of 2, each on both cameras (MI 0). Of the C(6, 3) = 20 placements of the 3 camera-0 images,
+    # 8 give (1, 1, 1) per cluster (MI 0) and 12 give (2, 1, 0) in some order (two pure cells: MI = 2/3 ln 2):
+    # E[MI] = 12/20 * 2/3 ln 2 = 0.4 ln 2, and the adjusted MI is below 0, where the plug-in one says 0.
+    labels, cameras = [0, 0, 1, 1, 2, 2], [0, 1, 0, 1, 0, 1]
+    assert camera_mutual_information(labels, cameras) == pytest.approx(0.0)
+    assert camera_adjusted_mutual_information(labels, cameras) == pytest.approx(-0.4 * math.log(2))
+    assert camera_adjusted_mutual_information([-1, -1], [0, 1]) == 0.0
+
+
+def test_adjusted_mutual_information_of_labels_that_ignore_the_camera_is_near_zero_where_the_plug_in_is_not():
+    """The issue's case: 142 random clusters over 1,524 images and 8 cameras."""
+    rng = np.random.default_rng(0)
+    labels, cameras = rng.integers(0, 142, 1524), rng.integers(0, 8, 1524)
+    assert camera_mutual_information(labels, cameras) > 0.3
+    assert abs(camera_adjusted_mutual_information(labels, cameras)) < 0.03
 
 
 def test_lost_identities():

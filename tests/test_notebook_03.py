@@ -59,7 +59,7 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     assert list(history["epoch"]) == [0, 1] and set(history["method"]) == {method}
     assert set(history["adversary"]) == {adversary} and (history["mu"] == mu).all()
     for column in ["status", "num_clusters", "num_outliers", "lost_ids", "mi_pseudo_camera", "mi_true_camera",
-                   "target_mAP", "target_R1", *loss_columns]:
+                   "ami_pseudo_camera", "ami_true_camera", "target_mAP", "target_R1", *loss_columns]:
         assert column in history, column
     trained = history[history["status"] == "trained"]
     assert len(trained) >= 1  # the tiny-world settings give usable clusters

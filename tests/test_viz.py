@@ -8,6 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from canu_core.cluster.diagnostics import camera_adjusted_mutual_information
 from canu_core.cluster.jaccard import upper_jaccard_distance
 from canu_core.cluster.pseudo_labels import pseudo_labels_from, rho_eps
 from canu_core.data.records import ImageRecord
@@ -79,7 +80,10 @@ def test_clustering_report_by_hand():
     # H(camera) - H(camera | cluster) over the 5 clustered images: cameras 1/5, 2/5, 2/5; cluster 0 holds 1:2.
     expected_mi = (math.log(5) - 0.8 * math.log(2)) - 0.6 * (math.log(3) - 2 / 3 * math.log(2))
     assert report["camera_mi_pseudo_labels"] == pytest.approx(expected_mi)
+    assert report["camera_ami_pseudo_labels"] == pytest.approx(camera_adjusted_mutual_information(LABELS, CAMIDS))
+    assert report["camera_ami_pseudo_labels"] < report["camera_mi_pseudo_labels"]
     table = diagnostics_table(report)
+    assert table.loc["MI less its chance value, nats", "this clustering"] == f"{report['camera_ami_pseudo_labels']:.3f}"
     assert table.loc["clusters", "this clustering"] == "2 (ok)"
     assert table.loc["groups from a single camera"].tolist() == ["50% of clusters", "33% of true ids"]
 

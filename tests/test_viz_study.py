@@ -66,6 +66,17 @@ def test_mi_per_epoch_means_bands_and_true_ids(tmp_path):
     assert fig.get_suptitle() == "Fig. 3"
 
 
+def test_adjusted_mi_per_epoch_reads_the_adjusted_columns():
+    histories = histories_frame()
+    histories = histories.assign(ami_pseudo_camera=histories["mi_pseudo_camera"] - 1,
+                                 ami_true_camera=histories["mi_true_camera"] - 0.25)
+    fig = plot_mi_per_epoch(histories, adjusted=True)
+    ssg = fig.axes[0]
+    assert ssg.get_ylabel() == "adjusted MI(pseudo-labels; camera) (nats)"
+    assert_array_equal(lines_by_label(ssg)["CANU"].get_ydata(), [1.25, 1.5, 1.75])
+    assert_array_equal(lines_by_label(ssg)["true ids"].get_ydata(), [0.125, 0.25, 0.375])
+
+
 def test_single_seed_has_no_band():
     histories = histories_frame()
     fig = plot_mi_per_epoch(histories[histories["seed"] == 1])

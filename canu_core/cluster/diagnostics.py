@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
-from sklearn.metrics.cluster import contingency_matrix
+from sklearn.metrics.cluster import contingency_matrix, expected_mutual_information
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -75,6 +75,22 @@ def camera_mutual_information(labels, camids) -> float:
     labels, camids = np.asarray(labels), np.asarray(camids)
     kept = labels >= 0
     return float(mutual_info_score(labels[kept], camids[kept])) if kept.any() else 0.0
+
+
+def camera_adjusted_mutual_information(labels, camids) -> float:
+    """MI(labels; camera) minus its expectation under a random permutation of the labels (nats, over the points
+    with a label >= 0): the plug-in MI of labels that ignore the camera is far from 0 when clusters are small (about
+    0.4 nats for 142 random clusters of 1,524 images over 8 cameras) and grows with their number; this one is about
+    0 for them, whatever the number. The expectation is the exact one of the hypergeometric model with both
+    marginals fixed (Vinh et al. 2010; sklearn's expected_mutual_information, the term adjusted_mutual_info_score
+    subtracts), left in nats rather than normalised so that it reads on the plug-in MI's scale."""
+    labels, camids = np.asarray(labels), np.asarray(camids)
+    kept = labels >= 0
+    if not kept.any():
+        return 0.0
+    contingency = contingency_matrix(labels[kept], camids[kept], sparse=True)
+    expected = expected_mutual_information(contingency, int(kept.sum()))
+    return float(mutual_info_score(labels[kept], camids[kept]) - expected)
 
 
 def lost_identities(pseudo_labels, true_ids) -> np.ndarray:

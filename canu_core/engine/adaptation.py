@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
-                                   clustering_quality, lost_identities)
+from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
+                                   camera_probe_accuracy, cluster_summary, clustering_quality, lost_identities)
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset
@@ -79,14 +79,17 @@ def unusable_reason(pseudo: dict[str, PseudoLabels], num_labels: int, batch_ids:
 def clustering_diagnostics(labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord],
                            seed: int) -> dict[str, float]:
     """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the constant
-    MI(true ids; camera) reference (paper Fig. 3), lost ids (Fig. 4), and the camera leakage of the clustering
-    features (cross-validated linear probe accuracy, beside chance)."""
+    MI(true ids; camera) reference (paper Fig. 3), plug-in and chance-adjusted (ami_*: the expectation for labels
+    that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the clustering features
+    (cross-validated linear probe accuracy, beside chance)."""
     pids = np.array([r.pid for r in records])
     camids = np.array([r.camid for r in records])
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
     return {**cluster_summary(labels), **clustering_quality(labels, pids),
             "mi_pseudo_camera": camera_mutual_information(labels, camids),
             "mi_true_camera": camera_mutual_information(pids, camids),
+            "ami_pseudo_camera": camera_adjusted_mutual_information(labels, camids),
+            "ami_true_camera": camera_adjusted_mutual_information(pids, camids),
             "lost_ids": len(lost_identities(labels, pids)),
             "camera_probe_acc": probe["accuracy"], "camera_probe_chance": probe["chance"]}
 
@@ -196,7 +199,7 @@ def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> Reid
 
 
 SUMMARY_KEYS = ("epoch", "status", "target_mAP", "target_R1", "num_clusters", "num_outliers", "lost_ids",
-                "mi_pseudo_camera", "mi_true_camera")
+                "mi_pseudo_camera", "mi_true_camera", "ami_pseudo_camera", "ami_true_camera")
 
 
 def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: Params) -> dict:

@@ -61,7 +61,11 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
         _plot(ax, history, "mi_pseudo_camera", label="MI(pseudo-labels; camera)")
     if "mi_true_camera" in history:
         _plot(ax, history, "mi_true_camera", linestyle="--", color="black", label="MI(true ids; camera)")
-    ax.set_title("MI with the camera (nats)")
+    if "ami_pseudo_camera" in history:
+        _plot(ax, history, "ami_pseudo_camera", color="tab:red", label="adjusted MI(pseudo-labels; camera)")
+    if "ami_true_camera" in history:
+        _plot(ax, history, "ami_true_camera", linestyle="--", color="grey", label="adjusted MI(true ids; camera)")
+    ax.set_title("MI with the camera (nats; adjusted: less its chance value)")
 
     ax = axes[3]
     if "lost_ids" in history:
@@ -95,7 +99,7 @@ def final_metrics_table(last: dict, best_oracle: dict | None) -> pd.DataFrame:
     """Rows "last" and "best_oracle (target labels: reference only)": epoch, target mAP and R1 and the
     clustering diagnostics of that epoch (None/NaN where an epoch was skipped)."""
     columns = ["epoch", "target_mAP", "target_R1", "num_clusters", "num_outliers", "lost_ids", "mi_pseudo_camera",
-               "mi_true_camera"]
+               "mi_true_camera", "ami_pseudo_camera", "ami_true_camera"]
     rows = {"last": last}
     if best_oracle is not None:
         rows["best_oracle (target labels: reference only)"] = best_oracle

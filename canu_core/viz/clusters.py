@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..cluster.diagnostics import (camera_mutual_information, camera_probe_accuracy, cluster_summary,
+from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information, camera_probe_accuracy, cluster_summary,
                                    clustering_quality, lost_identities, neighbour_agreement)
 from ..cluster.pseudo_labels import PseudoLabels
 from ..data.records import ImageRecord
@@ -46,7 +46,8 @@ def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
     """Everything notebook 02 measures about a clustering against the true ids and cameras, flat (metrics.json).
 
     single_camera_clusters / single_camera_ids: the share of clusters, and of true ids, whose images all come from
-    one camera (NaN without a cluster); camera_mi_*: MI with the camera (nats, outliers left out; paper Fig. 3);
+    one camera (NaN without a cluster); camera_mi_*: MI with the camera (nats, outliers left out; paper Fig. 3),
+    camera_ami_*: the same less its expectation for labels that ignore the camera (chance-adjusted);
     lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
     clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
     return {
@@ -55,6 +56,8 @@ def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
         **clustering_quality(pseudo.labels, pids),
         "camera_mi_pseudo_labels": camera_mutual_information(pseudo.labels, camids),
         "camera_mi_true_ids": camera_mutual_information(pids, camids),
+        "camera_ami_pseudo_labels": camera_adjusted_mutual_information(pseudo.labels, camids),
+        "camera_ami_true_ids": camera_adjusted_mutual_information(pids, camids),
         "num_true_ids": len(identities),
         "lost_ids": len(lost_identities(pseudo.labels, pids)),
         "single_camera_clusters": float((clusters["cameras"] == 1).mean()) if len(clusters) else float("nan"),
@@ -81,6 +84,8 @@ def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> p
         "pairwise precision / recall": (f"{c['pairwise_precision']:.3f} / {c['pairwise_recall']:.3f}", "1 / 1"),
         "MI(labels; camera), nats": (f"{c['camera_mi_pseudo_labels']:.3f}",
                                      f"{c['camera_mi_true_ids']:.3f} (true ids)"),
+        "MI less its chance value, nats": (f"{c['camera_ami_pseudo_labels']:.3f}",
+                                           f"{c['camera_ami_true_ids']:.3f} (true ids)"),
         "groups from a single camera": (f"{c['single_camera_clusters']:.0%} of clusters",
                                         f"{c['single_camera_ids']:.0%} of true ids"),
     }

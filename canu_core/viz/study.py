@@ -106,9 +106,13 @@ def _per_epoch(histories: pd.DataFrame, column: str, ylabel: str, path, title: s
     return _finish(fig, path, title)
 
 
-def plot_mi_per_epoch(histories: pd.DataFrame, path=None, title: str = "") -> Figure:
+def plot_mi_per_epoch(histories: pd.DataFrame, path=None, title: str = "", adjusted: bool = False) -> Figure:
     """Paper Fig. 3: whether the adversary lowers the camera information in the pseudo-labels towards that of the
-    true ids."""
+    true ids. adjusted: the MI less its chance value (ami_* columns), which does not move with the number of
+    clusters as the plug-in MI does."""
+    if adjusted:
+        return _per_epoch(histories, "ami_pseudo_camera", "adjusted MI(pseudo-labels; camera) (nats)", path, title,
+                          true_column="ami_true_camera")
     return _per_epoch(histories, "mi_pseudo_camera", "MI(pseudo-labels; camera) (nats)", path, title,
                       true_column="mi_true_camera")
 
