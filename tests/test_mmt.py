@@ -19,7 +19,8 @@ from canu_core.runs import RunFolder, project_root
 # Diagnostics, losses, discriminator metrics and test metrics every epoch row must have.
 HISTORY_COLUMNS = {
     "method", "epoch", "adversary", "mu", "status", "message", "eps", "num_clusters", "num_outliers", "lost_ids",
-    "mi_pseudo_camera", "mi_true_camera", "camera_probe_acc", "camera_probe_chance", "iterations", "loss",
+    "mi_pseudo_camera", "mi_true_camera", "ami_pseudo_camera", "ami_true_camera", "camera_probe_acc",
+    "camera_probe_chance", "iterations", "loss",
     "loss_ce1", "loss_ce2", "loss_tri1", "loss_tri2", "loss_soft_ce", "loss_soft_tri", "loss_adv1", "loss_adv2",
     "disc_loss_1", "disc_acc_1", "disc_loss_2", "disc_acc_2", "train_acc1", "train_acc2", "target_mAP",
     "target_R1",
@@ -264,3 +265,22 @@ def test_evaluating_the_last_epoch_only_changes_nothing_else(tiny_data_root, sou
     assert history.drop(columns=["target_mAP", "target_R1"]).equals(reference.drop(columns=["target_mAP", "target_R1"]))
     for name in ("students", "teachers"):
         assert_same(run.load_checkpoint("mmt_state")[name], straight[0].load_checkpoint("mmt_state")[name], name)
+
+
+@pytest.mark.parametrize("features", ["pooled", "embedding"])
+def test_discriminators_read_the_chosen_features(tiny_data_root, source_run, tmp_path, monkeypatch, features):
+    """adversary_features: the pooled feature (not normalised) or the normalised BN-neck embedding of the student."""
+    seen = []
+    real_step = mmt_module.CameraAdversary.discriminator_step
+
+    def spy(self, inputs, camids, centroids=None):
+        seen.append(inputs.detach().clone())
+        return real_step(self, inputs, camids, centroids)
+
+    monkeypatch.setattr(mmt_module.CameraAdversary, "discriminator_step", spy)
+    params = adapt_params(tiny_data_root, adapt_epochs=1, adversary_features=features)
+    mmt_module.train_mmt(params, target_world(params), RunFolder(tmp_path / "run"), source_run)
+    assert len(seen) == 2 * params.adapt_iters_per_epoch  # one discriminator per student, every iteration
+    norms = torch.cat([batch.norm(dim=1) for batch in seen])
+    unit = torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    assert unit == (features == "embedding")

@@ -8,8 +8,11 @@ optimizer is rebuilt. Then a fixed number of P x K iterations, each image seen a
 network), with the loss of MMT's code (reference notes):
     (1 - w_ce)(CE1 + CE2) + (1 - w_tri)(Tri1 + Tri2) + w_ce SoftCE + w_tri SoftTri   (w_ce 0.5, w_tri 0.8)
 plus, for each student, -mu times its discriminator's camera cross-entropy (adversary "adv" or "canu"; "canu" gives
-the discriminator each sample's cluster centroid). Teacher 1 is evaluated on the target test split every epoch (or
-only after the last with eval_every_epoch off).
+the discriminator each sample's cluster centroid). The discriminator reads the student's pooled feature
+(adversary_features "pooled", the default: phi(x) of Eq. 4 taken as the feature the triplet losses train; the paper
+does not say which) or its normalised BN-neck embedding ("embedding": the space of the clustering, the centroids and
+ranking; with bn_chunk the embedding normalises over the whole batch). Teacher 1 is evaluated on the target test
+split every epoch (or only after the last with eval_every_epoch off).
 
 Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_oracle` (teacher 1 of the last
 epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
@@ -95,9 +98,10 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         losses = mmt_losses(outputs, teacher_outputs, labels, ce)
         condition = centroids_for(labels, centroids)
         metrics = {}
-        for k, adversary, (features, _) in zip(NETWORKS, adversaries, outputs):
-            metrics |= discriminator_metrics(adversary.discriminator_step(features, camids, condition), str(k))
-            losses[f"loss_adv{k}"] = adversary.generator_loss(features, camids, condition)
+        for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
+            seen = features if params.adversary_features == "pooled" else student.embedding(features)
+            metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
+            losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
         values = {name: value.item() for name, value in losses.items()}
         check_finite(values, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, epoch, step,
                      params.loss_limit, "adapt_lr (or disc_lr)")
