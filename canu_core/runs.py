@@ -34,6 +34,11 @@ NOT_COMPARED = frozenset({"run_name", "data_root", "interactive", "umap_figures"
 # What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.
 AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "adapt_lr", "ssg_lr", "disc_lr"})
 GROWING = frozenset({"epochs", "adapt_epochs"})
+# Parameters whose default is not what the code computed before they existed (MMT's pretraining recipe, its
+# Jaccard distance, SSG's source-distance term): a run recorded without them ran something none of their values
+# reproduces, so it is never taken to have had the default.
+UNRECORDED_NOT_DEFAULT = frozenset({"jaccard", "pretrain_triplet", "pretrain_target_forward", "ssg_source_weight"})
+UNRECORDED = "(not recorded: the run predates this parameter)"
 
 
 class RunConflictError(ConfigError):
@@ -161,9 +166,10 @@ def _finite_or_none(value: Any) -> Any:
 
 def parameter_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{name: (recorded value, wanted value)} for each compared parameter of `wanted` that the record holds
-    otherwise. A parameter added to the lab after the run was recorded counts as having had its default;
-    `threads` None (torch's default) takes whatever the run recorded."""
-    recorded = {**as_dict(Params()), **recorded}
+    otherwise. A parameter added to the lab after the run was recorded counts as having had its default, unless its
+    default changed what the code computes (UNRECORDED_NOT_DEFAULT); `threads` None (torch's default) takes whatever
+    the run recorded."""
+    recorded = {**as_dict(Params()), **{name: UNRECORDED for name in UNRECORDED_NOT_DEFAULT}, **recorded}
     return {name: (recorded[name], value) for name, value in wanted.items()
             if name not in NOT_COMPARED and name in recorded and recorded[name] != value
             and not (name == "threads" and value is None)}

@@ -65,6 +65,11 @@ def test_run_state_new_partial_finished_and_foreign(outputs):
     del recorded["umap_figures"]  # as if recorded before the lab had that parameter: it had its default
     folder.params_path.write_text(yaml.safe_dump(recorded))
     assert run_state(params, run) == "finished"
+    del recorded["jaccard"]  # recorded before MMT's Jaccard: it computed another distance, not the default's
+    folder.params_path.write_text(yaml.safe_dump(recorded))
+    with pytest.raises(ValueError, match=r"jaccard: '\(not recorded: the run predates this parameter\)' there, "
+                                         "'mmt' asked"):
+        run_state(params, run)
 
 
 def write_run(run, last: dict, epochs: int = 2):
