@@ -1,11 +1,16 @@
-"""Source pretraining: an interrupted run resumes and ends exactly where an uninterrupted one ends (CPU, same seed)."""
+"""Source pretraining: an interrupted run resumes and ends exactly where an uninterrupted one ends (CPU, same seed);
+MMT's recipe: the soft-margin triplet, and a target batch forwarded each step that only BatchNorm statistics see."""
+import math
+
 import pytest
 import torch
+from torch.utils.data import DataLoader, Dataset
 
-from canu_core.config import load_params
+from canu_core.config import Params, load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import pretrain as pretrain_module
-from canu_core.engine.common import relabel, warmup_multistep
+from canu_core.engine.common import ShuffledSampler, endless_batches, relabel, warmup_multistep
+from canu_core.evaluate import ordered_loader
 from canu_core.runs import RunFolder, project_root
 
 
@@ -24,7 +29,8 @@ class Interrupted(Exception):
 
 
 def interrupting_build_model(after_training_steps):
-    """build_model whose model raises once it has run `after_training_steps` training forwards."""
+    """build_model whose model raises once it has run `after_training_steps` training forwards of source batches
+    (those with gradient: the target batches are forwarded without)."""
     real_build = pretrain_module.build_model
     calls = {"n": 0}
 
@@ -32,7 +38,7 @@ def interrupting_build_model(after_training_steps):
         model = real_build(*args, **kwargs)
 
         def hook(module, inputs):
-            if module.training:
+            if module.training and torch.is_grad_enabled():
                 calls["n"] += 1
                 if calls["n"] > after_training_steps:
                     raise Interrupted
@@ -43,8 +49,10 @@ def interrupting_build_model(after_training_steps):
     return build
 
 
-def test_interrupted_run_resumes_to_identical_weights_and_metrics(tiny_data_root, tmp_path, monkeypatch):
-    params = smoke_params(tiny_data_root)
+@pytest.mark.parametrize("target_forward", [True, False])
+def test_interrupted_run_resumes_to_identical_weights_and_metrics(tiny_data_root, tmp_path, monkeypatch,
+                                                                  target_forward):
+    params = smoke_params(tiny_data_root, pretrain_target_forward=target_forward)
     source, target = worlds(params)
 
     straight = RunFolder(tmp_path / "straight")
@@ -127,3 +135,151 @@ def test_load_source_model_round_trip_and_clear_error(tiny_data_root, tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(FileNotFoundError, match=r"model2_last\.pt: run notebook 01 .*model1_best"):
         pretrain_module.load_source_model(run, index=2)
+
+
+# --- MMT's recipe: soft-margin triplet, target batches forwarded for the BatchNorm statistics only
+
+def test_soft_pretraining_triplet_is_mmts_soft_triplet_with_margin_zero():
+    """MMT's SoftTripletLoss(margin=0.0) is -log softmax([d_ap, d_an])[1] = log(e^d_ap + e^d_an) - d_an per anchor,
+    i.e. softplus(d_ap - d_an); the hinge is max(0, d_ap - d_an + triplet_margin). Points on a line: labels 0, 0, 1,
+    1 at 0, 1, 3, 7 give (d_ap, d_an) = (1, 3), (1, 2), (4, 2), (4, 6) (the anchor itself counts as a positive)."""
+    points = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    pairs = [(1, 3), (1, 2), (4, 2), (4, 6)]
+    mmt = sum(math.log(math.exp(ap) + math.exp(an)) - an for ap, an in pairs) / 4
+    soft = pretrain_module.pretraining_triplet(Params())  # the default
+    assert soft(points, labels).item() == pytest.approx(mmt, abs=1e-5)
+    assert mmt == pytest.approx((2 * math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)) + math.log1p(math.exp(2))) / 4)
+    hinge = pretrain_module.pretraining_triplet(Params(pretrain_triplet="hinge", triplet_margin=0.5))
+    assert hinge(points, labels).item() == pytest.approx((2 + 0.5) / 4, abs=1e-5)  # only (4, 2) violates
+    wider = pretrain_module.pretraining_triplet(Params(pretrain_triplet="hinge", triplet_margin=1.5))
+    assert wider(points, labels).item() == pytest.approx((0.5 + 3.5) / 4, abs=1e-5)  # (1, 2) and (4, 2)
+
+
+def test_no_grad_forward_in_train_mode_updates_batchnorm_statistics():
+    """What the target forward relies on: torch.no_grad turns off gradients, not the running-statistics update."""
+    norm = torch.nn.BatchNorm1d(3).train()
+    with torch.no_grad():
+        norm(torch.full((4, 3), 5.0) + torch.arange(4.0)[:, None])
+    assert norm.running_mean.tolist() == pytest.approx([0.65] * 3)  # 0.9 * 0 + 0.1 * 6.5
+
+
+class RandomDraws(Dataset):
+    """Item i is (i, a number from torch's global generator): stands for a random augmentation."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return index, torch.rand(())
+
+
+def test_endless_batches_cycle_passes_in_a_seeded_order_with_a_random_stream_of_their_own():
+    loader = DataLoader(RandomDraws(), batch_size=4, sampler=ShuffledSampler(10, seed=3), drop_last=True)  # 2 a pass
+
+    def draw(epoch, count, seed=3):
+        batches = endless_batches(loader, epoch, seed)
+        return [(indices.tolist(), values.tolist()) for (indices, values), _ in zip(batches, range(count))]
+
+    torch.manual_seed(0)
+    global_state = torch.get_rng_state()
+    drawn = draw(epoch=0, count=5)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global stream is left as it was
+    torch.manual_seed(1)
+    assert draw(epoch=0, count=5) == drawn  # whatever the global stream: order and draws set by (seed, epoch, pass)
+    passes = [sum((indices for indices, _ in drawn[start:start + 2]), []) for start in (0, 2)]
+    assert all(len(set(indices)) == 8 for indices in passes)  # each pass: 8 distinct of the 10 (drop_last)
+    assert passes[0] != passes[1] and drawn[4][0] != drawn[0][0]  # a new pass, a new order
+    assert draw(epoch=1, count=2) != drawn[:2] and draw(epoch=0, count=2, seed=4) != drawn[:2]
+    assert draw(epoch=0, count=2) == drawn[:2]  # a resumed epoch starts over the same way
+    empty = DataLoader(RandomDraws(), batch_size=11, sampler=ShuffledSampler(10), drop_last=True)
+    with pytest.raises(ValueError, match="yields no batch"):
+        next(endless_batches(empty, 0, 0))
+
+
+def test_target_smaller_than_a_batch_is_refused_with_the_way_out(tiny_data_root):
+    params = smoke_params(tiny_data_root, batch_ids=13)  # 13 x 4 = 52 images, the tiny target has 50
+    _, target = worlds(params)
+    with pytest.raises(ValueError, match=r"50 training images, fewer than one batch of 52 .*pretrain_target_forward "
+                                         r"false"):
+        pretrain_module.target_forward_loader(target, params, seed=0)
+    assert len(pretrain_module.target_forward_loader(target, smoke_params(tiny_data_root), seed=0)) == 50 // 16
+
+
+def batchnorms(model):
+    return {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm1d)
+            or isinstance(module, torch.nn.BatchNorm2d)}
+
+
+@pytest.fixture(scope="module")
+def runs_with_and_without_target_forward(tiny_data_root, tmp_path_factory):
+    """The same pretraining with and without target forward. Every BatchNorm keeps a plain average of the batches
+    it saw (momentum None) rather than an average biased towards its zero start, which more updates would shrink."""
+    real_build = pretrain_module.build_model
+
+    def build_averaging(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        for norm in batchnorms(model).values():
+            norm.momentum = None
+        return model
+
+    out = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pretrain_module, "build_model", build_averaging)
+        for target_forward in (True, False):
+            params = smoke_params(tiny_data_root, epochs=2, iters_per_epoch=2, pretrain_target_forward=target_forward)
+            run = RunFolder(tmp_path_factory.mktemp(f"target_forward_{target_forward}"))
+            model = pretrain_module.pretrain_model(params, *worlds(params), run, index=1, seed=params.seed)
+            out[target_forward] = (model, run.read_history())
+    return out
+
+
+def test_target_batches_give_no_gradient_only_batchnorm_statistics(runs_with_and_without_target_forward):
+    (with_target, history_with), (source_only, history_without) = (runs_with_and_without_target_forward[flag]
+                                                                   for flag in (True, False))
+    learned = dict(source_only.named_parameters())
+    for name, weight in with_target.named_parameters():  # the very same weights: the target gave no gradient
+        assert torch.equal(weight, learned[name]), name
+    losses = ["loss_ce", "loss_triplet", "train_acc"]
+    assert history_with[losses].equals(history_without[losses])  # the same source batches, the same losses
+    source_norms = batchnorms(source_only)
+    for name, norm in batchnorms(with_target).items():  # each BatchNorm took in one target batch per source batch
+        assert norm.num_batches_tracked.item() == 2 * source_norms[name].num_batches_tracked.item() == 2 * 4, name
+        assert not torch.equal(norm.running_mean, source_norms[name].running_mean), name
+
+
+def test_target_forward_moves_batchnorm_statistics_towards_the_target(runs_with_and_without_target_forward,
+                                                                      tiny_data_root):
+    """The first BatchNorm normalises the first convolution's output: its running mean, placed on the segment from
+    the source images' mean output (0) to the target images' (1), stays at the source without target forward and
+    moves towards the target with it (not all the way: half the batches are the source's, and the augmentation's
+    padding and erasing look alike in both worlds)."""
+    with_target, source_only = (runs_with_and_without_target_forward[flag][0] for flag in (True, False))
+    conv1 = source_only.backbone.conv1  # the same weights in both models
+    source, target = worlds(smoke_params(tiny_data_root))
+
+    def mean_output(records):
+        with torch.no_grad():
+            return torch.cat([conv1(images).mean(dim=(2, 3)) for images, *_ in
+                              ordered_loader(records, 64, 32, batch_size=64)]).mean(dim=0)
+
+    source_mean, target_mean = mean_output(source.train), mean_output(target.train)
+    gap = target_mean - source_mean
+
+    def position(model):
+        return float((model.backbone.bn1.running_mean - source_mean) @ gap / (gap @ gap))
+
+    assert abs(position(source_only)) < 0.15
+    assert 0.2 < position(with_target) < 1.0
+    distances = [float((model.backbone.bn1.running_mean - target_mean).norm()) for model in (with_target, source_only)]
+    assert distances[0] < distances[1]
+
+
+def test_a_seed_repeats_a_target_forward_run_exactly(tiny_data_root, tmp_path):
+    params = smoke_params(tiny_data_root, epochs=2, iters_per_epoch=2)
+    assert params.pretrain_target_forward and params.pretrain_triplet == "soft"  # MMT's recipe is the default
+    runs = [RunFolder(tmp_path / name) for name in ("first", "second")]
+    models = [pretrain_module.pretrain_model(params, *worlds(params), run, index=1, seed=params.seed) for run in runs]
+    for (name, a), (_, b) in zip(models[0].state_dict().items(), models[1].state_dict().items()):
+        assert torch.equal(a, b), name
+    assert runs[0].read_history().equals(runs[1].read_history())

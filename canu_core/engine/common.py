@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord
@@ -55,6 +56,61 @@ def batches(loader: DataLoader, iterations: int, epoch: int):
             yield batch
         if not iterations:
             return
+
+
+class ShuffledSampler(Sampler[int]):
+    """Every index of a dataset of `size` once per pass, in an order that depends only on (seed, epoch, pass), as
+    RandomIdentitySampler's: call set_epoch(e, p) before each pass (`batches` and `endless_batches` do)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+        self.pass_index = 0
+
+    def set_epoch(self, epoch: int, pass_index: int = 0) -> None:
+        self.epoch = epoch
+        self.pass_index = pass_index
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        yield from np.random.default_rng([self.seed, self.epoch, self.pass_index]).permutation(self.size).tolist()
+
+
+def shuffled_loader(records: Sequence[ImageRecord], height: int, width: int, batch_size: int, seed: int,
+                    num_workers: int = 0) -> DataLoader:
+    """Shuffled batches of augmented images, no identity sampling, the last incomplete batch dropped (MMT's target
+    loader of its source pretraining); to be drawn through `endless_batches`. Workers are not persistent: each pass
+    starts its own, seeded from that pass's generator, so a resumed epoch repeats the augmentations."""
+    dataset = ImageDataset(records, build_train_transform(height, width))
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShuffledSampler(len(records), seed),
+                      num_workers=num_workers, drop_last=True)
+
+
+def endless_batches(loader: DataLoader, epoch: int, seed: int) -> Iterator:
+    """The batches of `loader` for epoch `epoch`, pass after pass for as long as they are drawn, each pass in the
+    order its sampler gives (epoch, pass). Their random augmentations (and their workers' seeds) come from a torch
+    generator state of their own, started per (seed, epoch, pass), never from the global one: a training loop that
+    also draws these batches draws exactly the same main batches as without them, and a resumed epoch repeats them."""
+    if not len(loader):
+        raise ValueError("the loader yields no batch (fewer samples than one batch, drop_last): nothing to cycle over")
+    for pass_index in itertools.count():
+        loader.sampler.set_epoch(epoch, pass_index)
+        pass_seed = int(np.random.SeedSequence([seed, epoch, pass_index]).generate_state(1)[0])
+        own_state = torch.Generator().manual_seed(pass_seed).get_state()
+        iterator = None
+        while True:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(own_state)
+                if iterator is None:
+                    iterator = iter(loader)
+                batch = next(iterator, None)
+                own_state = torch.get_rng_state()
+            if batch is None:
+                break
+            yield batch
 
 
 class DivergenceError(FloatingPointError):

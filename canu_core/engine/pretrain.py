@@ -1,5 +1,12 @@
 """Source pretraining: supervised CE (label smoothing) + batch-hard triplet on the labelled source world.
 
+MMT's recipe (its PreTrainer and scripts/pretrain.sh): the triplet has a soft margin, softplus(d_ap - d_an)
+(`pretrain_triplet` "soft"; "hinge" is max(0, d_ap - d_an + triplet_margin)), and every iteration also forwards a
+shuffled batch of target training images in train mode, without any loss (`pretrain_target_forward`): no gradient
+comes from it, but the BatchNorm running statistics, which eval mode normalises with, see the target as well as the
+source. Its augmentations draw from a random stream of their own, so the learned weights are those of the same run
+without it; only the BatchNorm statistics differ.
+
 Every epoch ends with an evaluation on the source test split and by direct transfer on the target, a row in
 `history.csv` and an atomic checkpoint holding everything needed to continue exactly (weights, optimizer, schedule,
 RNG states): a run interrupted at any point resumes from its last finished epoch and, on the CPU with the same seed,
@@ -7,7 +14,10 @@ ends with the same weights and metrics as a run that was never interrupted.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..config import Params
@@ -18,8 +28,8 @@ from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .common import (batches, check_finite, check_weights, identity_loader, relabel, use_learning_rate,
-                     warmup_multistep)
+from .common import (batches, check_finite, check_weights, endless_batches, identity_loader, relabel,
+                     shuffled_loader, use_learning_rate, warmup_multistep)
 
 HISTORY_KEY = ("model", "epoch")
 
@@ -28,10 +38,28 @@ def model_tag(index: int) -> str:
     return f"model{index}"
 
 
+def pretraining_triplet(params: Params) -> TripletLoss:
+    """MMT pretrains with SoftTripletLoss(margin=0.0), i.e. softplus(d_ap - d_an) of the batch-hard pairs: our
+    soft-margin TripletLoss; "hinge" is max(0, d_ap - d_an + triplet_margin), as SSG's triplets."""
+    return TripletLoss(None if params.pretrain_triplet == "soft" else params.triplet_margin)
+
+
+def target_forward_loader(target: ReidDataset, params: Params, seed: int) -> DataLoader:
+    """MMT's target loader: shuffled, augmented batches as large as the source's (batch_ids x instances)."""
+    batch_size = params.batch_ids * params.instances
+    if len(target.train) < batch_size:
+        raise ValueError(f"the target has {len(target.train)} training images, fewer than one batch of {batch_size} "
+                         "(batch_ids x instances) for MMT's target forward: pass -p pretrain_target_forward false, "
+                         "or smaller batches")
+    return shuffled_loader(target.train, params.height, params.width, batch_size, seed, params.num_workers)
+
+
 def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth, triplet: TripletLoss,
                 device: torch.device, scaler: torch.amp.GradScaler, iterations: int, epoch: int,
-                desc: str, loss_limit: float) -> dict[str, float]:
+                desc: str, loss_limit: float, target_batches: Iterator | None = None) -> dict[str, float]:
     """One epoch of CE + triplet; returns the mean losses and the classification accuracy on the training batches.
+    With `target_batches` (an endless iterator), each step also forwards one target batch, without gradient or loss,
+    in train mode: only the BatchNorm running statistics take it in (torch.no_grad leaves their update on).
     Stops with a DivergenceError before a step whose losses or features are not finite (or past loss_limit)."""
     model.train()
     totals = {"loss_ce": 0.0, "loss_triplet": 0.0, "train_acc": 0.0}
@@ -43,6 +71,9 @@ def train_epoch(model: ReidModel, loader, optimizer, ce: CrossEntropyLabelSmooth
             features, logits = model(images)
             loss_ce = ce(logits.float(), labels)
             loss_triplet = triplet(features.float(), labels)
+            if target_batches is not None:  # MMT: "target samples: only forward"
+                with torch.no_grad():
+                    model(next(target_batches)[0].to(device))
         values = {"loss_ce": loss_ce.item(), "loss_triplet": loss_triplet.item()}
         check_finite(values, {"features": features, "logits": logits}, epoch, steps, loss_limit, "lr")
         optimizer.zero_grad(set_to_none=True)
@@ -87,7 +118,8 @@ def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run
     loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances, seed,
                              params.num_workers)
     ce = CrossEntropyLabelSmooth(num_classes, params.label_smoothing)
-    triplet = TripletLoss(params.triplet_margin)
+    triplet = pretraining_triplet(params)
+    target_loader = target_forward_loader(target, params, seed) if params.pretrain_target_forward else None
 
     start_epoch, best_map = 0, float("-inf")
     state = run.load_checkpoint(f"{tag}_last")
@@ -104,8 +136,10 @@ def pretrain_model(params: Params, source: ReidDataset, target: ReidDataset, run
 
     for epoch in range(start_epoch, params.epochs):
         lr = optimizer.param_groups[0]["lr"]
+        target_batches = endless_batches(target_loader, epoch, seed) if target_loader is not None else None
         losses = train_epoch(model, loader, optimizer, ce, triplet, device, scaler, params.iters_per_epoch, epoch,
-                             desc=f"{tag} epoch {epoch + 1}/{params.epochs}", loss_limit=params.loss_limit)
+                             desc=f"{tag} epoch {epoch + 1}/{params.epochs}", loss_limit=params.loss_limit,
+                             target_batches=target_batches)
         check_weights({tag: model}, epoch, "lr")
         scheduler.step()
         row = {"model": index, "seed": seed, "epoch": epoch, "lr": lr, **losses,
