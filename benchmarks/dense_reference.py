@@ -1,20 +1,24 @@
-"""The pseudo-label step of SpCL / MMT as their public code runs it, dense: the baseline that the sparse version in
-canu_core.cluster (jaccard.py, pseudo_labels.py) must match, used by tests/test_jaccard.py and bench_cluster.py.
+"""SpCL's pseudo-label step as its public code runs it, dense: the baseline that the sparse version in
+canu_core.cluster (jaccard.py variant "spcl", pseudo_labels.py) must match, used by tests/test_jaccard.py and
+bench_cluster.py.
 
-Written from SpCL's `compute_jaccard_distance` (spcl/utils/faiss_rerank.py, CPU path) and its training script:
-- k nearest neighbours from a faiss exact index (IndexFlatIP on L2-normalised features); the lists hold k1 + 1
-  points (the point itself first), as in Zhong et al.'s definition. (SpCL's public code asks faiss for k1 only,
-  so its lists are one point shorter; MMT's dense version argsorts the full matrix, i.e. k1 + 1.)
-- k1 and round(k1 / 2) k-reciprocal lists, the 2/3 expansion rule, V[i] = softmax(-(2 - 2 * similarity)) over the
-  expanded set, query expansion by the mean of the k2 nearest rows, all in dense float32 N x N arrays;
-- Jaccard = 1 - m / (2 - m) with m the sum of element-wise minima, negatives clipped to 0;
+Written in our own words from SpCL's `compute_jaccard_distance` (spcl/utils/faiss_rerank.py, CPU path:
+search_option=3, an exact faiss IndexFlatL2) and its training script, step by step:
+- each point's k1 nearest (itself first) from the L2 index on L2-normalised features. SpCL's k-reciprocal lists
+  slice `[:k1 + 1]` of these k1 columns, so R(i, k1) reads k1 points (Zhong's and MMT's read k1 + 1); the half
+  step reads round(k1 / 2) + 1 of them (numpy's around: half to even);
+- the 2/3 expansion rule, V[i] = softmax(-(2 - 2 * similarity)) over the expanded set, query expansion by the mean
+  of the rows of V of the first k2 of the k1 nearest, all in dense float32 N x N arrays;
+- Jaccard = 1 - m / (2 - m) with m the sum of element-wise minima of two rows of V, accumulated per point over an
+  inverted index (which points use each column), negatives clipped to 0;
 - eps = mean of the smallest round(rho * n) of the n = N (N - 1) / 2 upper-triangle distances, then
   DBSCAN(eps, min_samples, metric="precomputed") on the dense matrix. n_jobs is capped (n_jobs=-1 in SpCL).
 Nothing here is optimised: its loops and N x N arrays are what is measured. Two departures from SpCL's code:
 - SpCL takes the upper triangle as `np.triu(d, 1)[np.nonzero(...)]`, which also drops off-diagonal distances
   that are exactly 0. Those come from pairs with identical encodings (same k2 nearest neighbours, e.g. an identity
   with 6 images), where rounding gives 0, 6e-8 or a clipped negative at random: on the benchmark data at N=3000,
-  110 pairs are exactly 0 in float32 (69 in float64), and dropping them raises eps by 2% (0.0870 to 0.0889).
+  99 pairs are exactly 0 here in float32 (87 in canu_core, which sums in float64), and dropping them raises eps by
+  1.9% (0.0807 to 0.0822).
   Here (and in canu_core) every upper-triangle distance counts, so eps does not hang on rounding.
 - Each row's similarities to its expanded set come from numpy, not torch.mm on tensor[numpy index]: on 2 shared
   cores those tiny torch calls cost 0.5 to 12 ms each (thread-pool waits; indexing a tensor with a numpy array is
@@ -30,76 +34,64 @@ from sklearn.cluster import DBSCAN
 from tqdm import tqdm
 
 
-def k_reciprocal_neigh(initial_rank: np.ndarray, i: int, k1: int) -> np.ndarray:
-    forward_k_neigh_index = initial_rank[i, :k1 + 1]
-    backward_k_neigh_index = initial_rank[forward_k_neigh_index, :k1 + 1]
-    fi = np.where(backward_k_neigh_index == i)[0]
-    return forward_k_neigh_index[fi]
+def reciprocal_neighbours(ranking: np.ndarray, point: int, length: int) -> np.ndarray:
+    """The points among `point`'s first `length` neighbours that have `point` among their first `length`."""
+    candidates = ranking[point, :length]
+    return candidates[(ranking[candidates, :length] == point).any(axis=1)]
 
 
 def compute_jaccard_distance(features: torch.Tensor, k1: int = 20, k2: int = 6,
                              progress: bool = False) -> np.ndarray:
-    """Dense [N, N] float32 Jaccard distance of L2-normalised features."""
-    features = F.normalize(features.float(), dim=1)
-    array = features.numpy()
-    num_points = features.size(0)
-    index = faiss.IndexFlatIP(features.size(1))
-    index.add(array)
-    _, initial_rank = index.search(array, k1 + 1)
+    """Dense [N, N] float32 Jaccard distance of the features (L2-normalised first), SpCL's algorithm."""
+    unit = F.normalize(features.float(), dim=1).numpy()
+    num_points = len(unit)
+    index = faiss.IndexFlatL2(unit.shape[1])
+    index.add(unit)
+    _, ranking = index.search(unit, k1)  # k1 columns, as SpCL asks faiss
 
-    nn_k1 = []
-    nn_k1_half = []
-    for i in range(num_points):
-        nn_k1.append(k_reciprocal_neigh(initial_rank, i, k1))
-        nn_k1_half.append(k_reciprocal_neigh(initial_rank, i, int(np.around(k1 / 2))))
+    # SpCL's [:k1 + 1] slices of k1 columns read k1 points; its half step reads round(k1 / 2) + 1.
+    full_sets = [reciprocal_neighbours(ranking, point, k1) for point in range(num_points)]
+    half_sets = [reciprocal_neighbours(ranking, point, int(np.around(k1 / 2)) + 1) for point in range(num_points)]
 
-    V = np.zeros((num_points, num_points), dtype=np.float32)
-    for i in tqdm(range(num_points), desc="reference V", disable=not progress):
-        k_reciprocal_index = nn_k1[i]
-        k_reciprocal_expansion_index = k_reciprocal_index
-        for candidate in k_reciprocal_index:
-            candidate_k_reciprocal_index = nn_k1_half[candidate]
-            if len(np.intersect1d(candidate_k_reciprocal_index, k_reciprocal_index)) > \
-                    2 / 3 * len(candidate_k_reciprocal_index):
-                k_reciprocal_expansion_index = np.append(k_reciprocal_expansion_index, candidate_k_reciprocal_index)
-        k_reciprocal_expansion_index = np.unique(k_reciprocal_expansion_index)
-        dist = 2 - 2 * array[i] @ array[k_reciprocal_expansion_index].T
-        V[i, k_reciprocal_expansion_index] = F.softmax(torch.from_numpy(-dist), dim=0).numpy()
-    del nn_k1, nn_k1_half
+    encoding = np.zeros((num_points, num_points), dtype=np.float32)
+    for point in tqdm(range(num_points), desc="reference V", disable=not progress):
+        own = full_sets[point]
+        expanded = own
+        for candidate in own:
+            half = half_sets[candidate]
+            if len(np.intersect1d(half, own)) > 2 / 3 * len(half):
+                expanded = np.append(expanded, half)
+        expanded = np.unique(expanded)
+        distance = 2 - 2 * unit[point] @ unit[expanded].T
+        encoding[point, expanded] = F.softmax(torch.from_numpy(-distance), dim=0).numpy()
+    del full_sets, half_sets
 
     if k2 != 1:
-        V_qe = np.zeros_like(V, dtype=np.float32)
-        for i in range(num_points):
-            V_qe[i, :] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-        del V_qe
-    del initial_rank
+        expanded_queries = np.zeros_like(encoding)
+        for point in range(num_points):
+            expanded_queries[point] = encoding[ranking[point, :k2]].mean(axis=0)
+        encoding = expanded_queries
+        del expanded_queries
+    del ranking
 
-    invIndex = []
-    for i in range(num_points):
-        invIndex.append(np.where(V[:, i] != 0)[0])
+    users = [np.flatnonzero(encoding[:, column]) for column in range(num_points)]  # points whose V uses the column
+    jaccard = np.zeros((num_points, num_points), dtype=np.float32)
+    for point in tqdm(range(num_points), desc="reference Jaccard", disable=not progress):
+        overlap = np.zeros(num_points, dtype=np.float32)
+        for column in np.flatnonzero(encoding[point]):
+            others = users[column]
+            overlap[others] += np.minimum(encoding[point, column], encoding[others, column])
+        jaccard[point] = 1 - overlap / (2 - overlap)
+    del users, encoding
 
-    jaccard_dist = np.zeros((num_points, num_points), dtype=np.float32)
-    for i in tqdm(range(num_points), desc="reference Jaccard", disable=not progress):
-        temp_min = np.zeros((1, num_points), dtype=np.float32)
-        indNonZero = np.where(V[i, :] != 0)[0]
-        indImages = [invIndex[ind] for ind in indNonZero]
-        for j in range(len(indNonZero)):
-            temp_min[0, indImages[j]] = temp_min[0, indImages[j]] + np.minimum(V[i, indNonZero[j]],
-                                                                               V[indImages[j], indNonZero[j]])
-        jaccard_dist[i] = 1 - temp_min / (2 - temp_min)
-    del invIndex, V
-
-    jaccard_dist[jaccard_dist < 0] = 0.0
-    return jaccard_dist
+    jaccard[jaccard < 0] = 0.0
+    return jaccard
 
 
 def rho_eps(distance: np.ndarray, rho: float = 1.6e-3) -> float:
     """eps: the mean of the smallest rho fraction of the upper-triangle distances (see the module docstring)."""
-    tri_mat = distance[np.triu_indices(len(distance), 1)]
-    tri_mat = np.sort(tri_mat, axis=None)
-    top_num = np.round(rho * tri_mat.size).astype(int)
-    return float(tri_mat[:top_num].mean())
+    upper = np.sort(distance[np.triu_indices(len(distance), 1)], axis=None)
+    return float(upper[:np.round(rho * upper.size).astype(int)].mean())
 
 
 def dbscan_labels(distance: np.ndarray, eps: float, min_samples: int = 4, n_jobs: int = 2) -> np.ndarray:

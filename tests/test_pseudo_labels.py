@@ -1,11 +1,15 @@
-"""Pseudo-labels: the rho rule on sparse distances, relabelling, centroids, degenerate clusterings, k-means."""
+"""Pseudo-labels: the rho rule on sparse distances (missing entries valued exactly, with or without SSG's source
+term), relabelling, centroids, degenerate clusterings, the blended distance, k-means."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.cluster import DBSCAN
 
-from canu_core.cluster.jaccard import symmetric_distance
-from canu_core.cluster.pseudo_labels import (DBSCANClustering, KMeansClustering, cluster_centroids,
-                                             pseudo_labels_from, relabel_by_first_member, rho_eps)
+import canu_core.cluster.pseudo_labels as pseudo_labels
+from canu_core.cluster.jaccard import compute_jaccard_distance, symmetric_distance, upper_jaccard_distance
+from canu_core.cluster.pseudo_labels import (DBSCANClustering, KMeansClustering, SourceTerm, cluster_centroids,
+                                             neighbourhood_graph, pseudo_labels_from, relabel_by_first_member,
+                                             rho_eps)
 
 
 def upper(num_points: int, entries: dict) -> sp.csr_matrix:
@@ -60,18 +64,19 @@ def blobs(seed: int = 0, per_blob: int = 20, dim: int = 16):
     return features.astype(np.float32), blob
 
 
-def test_dbscan_clustering_finds_blobs_and_keeps_its_eps():
+@pytest.mark.parametrize("variant", ["mmt", "spcl"])
+def test_dbscan_clustering_finds_blobs_and_keeps_its_eps(variant):
     features, blob = blobs()
-    clustering = DBSCANClustering(rho=0.1)  # 1.6e-3 is made for ~10^4 points: here it would average 3 distances
+    clustering = DBSCANClustering(rho=0.1, jaccard=variant)  # 1.6e-3 is made for ~10^4 points: 3 distances here
     first = clustering(features)
     assert (first.status, first.num_clusters) == ("ok", 3) and clustering.eps == first.eps
-    assert (first.labels >= 0).sum() > 30
+    assert (first.labels >= 0).sum() > 20
     for cluster in range(3):  # one blob each
         assert len(np.unique(blob[first.labels == cluster])) == 1
     eps = clustering.eps
     other, _ = blobs(seed=1)
     assert clustering(other).eps == eps  # fixed after the first clustering
-    assert DBSCANClustering(rho=0.1)(other).eps != pytest.approx(eps, rel=0.01)  # though the rule moves it
+    assert DBSCANClustering(rho=0.1, jaccard=variant)(other).eps != pytest.approx(eps, rel=0.01)  # the rule moves
 
 
 def test_degenerate_dbscan_results_do_not_raise():
@@ -112,3 +117,132 @@ def test_rho_rule_giving_zero_still_clusters_exact_duplicates():
     group_of = np.repeat(np.arange(12), 5)
     for cluster in range(result.num_clusters):
         assert len(set(group_of[result.labels == cluster])) == 1
+
+
+def dense_rho_eps(distance: np.ndarray, rho: float) -> float:
+    """The rho rule on a dense matrix, every upper-triangle entry counted."""
+    upper = np.sort(distance[np.triu_indices(len(distance), 1)])
+    return float(upper[:max(1, round(rho * upper.size))].mean())
+
+
+def blended_dense(jaccard: sp.spmatrix, source: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - w) J + w (s_i + s_j) over the whole matrix, missing Jaccard entries 1, the diagonal included."""
+    coo = sp.csr_matrix(jaccard).tocoo()
+    dense = np.ones(jaccard.shape)
+    dense[coo.row, coo.col] = coo.data
+    np.fill_diagonal(dense, 0.0)
+    return (1 - weight) * dense + weight * (source[:, None] + source[None, :])
+
+
+def test_rho_eps_counts_missing_entries_with_their_blended_value():
+    # 4 points, w = 0.5, s = (0, 0.2, 0, 1). Stored Jaccard (0, 1) 0.5 and (2, 3) 0.9 become 0.25 + 0.1 = 0.35 and
+    # 0.45 + 0.5 = 0.95; the missing ones (Jaccard 1) are worth 0.5 + 0.5 (s_i + s_j): (0, 2) 0.5, (0, 3) 1.0,
+    # (1, 2) 0.6, (1, 3) 1.1. All six sorted: 0.35, 0.5, 0.6, 0.95, 1.0, 1.1.
+    source = SourceTerm(np.array([0.0, 0.2, 0.0, 1.0]), 0.5)
+    blended = source.combine(upper(4, {(0, 1): 0.5, (2, 3): 0.9}))
+    assert upper_dict(blended) == pytest.approx({(0, 1): 0.35, (2, 3): 0.95})
+    assert rho_eps(blended, rho=0.1, source=source) == pytest.approx(0.35)  # round(0.6) = 1
+    assert rho_eps(blended, rho=0.5, source=source) == pytest.approx((0.35 + 0.5 + 0.6) / 3)  # not 0.95 and 1
+    assert rho_eps(blended, rho=0.7, source=source) == pytest.approx((0.35 + 0.5 + 0.6 + 0.95) / 4)
+    assert rho_eps(blended, rho=1.0, source=source) == pytest.approx(4.5 / 6)
+    assert rho_eps(blended, rho=0.5) == pytest.approx((0.35 + 0.95 + 1) / 3)  # missing entries as 1s
+
+
+def upper_dict(distance: sp.spmatrix) -> dict:
+    coo = distance.tocoo()
+    return dict(zip(zip(coo.row.tolist(), coo.col.tolist()), coo.data.tolist()))
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.5])
+@pytest.mark.parametrize("rho", [0.001, 0.02, 0.1, 0.3, 0.9, 1.0])
+def test_rho_eps_with_source_term_equals_brute_force(weight, rho):
+    rng = np.random.default_rng(7)
+    num_points = 40
+    jaccard = sp.triu(sp.random(num_points, num_points, density=0.15, random_state=3), k=1).tocsr()
+    source = SourceTerm(rng.uniform(size=num_points), weight)
+    expected = dense_rho_eps(blended_dense(jaccard, source.vector, weight), rho)
+    assert rho_eps(source.combine(jaccard), rho, source) == pytest.approx(expected, abs=1e-12)
+
+
+def test_source_term_diagonal_decides_whether_a_point_is_its_own_neighbour():
+    # 5 points, w = 0.1, s = (1, 0, 0, 0, 0): point 0 is at Jaccard 0 from 1, 2, 3 (blended 0.1 * (1 + 0) = 0.1)
+    # and at 0.1 * 2 * 1 = 0.2 from itself; 1, 2, 3 are at 0.9 from each other, 4 far from all.
+    source = SourceTerm(np.array([1.0, 0.0, 0.0, 0.0, 0.0]), 0.1)
+    blended = source.combine(upper(5, {(0, 1): 0.0, (0, 2): 0.0, (0, 3): 0.0}))
+    dense = blended_dense(upper(5, {(0, 1): 0.0, (0, 2): 0.0, (0, 3): 0.0}), source.vector, 0.1)
+    for eps, expected in [(0.15, [-1, -1, -1, -1, -1]),  # 0 has 3 neighbours, itself not among them: no core
+                          (0.2, [0, 0, 0, 0, -1])]:  # now 0 counts itself: 4, a core point
+        graph = neighbourhood_graph(blended, eps, source)
+        np.testing.assert_allclose(graph.diagonal(), [0.2, 0, 0, 0, 0])  # stored even above eps
+        labels = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(graph)
+        np.testing.assert_array_equal(labels, expected)
+        np.testing.assert_array_equal(DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense),
+                                      expected)
+
+
+@pytest.mark.parametrize("variant", ["mmt", "spcl"])
+@pytest.mark.parametrize("rho", [0.05, 0.5])  # 0.5: the rule reaches pairs the Jaccard distance does not store
+def test_dbscan_on_blended_distance_equals_dense(variant, rho):
+    features, _ = blobs()
+    source = np.random.default_rng(4).uniform(size=len(features))
+    dense = blended_dense(compute_jaccard_distance(features, variant=variant), source, 0.1)
+    expected_eps = dense_rho_eps(dense, rho)
+    clustering = DBSCANClustering(rho=rho, jaccard=variant, source_weight=0.1)
+    result = clustering(features, source_distance=source)
+    assert clustering.eps == pytest.approx(expected_eps, abs=1e-6)  # float32 Jaccard distances
+    expected = DBSCAN(eps=clustering.eps, min_samples=4, metric="precomputed").fit_predict(dense)
+    np.testing.assert_array_equal(result.labels, relabel_by_first_member(expected))
+    assert result.num_clusters >= 1
+
+
+def test_eps_reaching_unstored_pairs_is_exact():
+    features, blob = blobs()
+    upper = upper_jaccard_distance(features, k1=10)
+    assert upper.nnz == 3 * 190  # k1 = 10 < 20 points per blob: every pair within a blob is stored, none across
+    everything = DBSCANClustering(eps=1.0, k1=10)(features)  # every Jaccard distance is at most 1: all neighbours
+    assert (everything.status, everything.outliers.sum()) == ("single_cluster", 0)
+    assert DBSCANClustering(eps=0.999, k1=10)(features).num_clusters == 3
+    # Blended, w = 0.1: an unstored pair is worth 0.9 + 0.1 (s_i + s_j). With s 0.1 on blobs 0 and 1, 0.4 on blob 2,
+    # at eps 0.93 the pairs across blobs 0 and 1 (0.92) are neighbours, those with blob 2 (0.95) are not.
+    source = SourceTerm(np.where(blob == 2, 0.4, 0.1), 0.1)
+    clustering = DBSCANClustering(eps=0.93, k1=10, source_weight=0.1)
+    labels = clustering(features, source_distance=source.vector).labels
+    np.testing.assert_array_equal(labels, relabel_by_first_member(np.where(blob == 2, 1, 0)))
+    dense = blended_dense(symmetric_distance(upper), source.vector, 0.1)
+    np.testing.assert_array_equal(labels, relabel_by_first_member(
+        DBSCAN(eps=0.93, min_samples=4, metric="precomputed").fit_predict(dense)))
+
+
+def test_eps_making_the_matrix_dense_is_refused(monkeypatch):
+    features, _ = blobs()
+    monkeypatch.setattr(pseudo_labels, "MAX_MISSING_NEIGHBOURS", 1000)
+    with pytest.raises(ValueError, match="use a smaller eps"):
+        DBSCANClustering(eps=1.0)(features)
+
+
+def test_source_distance_errors():
+    features, _ = blobs()
+    with pytest.raises(ValueError, match="needs source_distance"):
+        DBSCANClustering(source_weight=0.1)(features)
+    with pytest.raises(ValueError, match="60 finite values"):
+        DBSCANClustering(source_weight=0.1)(features, source_distance=np.zeros(59))
+    with pytest.raises(ValueError, match="60 finite values"):
+        DBSCANClustering(source_weight=0.1)(features, source_distance=np.full(60, np.nan))
+    with pytest.raises(ValueError, match="would ignore it"):
+        DBSCANClustering()(features, source_distance=np.zeros(60))
+    with pytest.raises(ValueError, match=r"source_weight must be in \[0, 1\)"):
+        DBSCANClustering(source_weight=1.0)
+
+
+def test_float32_distances_meet_eps_as_in_the_dense_matrix():
+    # float32(0.1) is 0.10000000149 > 0.1; sklearn compares a float32 matrix with eps in float32, where they are
+    # equal: the 4 points are neighbours in the public codes' dense float32 matrix, and must be here too.
+    jaccard = upper(4, {pair: np.float32(0.1) for pair in [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]})
+    jaccard = jaccard.astype(np.float32)
+    graph = neighbourhood_graph(jaccard, 0.1)
+    assert graph.dtype == np.float32
+    dense = np.full((4, 4), np.float32(0.1))
+    np.fill_diagonal(dense, 0)
+    for distance in (graph, dense):
+        np.testing.assert_array_equal(DBSCAN(eps=0.1, min_samples=4, metric="precomputed").fit_predict(distance),
+                                      [0, 0, 0, 0])

@@ -1,15 +1,22 @@
-"""The k-reciprocal Jaccard distance that MMT and SpCL cluster with (SpCL's `compute_jaccard_distance`), sparse.
+"""The k-reciprocal Jaccard distances that MMT and SpCL cluster with, sparse, and SSG's source-distance term.
 
-Same algorithm as SpCL's (benchmarks/dense_reference.py renders it step by step): neighbour lists of k1 + 1 points,
-k1 and round(k1 / 2) reciprocal lists with the 2/3 expansion rule, V[i] = softmax of -(2 - 2 * cosine similarity)
-over the expanded set, query expansion by the mean of the k2 nearest rows of V, Jaccard = 1 - m / (2 - m) with m
-the sum of element-wise minima of two rows of V. SpCL keeps V and the distance as dense N x N arrays; here V is the
-sparse encoding of kreciprocal.py, and the distance keeps only the pairs below 1 (pairs whose encodings overlap):
-every missing entry is 1. sklearn's DBSCAN(metric="precomputed") reads a missing entry of a sparse matrix as "not
-a neighbour", which is what a distance of 1 is for any eps < 1.
+Two variants, each the exact algorithm of its public code (MMT's `compute_jaccard_dist` in mmt/utils/rerank.py,
+SpCL's `compute_jaccard_distance` in spcl/utils/faiss_rerank.py; SSG's `re_ranking` computes MMT's):
+- "mmt": d(i, j) = 2 - 2 * cosine similarity, each row divided by its maximum (its farthest point); neighbour lists
+  of k1 + 1 points (the point itself first) for R(i, k1), round(k1 / 2) + 1 for the half step; V[i] = exp(-scaled
+  d) over the expanded set, normalised to sum 1.
+- "spcl": faiss asks for k1 neighbours, so SpCL's `[:k1 + 1]` slices read k1 points for R(i, k1) (one fewer than
+  Zhong's definition), and round(k1 / 2) + 1 of them for the half step; V[i] = softmax(-d), d not scaled.
+Both: the 2/3 expansion rule, query expansion by the mean of the rows of V of the k2 nearest points (of the k1
+in SpCL's lists), Jaccard = 1 - m / (2 - m) with m the sum of element-wise minima of two rows of V, negatives
+clipped to 0. benchmarks/dense_reference.py renders SpCL's step by step; tests/test_jaccard.py renders both.
 
-The distance is symmetric, so it is computed for pairs j > i only (`upper_jaccard_distance`); clustering needs
-no more (eps from the upper triangle, then the pairs within eps, mirrored).
+The public codes keep V and the distance as dense N x N arrays; here V is the sparse encoding of kreciprocal.py,
+and the distance keeps only the pairs below 1 (pairs whose encodings overlap): every missing entry is 1. sklearn's
+DBSCAN(metric="precomputed") reads a missing entry of a sparse matrix as "not a neighbour", which is what a
+distance of 1 is for any eps < 1 (pseudo_labels.neighbourhood_graph adds them for larger eps). The distance is
+symmetric, so it is computed for pairs j > i only (`upper_jaccard_distance`); clustering needs no more (eps from
+the upper triangle, then the pairs within eps, mirrored).
 """
 from __future__ import annotations
 
@@ -20,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .kreciprocal import _blocks_by_cost, k_reciprocal_encoding, pair_similarity
+from .kreciprocal import BLOCK_ELEMENTS, Neighbours, _blocks_by_cost, k_reciprocal_encoding, pair_similarity
 
+VARIANTS = ("mmt", "spcl")
 # Rows (and columns) of one block of the similarity matrix in the neighbour search: 4 MB of float32 (as fast as
 # larger blocks here, and lighter).
 SEARCH_BLOCK = 1024
@@ -29,48 +37,103 @@ SEARCH_BLOCK = 1024
 JACCARD_BLOCK = 2 ** 21
 
 
-def compute_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6,
+def check_variant(variant: str) -> None:
+    """A misspelt variant (a string from Params.jaccard or a notebook) fails here, before any work."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown Jaccard variant {variant!r}: expected one of {', '.join(map(repr, VARIANTS))}")
+
+
+def reciprocal_list_lengths(k1: int, variant: str) -> tuple[int, int]:
+    """Neighbours (self included) read by the k1 step and the half step of the expansion, as each public code
+    slices its neighbour lists: MMT's full ranking gives k1 + 1; SpCL's faiss search returns only k1."""
+    check_variant(variant)
+    return k1 + 1 if variant == "mmt" else k1, round(k1 / 2) + 1
+
+
+def compute_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt",
                              progress: bool = False) -> sp.csr_matrix:
-    """[N, N] Jaccard distance of the features (compared by cosine similarity): a symmetric float32 CSR matrix
-    holding every pair with a distance below 1 and the diagonal (explicit zeros); missing entries are 1."""
-    return symmetric_distance(upper_jaccard_distance(features, k1, k2, progress))
+    """[N, N] Jaccard distance of the features (compared by cosine similarity), `variant` "mmt" or "spcl": a
+    symmetric float32 CSR matrix holding every pair with a distance below 1 and the diagonal (explicit zeros);
+    missing entries are 1."""
+    return symmetric_distance(upper_jaccard_distance(features, k1, k2, variant, progress))
 
 
-def upper_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6,
+def upper_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt",
                            progress: bool = False) -> sp.csr_matrix:
     """The strict upper triangle (j > i) of the Jaccard distance, pairs below 1 only, float32 CSR."""
+    list_lengths = reciprocal_list_lengths(k1, variant)
     features = torch.as_tensor(features)
     if len(features) <= k1:
         raise ValueError(f"the Jaccard distance needs more than k1={k1} points, got {len(features)}")
-    neighbours = nearest_neighbour_lists(F.normalize(features.float(), dim=1), k1 + 1, progress)
+    if variant == "spcl" and k2 > k1:
+        raise ValueError(f"SpCL's query expansion reads its k1={k1} neighbour lists: k2={k2} would average only "
+                         f"{k1} rows there; use k2 <= k1")
+    neighbours = nearest_neighbour_lists(features, max(list_lengths[0], k2), progress)
+    # MMT divides each row by its largest distance, 2 - 2 * its lowest similarity (0 only if all points coincide).
+    row_max = np.maximum(2.0 - 2.0 * neighbours.lowest_similarity, np.finfo(np.float64).tiny)
 
     def distance(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises its own copy: one at a time
+        unscaled = 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises its own copy: one at a time
+        return unscaled / row_max[rows] if variant == "mmt" else unscaled
 
-    encoding = k_reciprocal_encoding(neighbours, k1, k2, distance)
+    encoding = k_reciprocal_encoding(neighbours.indices, k1, k2, distance, list_lengths)
     return upper_jaccard_from_encoding(encoding, progress)
 
 
-def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = False) -> np.ndarray:
-    """[N, k] indices of each row's k most similar rows (by dot product), most similar first: exact, from blocks
-    of the similarity matrix, each block pair computed once since the matrix is symmetric (half the work of a
-    plain search), each block pushed into faiss's per-row heaps (faster than torch.topk; ties broken as the heaps
-    break them). The blocks are computed on the features' device."""
+def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
+    """Each row's k most similar rows by cosine similarity, most similar first, and its lowest similarity to any
+    row: exact, from blocks of the similarity matrix, each block pair computed once since the matrix is symmetric
+    (half the work of a plain search), each block pushed into faiss's per-row heaps (faster than torch.topk; ties
+    broken as the heaps break them). Blocks of features are L2-normalised on the way (bit for bit as a whole
+    normalised copy, which would take 100 MB at Market's size), their products computed on the features' device."""
     num_points = len(features)
     if not 1 <= k <= num_points:
         raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
     best = faiss.ResultHeap(num_points, k, keep_max=True)
+    lowest = faiss.ResultHeap(num_points, 1, keep_max=False)
     starts = range(0, num_points, SEARCH_BLOCK)
     pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
     for row, col in tqdm(pairs, desc="neighbours", disable=not progress):
         row_ids = np.arange(row, min(row + SEARCH_BLOCK, num_points))
         col_ids = np.arange(col, min(col + SEARCH_BLOCK, num_points))
-        similarity = features[row:row + SEARCH_BLOCK] @ features[col:col + SEARCH_BLOCK].T
-        best.add_result_subset(row_ids, similarity.cpu().numpy(), col_ids)
+        if col == row:  # the first pair of each row of blocks
+            row_block = F.normalize(features[row:row + SEARCH_BLOCK].float(), dim=1)
+        similarity = row_block @ F.normalize(features[col:col + SEARCH_BLOCK].float(), dim=1).T
+        block = similarity.cpu().numpy()
+        for heap in (best, lowest):
+            heap.add_result_subset(row_ids, block, col_ids)
         if row != col:
-            best.add_result_subset(col_ids, similarity.T.contiguous().cpu().numpy(), row_ids)
+            transposed = similarity.T.contiguous().cpu().numpy()
+            for heap in (best, lowest):
+                heap.add_result_subset(col_ids, transposed, row_ids)
     best.finalize()
-    return best.I
+    lowest.finalize()
+    return Neighbours(best.I, lowest.D[:, 0].astype(np.float64))
+
+
+def source_distance_vector(target_features: torch.Tensor | np.ndarray,
+                           source_features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """SSG's source term (its `re_ranking`, also MMT's `compute_jaccard_dist` with source features): for each
+    target point, s_i = min over source points j of 1 - exp(-||t_i - s_j||^2), divided by the largest s_i (all 0s
+    stay 0s). A point close to the source set (likely a known kind of image) gets a small s_i. Features are used as
+    given (SSG's are L2-normalised); [N] float64, from float32 blocks of target x source on the target's device
+    (never N x M at once)."""
+    target = torch.as_tensor(target_features).float()
+    source = torch.as_tensor(source_features).float().to(target.device)
+    if target.ndim != 2 or source.ndim != 2 or target.shape[1] != source.shape[1] or not len(source):
+        raise ValueError(f"need [N, D] target and non-empty [M, D] source features, got {tuple(target.shape)} "
+                         f"and {tuple(source.shape)}")
+    source_norms = source.square().sum(dim=1)
+    block_rows = max(1, BLOCK_ELEMENTS // len(source))
+    nearest = []
+    for start in range(0, len(target), block_rows):
+        block = target[start:start + block_rows]
+        squared = block.square().sum(dim=1, keepdim=True) + source_norms - 2.0 * block @ source.T
+        nearest.append(squared.min(dim=1).values.clamp_min(0.0).double().cpu())
+    # 1 - exp(-x) increases with x: the minimum over j is taken on the squared distance.
+    distance = -np.expm1(-torch.cat(nearest).numpy())
+    largest = distance.max(initial=0.0)
+    return distance / largest if largest > 0 else distance
 
 
 def upper_jaccard_from_encoding(encoding: sp.csr_matrix, progress: bool = False) -> sp.csr_matrix:
@@ -117,13 +180,15 @@ def upper_jaccard_from_encoding(encoding: sp.csr_matrix, progress: bool = False)
     return sp.csr_matrix((values, columns, indptr), shape=(num_points, num_points))
 
 
-def symmetric_distance(upper: sp.spmatrix) -> sp.csr_matrix:
-    """The symmetric matrix from its strict upper triangle, with the diagonal as explicit zeros (built through
-    COO: sparse addition would drop zero distances, turning them into missing entries, i.e. 1s)."""
+def symmetric_distance(upper: sp.spmatrix, diagonal: np.ndarray | None = None) -> sp.csr_matrix:
+    """The symmetric matrix from its strict upper triangle, with the diagonal stored explicitly (zeros by default;
+    built through COO: sparse addition would drop zero distances, turning them into missing entries, i.e. 1s)."""
     upper = upper.tocoo()
     num_points = upper.shape[0]
-    diagonal = np.arange(num_points)
-    rows = np.concatenate([upper.row, upper.col, diagonal])
-    cols = np.concatenate([upper.col, upper.row, diagonal])
-    data = np.concatenate([upper.data, upper.data, np.zeros(num_points, dtype=upper.data.dtype)])
+    if diagonal is None:
+        diagonal = np.zeros(num_points, dtype=upper.data.dtype)
+    points = np.arange(num_points)
+    rows = np.concatenate([upper.row, upper.col, points])
+    cols = np.concatenate([upper.col, upper.row, points])
+    data = np.concatenate([upper.data, upper.data, diagonal])
     return sp.csr_matrix((data, (rows, cols)), shape=upper.shape)

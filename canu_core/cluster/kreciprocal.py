@@ -6,12 +6,13 @@ only on a few dozen points (a k-reciprocal set, widened by query expansion), and
 two rows share none of them. Here V is a scipy CSR matrix built from k-nearest-neighbour lists, and Jaccard
 distances come block by block from min-sums over shared non-zeros: memory grows with N, not N^2.
 
-The pieces are those of both variants of the method, which differ only in parameters:
+The pieces are shared by re-ranking and by the clustering distances, which differ in parameters:
 - re-ranking (Zhong; torchreid's `re_ranking`), `re_ranking` below: the distance is squared and divided by each
   row's maximum, neighbour lists hold k1 + 1 points, queries are compared with the gallery, and the Jaccard
   distance is blended with the original one;
-- the clustering distance of MMT / SpCL (another issue): the distance is 2 - 2 * similarity, every point is compared
-  with every other, and the Jaccard distance is used alone.
+- the clustering distances of MMT and SpCL (jaccard.py): the distance is 2 - 2 * similarity (divided by each row's
+  maximum in MMT's), every point is compared with every other, and the Jaccard distance is used alone; SpCL's
+  neighbour lists hold k1 points where Zhong's and MMT's hold k1 + 1 (`k_reciprocal_encoding`'s list_lengths).
 Features are compared by cosine similarity (they are L2-normalised here), so both are functions of it.
 """
 from __future__ import annotations
@@ -69,34 +70,44 @@ def pair_similarity(features: torch.Tensor, rows: np.ndarray, cols: np.ndarray) 
 
 
 def reciprocal_mask(neighbours: np.ndarray, k: int) -> np.ndarray:
-    """[N, k+1] mask over each point's k+1 nearest: True where the point is among that neighbour's k+1 nearest
-    too, i.e. the k-reciprocal set R(i, k) of Zhong et al."""
+    """[N, k+1] mask over each point's first k+1 neighbours: True where the point is among that neighbour's first
+    k+1 too. On the k+1 nearest (the point itself first), the k-reciprocal set R(i, k) of Zhong et al."""
     forward = neighbours[:, :k + 1]
     backward = neighbours[forward, :k + 1]  # [N, k+1, k+1]
     return (backward == np.arange(len(neighbours))[:, None, None]).any(axis=2)
 
 
-def expanded_reciprocal_pairs(neighbours: np.ndarray, k1: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (i, j) pairs, sorted and unique, of Zhong's expanded set R*(i, k1): R(i, k1), plus R(c, k1/2) of every
-    c in R(i, k1) that has more than 2/3 of its own R(c, k1/2) inside R(i, k1).
+def zhong_list_lengths(k1: int) -> tuple[int, int]:
+    """Neighbours (self included) that Zhong's k1 step and half step read: k1 + 1 and round(k1 / 2) + 1, k1 / 2
+    rounded half to even (Python's round, numpy's around), as in the reference code."""
+    return k1 + 1, round(k1 / 2) + 1
 
-    k1/2 is rounded half to even (Python's round, numpy's around), as in the reference code.
+
+def expanded_reciprocal_pairs(neighbours: np.ndarray, list_length: int,
+                              half_list_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (i, j) pairs, sorted and unique, of Zhong's expanded set R*(i): R(i), the points among i's first
+    `list_length` neighbours that list i among their first `list_length`, plus the half set H(c) (the same with
+    `half_list_length`) of every c in R(i) that has more than 2/3 of its H(c) inside R(i).
+
+    With Zhong's lengths (`zhong_list_lengths`), R(i) = R(i, k1) and H(c) = R(c, k1 / 2); SpCL's code reads k1
+    neighbours for R(i), one fewer.
     """
-    if neighbours.shape[1] < k1 + 1:
-        raise ValueError(f"need at least k1 + 1 = {k1 + 1} neighbours per point, got {neighbours.shape[1]}")
+    longest = max(list_length, half_list_length)
+    if neighbours.shape[1] < longest:
+        raise ValueError(f"need at least {longest} neighbours per point, got {neighbours.shape[1]}")
     num_points = len(neighbours)
-    half = round(k1 / 2)
-    forward, is_reciprocal = neighbours[:, :k1 + 1], reciprocal_mask(neighbours, k1)
-    half_forward, half_reciprocal = neighbours[:, :half + 1], reciprocal_mask(neighbours, half)
+    forward, is_reciprocal = neighbours[:, :list_length], reciprocal_mask(neighbours, list_length - 1)
+    half_forward = neighbours[:, :half_list_length]
+    half_reciprocal = reciprocal_mask(neighbours, half_list_length - 1)
     half_size = half_reciprocal.sum(axis=1)
 
     rows = [np.nonzero(is_reciprocal)[0]]
     cols = [forward[is_reciprocal]]
-    block_rows = max(1, BLOCK_ELEMENTS // ((k1 + 1) ** 2 * (half + 1)))
+    block_rows = max(1, BLOCK_ELEMENTS // (list_length ** 2 * half_list_length))
     for start in range(0, num_points, block_rows):
         stop = min(start + block_rows, num_points)
         own, own_mask = forward[start:stop], is_reciprocal[start:stop]
-        candidate_sets = half_forward[own]  # [b, k1+1, half+1]: R(c, k1/2) candidates of each c in i's list
+        candidate_sets = half_forward[own]  # [b, list_length, half_list_length]: H(c) candidates of each c in i's list
         candidate_masks = half_reciprocal[own]
         inside = ((candidate_sets[..., None] == own[:, None, None, :]) & own_mask[:, None, None, :]).any(axis=3)
         shared = (inside & candidate_masks).sum(axis=2)
@@ -109,16 +120,18 @@ def expanded_reciprocal_pairs(neighbours: np.ndarray, k1: int) -> tuple[np.ndarr
 
 
 def k_reciprocal_encoding(neighbours: np.ndarray, k1: int, k2: int,
-                          pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> sp.csr_matrix:
-    """Zhong's V: row i holds exp(-d(i, j)) over j in R*(i, k1), normalised to sum 1, then (k2 > 1) is replaced by
+                          pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                          list_lengths: tuple[int, int] | None = None) -> sp.csr_matrix:
+    """Zhong's V: row i holds exp(-d(i, j)) over j in R*(i), normalised to sum 1, then (k2 > 1) is replaced by
     the mean of the rows of its k2 nearest points (local query expansion).
 
-    `pair_distance(rows, cols)` gives d for point pairs: the one place where the variants differ.
+    `pair_distance(rows, cols)` gives d for point pairs; `list_lengths`: the neighbours read by the k1 step and the
+    half step of R* (`expanded_reciprocal_pairs`), Zhong's by default (`zhong_list_lengths(k1)`).
     """
     if not 1 <= k2 <= neighbours.shape[1]:
         raise ValueError(f"need 1 <= k2 <= {neighbours.shape[1]} (neighbours per point), got k2={k2}")
     num_points = len(neighbours)
-    rows, cols = expanded_reciprocal_pairs(neighbours, k1)
+    rows, cols = expanded_reciprocal_pairs(neighbours, *(list_lengths or zhong_list_lengths(k1)))
     weights = np.exp(-pair_distance(rows, cols))
     weights /= np.bincount(rows, weights=weights, minlength=num_points)[rows]
     encoding = sp.csr_matrix((weights, (rows, cols)), shape=(num_points, num_points))

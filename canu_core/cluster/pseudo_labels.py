@@ -1,5 +1,6 @@
 """Pseudo-labels from clustering features: DBSCAN on the sparse k-reciprocal Jaccard distance (MMT-DBSCAN, SpCL,
-SSG; eps by the rho rule, fixed after the first clustering), or k-means (MMT's original).
+SSG; eps by the rho rule, fixed after the first clustering), optionally blended with SSG's source-distance term,
+or k-means (MMT's original).
 
 Both return a `PseudoLabels`: labels 0..C-1 numbered by the order of each cluster's first image (-1 for DBSCAN's
 outliers), and each cluster's centroid (mean of its clustering features, L2-normalised), which initialises the
@@ -16,10 +17,16 @@ import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN, KMeans
 
-from .jaccard import symmetric_distance, upper_jaccard_distance
+from .jaccard import check_variant, symmetric_distance, upper_jaccard_distance
+from .kreciprocal import _blocks_by_cost
 
 # DBSCAN's worker count: n_jobs=-1 has got processes killed for memory (reference notes).
 DBSCAN_JOBS = 2
+# Pairs examined per block when enumerating entries a sparse distance does not store.
+MISSING_BLOCK = 2 ** 22
+# Most unstored pairs DBSCAN may be given as neighbours (eps >= 1 - source weight): beyond, the sparse matrix would
+# be as large as a dense one (2^26 pairs: about 2 GB inside sklearn).
+MAX_MISSING_NEIGHBOURS = 2 ** 26
 
 
 @dataclass(frozen=True)
@@ -42,22 +49,114 @@ class PseudoLabels:
         return self.labels < 0
 
 
-def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3) -> float:
-    """eps by the rho rule from a sparse distance whose missing entries are 1 (the whole matrix or its upper
-    triangle, only the strict upper triangle is read): the mean of the smallest round(rho * n) of the
-    n = N (N - 1) / 2 upper-triangle distances, stored or missing. When fewer than that many are stored, the rest
-    of the smallest are missing entries, i.e. 1s. At least one distance is taken (below 26 points,
-    round(rho * n) is 0). Zero distances count: SpCL's code drops them (np.nonzero), which makes its eps hang on
-    float32 rounding (benchmarks/dense_reference.py says more)."""
+@dataclass(frozen=True)
+class SourceTerm:
+    """SSG's blend of the Jaccard distance J with its source term: (1 - weight) * J(i, j) + weight * (s_i + s_j),
+    s = `jaccard.source_distance_vector` (SSG's `re_ranking`, MMT's `compute_jaccard_dist` with source features,
+    whose lambda_value is the weight). An entry the sparse Jaccard distance does not store (J = 1) is worth
+    (1 - weight) + weight * (s_i + s_j), and the diagonal (J = 0) weight * 2 * s_i."""
+
+    vector: np.ndarray  # [N] float64
+    weight: float
+
+    def pair_values(self, jaccard: np.ndarray | float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self.blend(jaccard, self.vector[rows], self.vector[cols])
+
+    def blend(self, jaccard: np.ndarray | float, source_row: np.ndarray, source_col: np.ndarray) -> np.ndarray:
+        """The one formula of every value (stored, missing, bounds), so that they round alike."""
+        return (1.0 - self.weight) * jaccard + self.weight * (source_row + source_col)
+
+    def combine(self, upper: sp.spmatrix) -> sp.csr_matrix:
+        """The blended distance on the stored entries of a sparse Jaccard distance (float64; missing: see above)."""
+        coo = upper.tocoo()
+        return sp.csr_matrix((self.pair_values(coo.data, coo.row, coo.col), (coo.row, coo.col)), shape=upper.shape)
+
+    def lowest_missing(self) -> float:
+        """No pair of distinct points is worth less than this when not stored."""
+        two_smallest = np.partition(self.vector, 1)[:2] if len(self.vector) > 1 else np.zeros(2)
+        return float(self.blend(1.0, two_smallest[0], two_smallest[1]))
+
+
+def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3, source: SourceTerm | None = None) -> float:
+    """eps by the rho rule from a sparse distance (the whole matrix or its upper triangle, only the strict upper
+    triangle is read): the mean of the smallest round(rho * n) of the n = N (N - 1) / 2 upper-triangle distances,
+    stored or missing. A missing entry is 1 (the Jaccard distance alone), or worth what `source` says it is (the
+    blended distance); those are counted with their true value whenever they could be among the smallest. At
+    least one distance is taken (below 26 points, round(rho * n) is 0). Zero distances count: SpCL's and MMT's code
+    drop them (np.nonzero), which makes their eps hang on float32 rounding (benchmarks/dense_reference.py says
+    more)."""
     distance = distance.tocsr()
     num_points = distance.shape[0]
     rows = np.repeat(np.arange(num_points, dtype=distance.indices.dtype), np.diff(distance.indptr))
-    upper = distance.data[distance.indices > rows]
+    in_upper = distance.indices > rows
+    values = distance.data[in_upper]
     take = max(1, int(np.round(rho * (num_points * (num_points - 1) // 2))))
-    if take < len(upper):
-        upper.partition(take - 1)
-    smallest = np.sort(upper[:take])
-    return float(np.concatenate([smallest, np.ones(take - len(smallest))]).mean())
+    smallest_stored = _smallest(values, take)
+    if source is None or source.weight == 0:  # every missing entry is 1, above every stored one
+        return float(np.concatenate([smallest_stored, np.ones(take - len(smallest_stored))]).mean())
+    limit = smallest_stored[-1] if len(smallest_stored) == take else np.inf
+    limit = min(limit, _missing_bound(source, take, stored=len(values)))
+    if limit < source.lowest_missing():
+        return float(smallest_stored.mean())
+    missing = [found for _, _, found in _missing_entries_at_most(rows[in_upper], distance.indices[in_upper],
+                                                                 source, limit)]
+    return float(_smallest(np.concatenate([values[values <= limit], *missing]), take).mean())
+
+
+def _smallest(values: np.ndarray, count: int) -> np.ndarray:
+    """The `count` smallest values (all if fewer), sorted, float64 (for the mean: float32 sums drift). Reorders
+    `values` in place (no copy of millions of distances)."""
+    if count < len(values):
+        values.partition(count - 1)
+    return np.sort(values[:count]).astype(np.float64)
+
+
+def _missing_bound(source: SourceTerm, wanted: int, stored: int) -> float:
+    """A value that at least `wanted` missing entries do not exceed when `stored` pairs are stored: the pairs among
+    the m points of smallest s, m (m - 1) / 2 >= wanted + stored, are worth at most the blend of their two largest
+    s when missing, and at most `stored` of them are not. inf if there are fewer than m points."""
+    count = wanted + stored
+    smallest_points = int(np.ceil((1 + np.sqrt(1 + 8.0 * count)) / 2))
+    while smallest_points * (smallest_points - 1) // 2 < count:  # float rounding of the square root
+        smallest_points += 1
+    if smallest_points > len(source.vector):
+        return np.inf
+    largest_two = np.sort(np.partition(source.vector, smallest_points - 1)[:smallest_points])[-2:]
+    return float(source.blend(1.0, largest_two[0], largest_two[1]))
+
+
+def _missing_entries_at_most(stored_rows: np.ndarray, stored_cols: np.ndarray, source: SourceTerm, limit: float):
+    """Yields (rows, cols, values), rows < cols, of the upper-triangle entries not among the stored ones whose
+    value (`source`'s missing-entry value) is at most `limit`, in blocks: points taken in order of s, each paired
+    with the later ones whose s keeps the pair within reach (never N x N at once)."""
+    num_points = len(source.vector)
+    stored_keys = np.sort(stored_rows.astype(np.int64) * num_points + stored_cols)
+    order = np.argsort(source.vector, kind="stable")
+    ordered = source.vector[order]
+    counts = _candidate_counts(ordered, source.weight, limit)
+    for start, stop in _blocks_by_cost(counts[:np.count_nonzero(counts)], MISSING_BLOCK):
+        block_counts = counts[start:stop]
+        first = np.repeat(np.arange(start, stop), block_counts)
+        second = first + 1 + np.arange(len(first)) - np.repeat(np.cumsum(block_counts) - block_counts, block_counts)
+        rows, cols = np.minimum(order[first], order[second]), np.maximum(order[first], order[second])
+        keys = rows.astype(np.int64) * num_points + cols
+        position = np.minimum(np.searchsorted(stored_keys, keys), max(len(stored_keys) - 1, 0))
+        stored = stored_keys[position] == keys if len(stored_keys) else np.zeros(len(keys), dtype=bool)
+        values = source.pair_values(1.0, rows, cols)
+        keep = ~stored & (values <= limit)
+        yield rows[keep], cols[keep], values[keep]
+
+
+def _candidate_counts(ordered: np.ndarray, weight: float, limit: float) -> np.ndarray:
+    """For each position p of the ascending s, how many later positions q may pair with it within `limit`: those
+    with s_p + s_q within the bound the blend implies, widened against rounding (the values are checked exactly
+    after). Non-increasing in p."""
+    if weight == 0:
+        bound = np.inf if limit >= 1.0 else -np.inf
+    else:
+        bound = (limit - (1.0 - weight)) / weight + 1e-9 * (1.0 + 1.0 / weight)
+    ends = np.searchsorted(ordered, bound - ordered, side="right")
+    return np.maximum(ends - np.arange(len(ordered)) - 1, 0)
 
 
 def rho_rule_note(rho: float, num_points: int, eps: float) -> str:
@@ -76,28 +175,83 @@ def rho_rule_note(rho: float, num_points: int, eps: float) -> str:
 
 
 class DBSCANClustering:
-    """DBSCAN on the Jaccard distance with min_samples=4; eps from the rho rule at the first call, then kept
-    (MMT / SpCL compute it once, at the first epoch), unless given. DBSCAN gets only the pairs within eps (the
-    others are no neighbours at any distance above eps), which gives the same labels as the whole matrix."""
+    """DBSCAN with min_samples=4 on the Jaccard distance of variant `jaccard` ("mmt" or "spcl", jaccard.py), blended
+    with SSG's source term when source_weight w > 0: (1 - w) * Jaccard + w * (s_i + s_j), s given at each call.
+    eps from the rho rule at the first call, then kept (MMT / SpCL / SSG compute it once, at the first epoch),
+    unless given. DBSCAN gets only the pairs within eps (the others are no neighbours at any distance above eps),
+    which gives the same labels as the whole matrix."""
 
     def __init__(self, eps: float | None = None, rho: float = 1.6e-3, min_samples: int = 4, k1: int = 20,
-                 k2: int = 6, n_jobs: int = DBSCAN_JOBS, progress: bool = False):
+                 k2: int = 6, jaccard: str = "mmt", source_weight: float = 0.0, n_jobs: int = DBSCAN_JOBS,
+                 progress: bool = False):
+        check_variant(jaccard)
+        if not 0 <= source_weight < 1:
+            raise ValueError(f"source_weight must be in [0, 1), got {source_weight}")
         self.eps, self.rho, self.min_samples = eps, rho, min_samples
         self.eps_by_rule = eps is None  # a resumed run restores eps, never this
-        self.k1, self.k2, self.n_jobs, self.progress = k1, k2, n_jobs, progress
+        self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
+        self.n_jobs, self.progress = n_jobs, progress
 
-    def __call__(self, features: torch.Tensor | np.ndarray) -> PseudoLabels:
-        upper = upper_jaccard_distance(features, self.k1, self.k2, self.progress)
+    def __call__(self, features: torch.Tensor | np.ndarray,
+                 source_distance: np.ndarray | torch.Tensor | None = None) -> PseudoLabels:
+        """`source_distance`: s of every point (`jaccard.source_distance_vector`), required when source_weight > 0
+        and refused otherwise (it would be ignored)."""
+        source = self._source_term(source_distance, len(features))
+        upper = upper_jaccard_distance(features, self.k1, self.k2, self.jaccard, self.progress)
+        if source is not None:
+            upper = source.combine(upper)
         if self.eps is None:
             # sklearn needs eps > 0; a rule that gives 0 (the smallest distances are exact duplicates, as on tiny
             # data) keeps its meaning with the smallest positive float: only distance-0 pairs are neighbours.
-            self.eps = max(rho_eps(upper, self.rho), float(np.finfo(np.float32).tiny))
-        neighbourhoods = symmetric_distance(_entries_at_most(upper, self.eps))
+            self.eps = max(rho_eps(upper, self.rho, source), float(np.finfo(np.float32).tiny))
         labels = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed",
-                        n_jobs=self.n_jobs).fit_predict(neighbourhoods)
+                        n_jobs=self.n_jobs).fit_predict(neighbourhood_graph(upper, self.eps, source))
         pseudo = pseudo_labels_from(features, labels, eps=self.eps)
         note = rho_rule_note(self.rho, upper.shape[0], self.eps) if self.eps_by_rule else ""
         return dataclasses.replace(pseudo, message=f"{pseudo.message}; {note}") if note else pseudo
+
+    def _source_term(self, source_distance, num_points: int) -> SourceTerm | None:
+        if self.source_weight == 0:
+            if source_distance is not None:
+                raise ValueError("source_distance given to a clustering with source_weight 0, which would ignore "
+                                 "it: set source_weight > 0 or do not pass it")
+            return None
+        if source_distance is None:
+            raise ValueError(f"source_weight is {self.source_weight}: the clustering needs source_distance (each "
+                             "point's source distance, jaccard.source_distance_vector)")
+        vector = np.asarray(torch.as_tensor(source_distance).detach().cpu().double().numpy())
+        if vector.shape != (num_points,) or not np.isfinite(vector).all():
+            raise ValueError(f"source_distance must be {num_points} finite values (one per point), got shape "
+                             f"{vector.shape}")
+        return SourceTerm(vector, self.source_weight)
+
+
+def neighbourhood_graph(upper: sp.spmatrix, eps: float, source: SourceTerm | None = None) -> sp.csr_matrix:
+    """What DBSCAN(eps, metric="precomputed") needs of a sparse upper-triangle distance (missing entries: 1, or
+    their `source` value): the pairs within eps, both ways, and every point's distance to itself, stored even above
+    eps (0, or 2 w s_i with the source term: above eps, the point is not its own neighbour, as in the dense matrix;
+    sklearn would read a missing diagonal entry as 0). The missing entries within eps come too, when eps reaches
+    them (eps >= 1 - w), unless there are so many that the matrix would be dense: that is refused. The values keep
+    the dtype of `upper`: sklearn then compares float32 Jaccard distances with eps in float32, as it does on the
+    public codes' dense float32 matrices."""
+    source = source or SourceTerm(np.zeros(upper.shape[0]), 0.0)
+    within = _entries_at_most(upper, eps)
+    rows, cols, values = [within.row], [within.col], [within.data]
+    if eps >= source.lowest_missing():
+        ordered = np.sort(source.vector)
+        candidates = int(_candidate_counts(ordered, source.weight, eps).sum())
+        if candidates > MAX_MISSING_NEIGHBOURS:
+            raise ValueError(f"eps={eps:.6g} reaches the pairs whose k-reciprocal encodings share nothing (worth "
+                             f"{source.lowest_missing():.6g} or more): up to {candidates} of them would be "
+                             "neighbours, a dense matrix; use a smaller eps")
+        stored = upper.tocoo()
+        for found in _missing_entries_at_most(stored.row, stored.col, source, eps):
+            for pieces, piece in zip((rows, cols, values), found):
+                pieces.append(piece)
+    values = np.concatenate(values).astype(upper.dtype)  # missing entries: exact in float32 without source term
+    pairs = sp.coo_matrix((values, (np.concatenate(rows), np.concatenate(cols))), shape=upper.shape)
+    points = np.arange(upper.shape[0])
+    return symmetric_distance(pairs, diagonal=source.pair_values(0.0, points, points).astype(upper.dtype))
 
 
 class KMeansClustering:
