@@ -1,5 +1,5 @@
-"""Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet, and
-MMT's soft (teacher-supervised) cross-entropy and triplet."""
+"""Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet, MMT's
+soft (teacher-supervised) cross-entropy and triplet, and SSG's own triplet."""
 from __future__ import annotations
 
 import torch
@@ -70,6 +70,35 @@ class TripletLoss(nn.Module):
         if self.margin is None:
             return F.softplus(gap).mean()
         return F.relu(gap + self.margin).mean()
+
+
+class SSGTripletLoss(nn.Module):
+    """SSG's triplet (its code's TripletLoss with use_semi=True): every pair (j, l), j < l, of samples of the same
+    group (the sampler's identity, i.e. a P x K block) is a positive pair, set against the anchor j's nearest sample
+    with another label (the loss's own labels: a part's pseudo-labels); the loss is the mean over pairs of
+    max(0, d_jl - d_jn + margin), on Euclidean distances.
+
+    A pair whose anchor has no sample of another label in the batch (the whole batch shares that label; SSG's code
+    crashes there) is skipped; without any usable pair the loss is an exact 0 that still backpropagates.
+    """
+
+    def __init__(self, margin: float = 0.5):
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor,
+                groups: torch.Tensor | None = None) -> torch.Tensor:
+        """`groups`: the sampler's identity of each sample (default: the labels themselves)."""
+        groups = labels if groups is None else groups
+        distances = euclidean_distances(features)
+        same_label = labels.unsqueeze(0) == labels.unsqueeze(1)
+        nearest_negative = distances.masked_fill(same_label, float("inf")).amin(dim=1)
+        same_group = groups.unsqueeze(0) == groups.unsqueeze(1)
+        anchors, positives = torch.triu(same_group, diagonal=1).nonzero(as_tuple=True)
+        usable = torch.isfinite(nearest_negative[anchors])
+        anchors, positives = anchors[usable], positives[usable]
+        hinge = F.relu(distances[anchors, positives] - nearest_negative[anchors] + self.margin)
+        return hinge.sum() / max(len(hinge), 1)
 
 
 class SoftEntropy(nn.Module):

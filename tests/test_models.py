@@ -131,6 +131,7 @@ def test_reset_classifier_copies_given_rows_and_checks_shape():
 
 
 def test_part_outputs_and_halves():
+    torch.manual_seed(0)
     model = build_model("compact", num_classes=0, parts=True, width=8)
     images = torch.randn(3, 3, 64, 32)
     full, upper, lower = model.train()(images)
@@ -139,9 +140,28 @@ def test_part_outputs_and_halves():
     assert torch.allclose(full, (upper + lower) / 2, atol=1e-6)
     assert len(model.bn_necks) == 3
     with torch.no_grad():
+        assert [torch.equal(a, b) for a, b in zip(model.pooled_features(images), (full, upper, lower))] == [True] * 3
+    # SSG's global embedding of a full-body feature: ReLU(BN(W full)), in train mode with the batch's statistics
+    embedding = model.global_embedding(full)
+    projected = full @ model.global_embedding[0].weight.T
+    expected = ((projected - projected.mean(0)) / (projected.var(0, unbiased=False) + 1e-5).sqrt()).clamp(min=0)
+    assert embedding.shape == (3, 64) and torch.allclose(embedding, expected, atol=1e-4)
+    with torch.no_grad():
         parts = model.eval()(images)
     assert [p.shape for p in parts] == [(3, 64)] * 3
     assert all(torch.allclose(p.norm(dim=1), torch.ones(3), atol=1e-5) for p in parts)
+
+
+def test_global_embedding_only_in_the_parts_model_with_ssg_initialisation():
+    torch.manual_seed(0)
+    plain = build_model("compact", num_classes=3, width=8)
+    assert not hasattr(plain, "global_embedding")
+    assert not any("global_embedding" in name for name in plain.state_dict())
+    linear, norm, relu = build_model("compact", num_classes=0, parts=True, width=8).global_embedding
+    assert linear.bias is None and linear.weight.shape == (64, 64)
+    assert linear.weight.std().item() == pytest.approx(0.001, rel=0.05)  # N(0, 0.001^2), 4096 draws
+    assert torch.equal(norm.weight, torch.ones(64)) and torch.equal(norm.bias, torch.zeros(64))
+    assert isinstance(relu, torch.nn.ReLU)
 
 
 def test_invalid_configurations_raise_clear_errors():

@@ -29,12 +29,16 @@ from .pretrain import model_tag
 HISTORY_KEY = ("method", "epoch")
 
 
-def make_clustering(params: Params) -> DBSCANClustering | KMeansClustering:
-    """DBSCAN on the Jaccard distance (eps by the rho rule at the first epoch, then kept) or k-means."""
+def make_clustering(params: Params, source_weight: float = 0.0) -> DBSCANClustering | KMeansClustering:
+    """DBSCAN on the Jaccard distance params.jaccard (eps by the rho rule at the first epoch, then kept), plus
+    `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term)."""
     if params.clustering == "kmeans":
+        if source_weight > 0:
+            raise ValueError("k-means clusters the features, not a distance, so it has no source term: set "
+                             "ssg_source_weight 0 to run SSG with k-means")
         return KMeansClustering(params.n_clusters, seed=params.seed)
     return DBSCANClustering(eps=params.eps, rho=params.rho, min_samples=params.min_samples, k1=params.k1,
-                            k2=params.k2)
+                            k2=params.k2, jaccard=params.jaccard, source_weight=source_weight)
 
 
 def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:

@@ -1,18 +1,25 @@
 """SSG, self-similarity grouping (Fu et al., ICCV 2019), and CANU-SSG: one camera adversary per part (Eq. 10).
 
-The model pools three features from the backbone's map: full body, upper half, lower half. Every epoch each part's
-flip-summed normalised features of the target training set are clustered on their own (each DBSCAN keeps its own
-eps), an image that is an outlier in any part is dropped, and the network is trained with a batch-hard triplet loss
-(margin P.triplet_margin, 0.5) per part under that part's pseudo-labels (the full-body one is SSG's "global" loss;
-no cross-entropy), by SGD with momentum 0.9. An epoch is one pass of the P x K sampler over the full-body clusters
-(each drawn once with K images, as SSG's sampler does). With an adversary, each part has its own discriminator,
-every one of them conditioned ("canu") on the sample's FULL-body centroid. Test feature: the three flip-summed
-normalised parts, concatenated.
+The model pools three features from the backbone's map: full body, upper half, lower half; the full-body one also
+feeds a global embedding (Linear -> BatchNorm -> ReLU, SSG's resnet.py). Every epoch (SSG's "iteration") each
+part's pooled features of the target training set (before any BN-neck, image and mirror image summed, normalised:
+SSG's extract_features with for_eval=False) are clustered on their own, each DBSCAN keeping its own eps, on
+(1 - w) Jaccard + w (s_i + s_j), where s_i is image i's distance to the source training set in that part's features
+(SSG's re_ranking, w = P.ssg_source_weight, its lambda_value 0.1). An image that is an outlier in any part is
+dropped. Then P.adapt_iters_per_epoch P x K iterations (passes of the sampler over the full-body clusters follow
+one another, as in MMT) train four triplet losses of SSG's own form (losses.SSGTripletLoss, margin
+P.triplet_margin, 0.5): one per pooled part under that part's pseudo-labels, and one on the global embedding under
+the full-body ones; no cross-entropy. One SGD optimizer (momentum 0.9, rate P.ssg_lr, no schedule: SSG's code
+defines adjust_lr but never calls it) is built once for the whole run. With an adversary, each part has its own
+discriminator reading the pooled part feature or its normalised BN-neck output (P.adversary_features), every one
+of them conditioned ("canu") on the sample's FULL-body centroid. Test feature: the three flip-summed normalised
+BN-neck outputs, concatenated.
 
 Start: model `P.model_index` of the pretraining run, trained without parts. Its backbone and BN-neck are loaded;
 the upper and lower BN-necks start as copies of the full-body one (no part was trained on the source, and the
-full-body statistics are the closest estimate of theirs). The source model's last stride is kept (SSG's ResNet-50
-uses 2; a stride changes no weight, but the source model was trained with its own).
+full-body statistics are the closest estimate of theirs); the global embedding starts from SSG's initialisation.
+The source model's last stride is kept (SSG's ResNet-50 uses 2; a stride changes no weight, but the source model
+was trained with its own).
 
 Checkpoints: `ssg_state` (everything to resume exactly), `ssg_last` and `ssg_best_oracle` (the model of the last
 epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
@@ -21,17 +28,21 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..cluster.jaccard import source_distance_vector
+from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
-from ..data.records import ReidDataset
+from ..data.records import ImageRecord, ReidDataset
 from ..device import resolve_device
-from ..losses import TripletLoss
+from ..losses import SSGTripletLoss
 from ..models import ReidModel
+from ..models.reid import global_embedding
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
 from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps, discriminator_metrics,
@@ -49,46 +60,83 @@ MOMENTUM = 0.9
 
 def parts_model(source: ReidModel) -> ReidModel:
     """SSG's three-part model from a source model trained without parts: same backbone, the full-body BN-neck for
-    all three parts, no classifier."""
+    all three parts, a fresh global embedding, no classifier."""
     if source.parts:
         raise ValueError("the source model already has parts")
     model = copy.deepcopy(source)
     model.parts = True
     model.bn_necks = nn.ModuleList(copy.deepcopy(source.bn_necks[0]) for _ in PARTS)
+    model.global_embedding = global_embedding(model.feature_dim).to(source.bn_necks[0].weight.device)
     model.reset_classifier(0)
     return model
 
 
-def part_triplet(triplet: TripletLoss, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The part's batch-hard triplet; zero when the batch holds a single label of that part (P x K batches are
-    drawn by full-body cluster, and two of them may share an upper- or lower-body cluster): no negative exists."""
-    if len(labels.unique()) < 2:
-        return features.new_zeros(())
-    return triplet(features, labels)
+class PooledParts(nn.Module):
+    """A parts model whose output is its pooled part features before the BN-necks: what SSG clusters."""
+
+    def __init__(self, model: ReidModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.pooled_features(images)
+
+
+def clustering_features(model: ReidModel, records: Sequence[ImageRecord], params: Params) -> list[torch.Tensor]:
+    """Each part's clustering features of `records`, in their order: eval-mode pooled features, image and mirror
+    image summed, L2-normalised (SSG's extract_features with for_eval=False)."""
+    features = train_set_features(PooledParts(model), records, params, flip=True)
+    return list(features.split(model.feature_dim, dim=1))
+
+
+def cluster_parts(clusterings: list[DBSCANClustering | KMeansClustering], features: list[torch.Tensor],
+                  source_features: list[torch.Tensor] | None) -> list[PseudoLabels]:
+    """Each part's pseudo-labels; with source features, each part's distance also reads its images' distances to
+    the source set in the same part's features."""
+    if source_features is None:
+        return [clustering(part) for clustering, part in zip(clusterings, features)]
+    return [clustering(part, source_distance=source_distance_vector(part, source_part))
+            for clustering, part, source_part in zip(clusterings, features, source_features)]
+
+
+def discriminator_inputs(model: ReidModel, pooled: list[torch.Tensor], kind: str) -> list[torch.Tensor]:
+    """What the part discriminators read (params.adversary_features): the pooled part features ("pooled") or their
+    L2-normalised BN-neck outputs under the batch's statistics ("embedding")."""
+    if kind == "embedding":
+        return [model.embedding(feature, part) for part, feature in enumerate(pooled)]
+    return pooled
 
 
 def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, part_labels: torch.Tensor,
                 full_centroids: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 params: Params, device: torch.device, epoch: int) -> dict[str, float]:
-    """One pass of SSG (+ camera adversaries); `part_labels` [3, N]: each training record's label per part (the
-    loader's labels are the full-body ones). Returns the mean losses and discriminator losses / accuracies."""
-    triplet = TripletLoss(params.triplet_margin)
+    """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `part_labels` [3, N]: each training
+    record's label per part (the loader's labels are the full-body ones, the sampler's identities). Returns the mean
+    losses and discriminator losses / accuracies."""
+    triplet = SSGTripletLoss(params.triplet_margin)
     model.train()
     averages = Averages()
-    for step, (images, full_labels, camids, indices) in enumerate(tqdm(batches(loader, 0, epoch), total=len(loader),
-                                                                       desc=f"ssg epoch {epoch + 1}", leave=False)):
-        images, camids = images.to(device), camids.to(device)
+    iterations = params.adapt_iters_per_epoch
+    for step, (images, full_labels, camids, indices) in enumerate(tqdm(
+            batches(loader, iterations, epoch), total=iterations, desc=f"ssg epoch {epoch + 1}", leave=False)):
+        images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
         labels = part_labels[:, indices].to(device)
-        condition = centroids_for(full_labels.to(device), full_centroids)
+        condition = centroids_for(full_labels, full_centroids)
         with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
-            features = [feature.float() for feature in forward_in_chunks(model, images, params.bn_chunk)]
-        losses, metrics = {}, {}
-        for part, adversary, feature, part_label in zip(PARTS, adversaries, features, labels):
-            losses[f"loss_tri_{part}"] = part_triplet(triplet, feature, part_label)
+            pooled = forward_in_chunks(model, images, params.bn_chunk)
+            embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
+        pooled, embedding = [feature.float() for feature in pooled], embedding.float()
+        losses = {f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)
+                  for part, feature, part_label in zip(PARTS, pooled, labels)}
+        losses["loss_tri_embedding"] = triplet(embedding, full_labels)
+        metrics = {}
+        for part, adversary, feature in zip(PARTS, adversaries,
+                                            discriminator_inputs(model, pooled, params.adversary_features)):
             metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
             losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
         values = {name: value.item() for name, value in losses.items()}
-        check_finite(values, dict(zip(PARTS, features)), epoch, step, params.loss_limit, "ssg_lr (or disc_lr)")
+        check_finite(values, {**dict(zip(PARTS, pooled)), "embedding": embedding}, epoch, step, params.loss_limit,
+                     "ssg_lr (or disc_lr)")
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -98,10 +146,18 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
     return averages.means()
 
 
-def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None) -> ReidModel:
+def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None,
+              source: ReidDataset | None = None) -> ReidModel:
     """Adapt source model `params.model_index` of `source_run` (default: the run `params.pretrain_run`) to `target`
-    with SSG (+ the camera adversary `params.adversary`); resumes from `run`'s `ssg_state` if there is one. Returns
-    the model of the last epoch."""
+    with SSG (+ the camera adversary `params.adversary`); resumes from `run`'s `ssg_state` if there is one. `source`:
+    the source dataset, whose training images the clustering distance reads when params.ssg_source_weight > 0.
+    Returns the model of the last epoch."""
+    if params.adapt_iters_per_epoch < 1:
+        raise ValueError("SSG trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
+    if params.ssg_source_weight > 0 and source is None:
+        raise ValueError(f"SSG's clustering distance reads each target image's distance to the source training set "
+                         f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
+                         "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0")
     device = resolve_device(params.device)
     source_run = source_run or RunFolder.for_run(params.pretrain_run)
     seed_everything(params.seed)
@@ -109,7 +165,7 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     architecture = source_architecture(source_run, params.model_index, params.source_checkpoint)
     adversaries = [CameraAdversary(params.adversary, model.feature_dim, target.num_cams, params.mu, params.disc_lr,
                                    params.weight_decay, params.merge, device) for _ in PARTS]
-    clusterings = [make_clustering(params) for _ in PARTS]
+    clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=params.ssg_lr,
                                 momentum=MOMENTUM, weight_decay=params.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
@@ -132,8 +188,9 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             print(f"ssg: resuming after epoch {state['epoch']}")
 
     for epoch in range(start_epoch, params.adapt_epochs):
-        features = train_set_features(model, target.train, params, flip=True).split(model.feature_dim, dim=1)
-        pseudo = [clustering(part_features) for clustering, part_features in zip(clusterings, features)]
+        features = clustering_features(model, target.train, params)
+        source_features = clustering_features(model, source.train, params) if params.ssg_source_weight > 0 else None
+        pseudo = cluster_parts(clusterings, features, source_features)
         labels = np.stack([p.labels for p in pseudo])
         # An image is kept only if every part clusters it; the full-body label is its identity for the sampler.
         kept_labels = np.where((labels >= 0).all(axis=0), labels[0], -1)

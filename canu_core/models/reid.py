@@ -3,7 +3,9 @@
 MMT's head: the triplet loss uses the pooled feature before the BN-neck, the classifier the BN-neck output, and
 retrieval the L2-normalised BN-neck output. The BN-neck bias is frozen at zero (Luo et al., "Bag of tricks").
 With `parts=True` (SSG) the full map, its upper half and its lower half are pooled separately, each with its own
-BN-neck; SSG trains them with triplet losses only, so that model has no classifier.
+BN-neck, and the model holds SSG's global embedding (Linear -> BatchNorm -> ReLU, its resnet.py's `feat`, `feat_bn`),
+which the SSG loop applies to the full-body pooled feature; SSG trains them with triplet losses only, so that model
+has no classifier.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .backbones import build_backbone
 from .weights import load_backbone_weights
 
 CLASSIFIER_INIT_STD = 0.001  # MMT's classifier initialisation
+EMBEDDING_INIT_STD = 0.001  # SSG's embedding layer initialisation
 
 
 def bn_neck(dim: int) -> nn.BatchNorm1d:
@@ -27,9 +30,18 @@ def bn_neck(dim: int) -> nn.BatchNorm1d:
     return neck
 
 
+def global_embedding(dim: int) -> nn.Sequential:
+    """SSG's embedding of the full-body pooled feature: a bias-free Linear(dim, dim) drawn from N(0, 0.001^2), then
+    BatchNorm1d (weight 1, bias 0) and ReLU; SSG's fourth triplet reads its output."""
+    linear = nn.Linear(dim, dim, bias=False)
+    nn.init.normal_(linear.weight, std=EMBEDDING_INIT_STD)
+    return nn.Sequential(linear, nn.BatchNorm1d(dim), nn.ReLU())
+
+
 class ReidModel(nn.Module):
     """Train mode: (pooled pre-BN feature, logits or None), or with parts the list [full, upper, lower] of pooled
-    pre-BN features. Eval mode: the L2-normalised BN-neck feature, or with parts the list of three of them."""
+    pre-BN features. Eval mode: the L2-normalised BN-neck feature, or with parts the list of three of them (the
+    global embedding is trained, never tested: SSG tests on the parts)."""
 
     def __init__(self, backbone_name: str, num_classes: int, last_stride: int = 1,
                  pretrained_path: str | Path | None = None, parts: bool = False, **backbone_kwargs):
@@ -42,6 +54,8 @@ class ReidModel(nn.Module):
         self.feature_dim = self.backbone.out_channels
         self.parts = parts
         self.bn_necks = nn.ModuleList(bn_neck(self.feature_dim) for _ in range(3 if parts else 1))
+        if parts:
+            self.global_embedding = global_embedding(self.feature_dim)
         self.classifier: nn.Linear | None = None
         self.reset_classifier(num_classes)
 
@@ -92,6 +106,11 @@ class ReidModel(nn.Module):
         statistics = (None, None) if self.training else (neck.running_mean, neck.running_var)
         normalised = F.batch_norm(pooled, *statistics, neck.weight, neck.bias, training=self.training, eps=neck.eps)
         return F.normalize(normalised, dim=1)
+
+    def pooled_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """[full] or [full, upper, lower] pooled features before the BN-necks, in the model's current mode and
+        without touching any BN-neck: SSG clusters these."""
+        return self._pool(self.backbone(images))
 
     def _pool(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
         """[full] or [full, upper half, lower half] (rows split at h // 2), each averaged to (N, C)."""
