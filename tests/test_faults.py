@@ -132,7 +132,7 @@ def test_finished_run_with_other_parameters_is_refused_listing_each_difference(t
         open_run(make_params({"lr": 0.01, "seed": 7}, base=params), "01_pretrain")
     assert f"run folder {run.path} holds a run with other parameters (lr: 0.00035 there, 0.01 asked, seed: 0 " \
            "there, 7 asked)" in str(refused.value)
-    with pytest.raises(RunConflictError, match=r"rho: 0.2 there, 0.004 asked\): to keep both"):
+    with pytest.raises(RunConflictError, match=r"rho: 0.15 there, 0.004 asked\): to keep both"):
         open_run(make_params({"rho": 0.004}, base=params), "01_pretrain")
     with pytest.raises(RunConflictError, match="holds a run of notebook 01_pretrain: give this 03_train run its own"):
         open_run(params, "03_train")
@@ -177,7 +177,7 @@ def test_failed_runs_leave_an_existing_folder_byte_identical(tiny_data_root, out
     before = snapshot(finished)
     assert "03_train.ipynb" in before and "metrics.json" in before
 
-    with pytest.raises(RunConflictError, match=r"rho: 0.2 there, 0.5 asked"):
+    with pytest.raises(RunConflictError, match=r"rho: 0.15 there, 0.5 asked"):
         run_notebook("03_train", [SMOKE], {**run_03, "rho": 0.5})
     source.path.rename(outputs / "moved")
     with pytest.raises(papermill.PapermillExecutionError, match="no pretraining run 'nb_source'") as failed:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import mmt as mmt_module
-from canu_core.engine.adaptation import forward_in_chunks, load_adapted_model
+from canu_core.data.records import ImageRecord
+from canu_core.engine.adaptation import forward_in_chunks, load_adapted_model, unusable_reason
 from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.losses import SoftEntropy, SoftTripletLoss
 from canu_core.models import build_model
@@ -284,3 +287,16 @@ def test_discriminators_read_the_chosen_features(tiny_data_root, source_run, tmp
     norms = torch.cat([batch.norm(dim=1) for batch in seen])
     unit = torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
     assert unit == (features == "embedding")
+
+
+def test_an_epoch_whose_clusters_cannot_fill_one_batch_is_unusable():
+    """Five clusters for P = 4, but single-image clusters give one image a pass (MMT's sampler): 2 x 4 + 3 = 11
+    images, fewer than one batch of 4 x 4, where counting clusters alone would have let the sampler fail."""
+    labels = [0, 0, 1, 1, 2, 3, 4]
+    records = [ImageRecord(f"{i}.jpg", label, i % 2) for i, label in enumerate(labels)]
+    pseudo = {"target": pseudo_labels_from(np.eye(7, dtype=np.float32), np.array(labels))}
+    assert unusable_reason(pseudo, records, batch_ids=4, instances=4) == (
+        "a pass of the sampler draws 11 images of the 5 clusters left, fewer than one batch of 4 x 4")
+    assert unusable_reason(pseudo, records, batch_ids=2, instances=4) is None
+    assert unusable_reason(pseudo, records, batch_ids=6, instances=4) == (
+        "5 clusters left, fewer than the 6 identities of a batch")

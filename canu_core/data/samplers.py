@@ -10,6 +10,11 @@ from torch.utils.data import Sampler
 from .records import ImageRecord
 
 
+def images_per_pass(images_per_identity: Sequence[int], instances: int) -> int:
+    """How many indices one pass of the sampler draws: K per identity, one for an identity with a single image."""
+    return sum(instances if count > 1 else 1 for count in images_per_identity)
+
+
 class RandomIdentitySampler(Sampler[int]):
     """Dataset indices in groups, one group per identity, every identity once per pass in a random order; use it
     with DataLoader(batch_size=batch_ids * instances, drop_last=True), as MMT does.
@@ -52,7 +57,7 @@ class RandomIdentitySampler(Sampler[int]):
         self.pass_index = pass_index
 
     def __len__(self) -> int:
-        return sum(self.instances if len(indices) > 1 else 1 for indices in self.indices_by_pid.values())
+        return images_per_pass([len(indices) for indices in self.indices_by_pid.values()], self.instances)
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch, self.pass_index])

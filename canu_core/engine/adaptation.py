@@ -8,6 +8,7 @@ model): no training step ever sees them.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mu
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset
+from ..data.samplers import images_per_pass
 from ..evaluate import evaluate, extract_features, ordered_loader
 from ..models import ReidModel, build_model
 from ..runs import RunFolder
@@ -68,15 +70,22 @@ def pseudo_labelled(records: Sequence[ImageRecord], labels: np.ndarray) -> list[
     return [record._replace(pid=int(label)) for record, label in zip(records, labels) if label >= 0]
 
 
-def unusable_reason(pseudo: dict[str, PseudoLabels], num_labels: int, batch_ids: int) -> str | None:
-    """Why this epoch's pseudo-labels cannot train, or None: a clustering (by name) that found no cluster or a
-    single one, or fewer clusters left in the training set than a P x K batch needs (`num_labels`: SSG keeps an
-    image only if every part clusters it)."""
+def unusable_reason(pseudo: dict[str, PseudoLabels], records: Sequence[ImageRecord], batch_ids: int,
+                    instances: int) -> str | None:
+    """Why this epoch's pseudo-labelled `records` cannot train, or None: a clustering (by name) that found no cluster
+    or a single one, fewer clusters left in the training set than a P x K batch needs (SSG keeps an image only if
+    every part clusters it), or too few images for one batch (the sampler draws one image of a single-image
+    cluster)."""
     failed = [f"{name} clustering: {p.message}" for name, p in pseudo.items() if p.status != "ok"]
     if failed:
         return "; ".join(failed)
-    if num_labels < batch_ids:
-        return f"{num_labels} clusters left, fewer than the {batch_ids} identities of a batch"
+    sizes = Counter(record.pid for record in records)
+    if len(sizes) < batch_ids:
+        return f"{len(sizes)} clusters left, fewer than the {batch_ids} identities of a batch"
+    drawn = images_per_pass(list(sizes.values()), instances)
+    if drawn < batch_ids * instances:
+        return (f"a pass of the sampler draws {drawn} images of the {len(sizes)} clusters left, fewer than one batch "
+                f"of {batch_ids} x {instances}")
     return None
 
 

@@ -159,7 +159,7 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
         row = {"method": METHOD, "epoch": epoch, "adversary": params.adversary, "mu": params.mu,
                "eps": pseudo.eps, **clustering_diagnostics(pseudo.labels, features, target.train, params.seed)}
         records = pseudo_labelled(target.train, pseudo.labels)
-        reason = unusable_reason({"target": pseudo}, len({r.pid for r in records}), params.batch_ids)
+        reason = unusable_reason({"target": pseudo}, records, params.batch_ids, params.instances)
         if reason is not None:
             row |= skipped_row(epoch, reason)
         else:

@@ -200,7 +200,7 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
                **{f"num_outliers_{part}": int(p.outliers.sum()) for part, p in zip(PARTS, pseudo)},
                **clustering_diagnostics(kept_labels, features[0], target.train, params.seed)}
         records = pseudo_labelled(target.train, kept_labels)
-        reason = unusable_reason(dict(zip(PARTS, pseudo)), len({r.pid for r in records}), params.batch_ids)
+        reason = unusable_reason(dict(zip(PARTS, pseudo)), records, params.batch_ids, params.instances)
         message = "; ".join(f"{part}: {p.message}" for part, p in zip(PARTS, pseudo))
         if reason is not None:
             row |= skipped_row(epoch, reason)
