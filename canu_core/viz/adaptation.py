@@ -65,7 +65,7 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
         _plot(ax, history, "ami_pseudo_camera", color="tab:red", label="adjusted MI(pseudo-labels; camera)")
     if "ami_true_camera" in history:
         _plot(ax, history, "ami_true_camera", linestyle="--", color="grey", label="adjusted MI(true ids; camera)")
-    ax.set_title("MI with the camera (nats; adjusted: less its chance value)")
+    ax.set_title("MI with the camera (nats)")
 
     ax = axes[3]
     if "lost_ids" in history:
