@@ -117,6 +117,15 @@ class TwoViews:
         return self.transform(image), self.transform(image)
 
 
+def discriminator_inputs(model: ReidModel, pooled: list[torch.Tensor], kind: str) -> list[torch.Tensor]:
+    """What the camera discriminators read (params.adversary_features), for each pooled feature of `model`'s
+    forward (MMT: one; SSG: its parts, in order): the pooled features themselves ("pooled") or their L2-normalised
+    BN-neck outputs under the batch's statistics ("embedding")."""
+    if kind == "embedding":
+        return [model.embedding(feature, part) for part, feature in enumerate(pooled)]
+    return pooled
+
+
 def forward_in_chunks(model: nn.Module, images: torch.Tensor, chunk: int):
     """model(images), run on consecutive chunks of `chunk` images when 0 < chunk < batch size, outputs concatenated:
     BatchNorm then normalises each chunk with its own statistics, as the CANU release did (16 images per GPU under

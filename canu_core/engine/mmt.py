@@ -33,7 +33,7 @@ from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, Trip
 from ..models import ReidModel
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics, clustering_eps,
+from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics, clustering_eps, discriminator_inputs,
                          discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
                          pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
                          train_set_features, unusable_reason)
@@ -99,7 +99,7 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         condition = centroids_for(labels, centroids)
         metrics = {}
         for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
-            seen = features if params.adversary_features == "pooled" else student.embedding(features)
+            seen, = discriminator_inputs(student, [features], params.adversary_features)
             metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
             losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
         values = {name: value.item() for name, value in losses.items()}

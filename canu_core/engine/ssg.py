@@ -45,10 +45,10 @@ from ..models import ReidModel
 from ..models.reid import global_embedding
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps, discriminator_metrics,
-                         epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering, pseudo_labelled,
-                         restore_eps, save_adapted_model, skipped_row, source_architecture, train_set_features,
-                         unusable_reason)
+from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps, discriminator_inputs,
+                         discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
+                         pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
+                         train_set_features, unusable_reason)
 from .adversary import CameraAdversary, centroids_for
 from .common import batches, check_finite, check_weights, identity_loader, use_learning_rate
 from .pretrain import load_source_model
@@ -97,14 +97,6 @@ def cluster_parts(clusterings: list[DBSCANClustering | KMeansClustering], featur
         return [clustering(part) for clustering, part in zip(clusterings, features)]
     return [clustering(part, source_distance=source_distance_vector(part, source_part))
             for clustering, part, source_part in zip(clusterings, features, source_features)]
-
-
-def discriminator_inputs(model: ReidModel, pooled: list[torch.Tensor], kind: str) -> list[torch.Tensor]:
-    """What the part discriminators read (params.adversary_features): the pooled part features ("pooled") or their
-    L2-normalised BN-neck outputs under the batch's statistics ("embedding")."""
-    if kind == "embedding":
-        return [model.embedding(feature, part) for part, feature in enumerate(pooled)]
-    return pooled
 
 
 def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, part_labels: torch.Tensor,
