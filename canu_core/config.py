@@ -104,6 +104,13 @@ class Params:
     # what the discriminators read: "pooled" = the pooled feature before the BN-neck (what the triplet losses
     # read), "embedding" = the L2-normalised BN-neck output (what clustering, the centroids and ranking use)
     adversary_features: Literal["pooled", "embedding"] = "pooled"
+    # the extractor's adversarial objective: "maximise_ce" = Eq. 4's -mu * camera cross-entropy (the paper's);
+    # "uniform_ce" = mu * cross-entropy of D's output to the uniform camera distribution (bounded; an ablation)
+    adversary_objective: Literal["maximise_ce", "uniform_ce"] = "maximise_ce"
+    # what conditions CANU's discriminator: "pseudo" = each sample's pseudo-label cluster centroid (the paper's);
+    # "oracle" = the centroid of its TRUE identity's features, a diagnostic that reads the target's labels
+    # (never a method: it asks whether the mechanism helps when its condition is right). Needs adversary canu
+    canu_condition: Literal["pseudo", "oracle"] = "pseudo"
     disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
     adapt_epochs: int = 5
@@ -120,10 +127,11 @@ class Params:
     soft_tri_weight: float = 0.8
     bn_chunk: int = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
     # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
-    studies: list[Literal["table_iv", "table_iii", "coverage"]] = field(
-        default_factory=lambda: ["table_iv", "table_iii", "coverage"])
-    methods: list[Literal["ssg", "mmt"]] = field(default_factory=lambda: ["ssg", "mmt"])  # of Tables III and IV
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation"]] = field(
+        default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"])
+    methods: list[Literal["ssg", "mmt"]] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # Table IV and the oracle arm
+    sweep_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # Table III, coverage and the ablation
     mu_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])  # the paper's Table III
     coverage_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
     coverage_method: Literal["mmt", "ssg"] = "mmt"
@@ -198,10 +206,14 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
     for name in RUN_NAME_FIELDS:
         if coerced.get(name) is not None:
             check_run_name(coerced[name], name)
+    merged = dataclasses.replace(base or Params(), **coerced)
+    if merged.canu_condition == "oracle" and merged.adversary != "canu":
+        raise ConfigError(f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
+                          f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo")
     if coerced.get("threads") is not None and coerced["threads"] < 1:
         raise ConfigError(f"parameter 'threads': expected a count >= 1 (or null for torch's default), "
                           f"found {coerced['threads']}")
-    return dataclasses.replace(base or Params(), **coerced)
+    return merged
 
 
 RUN_NAME_FIELDS = ("run_name", "pretrain_run", "compare_pretrain_run")

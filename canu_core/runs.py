@@ -30,7 +30,7 @@ PROJECT_MARKER = "pyproject.toml"
 # Parameters that change what a run shows, where its data lie or how a sweep is organised, not what it computes:
 # never compared (a dataset moved to another data_root is the same dataset).
 NOT_COMPARED = frozenset({"run_name", "data_root", "interactive", "umap_figures", "amend", "studies", "methods",
-                          "seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs"})
+                          "seeds", "sweep_seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs"})
 # What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.
 AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "adapt_lr", "ssg_lr", "disc_lr"})
 GROWING = frozenset({"epochs", "adapt_epochs"})

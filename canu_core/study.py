@@ -2,9 +2,11 @@
 
 A study is a list of adaptation runs, each a recorded notebook 03 in its own run folder named after what it varies
 (`<study>-mmt-canu-mu0.1-seed0`), so that two tables needing the same run share it, a finished run (its
-`metrics.json` written) is skipped and an interrupted one resumes from its last checkpoint. Tables III (mu) and IV
-(none / adv / canu) are the paper's; the camera-coverage sweep of the synthetic target (how strongly identity and
-camera are tied) is ours.
+`metrics.json` written) is skipped and an interrupted one resumes from its last checkpoint. The named studies:
+"table_iv" (none / adv / canu at the paper's mu) and "table_iii" (adv and canu at every mu) are the paper's; ours are
+"oracle" (CANU conditioned on the true identities' centroids: a diagnostic, never a method), "coverage" (how strongly
+identity and camera are tied in the synthetic target) and "ablation" (what the discriminators read, and a bounded
+adversarial objective). `claims_table` tests each of the paper's claims on the per-seed paired differences.
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 import torch
 from tqdm.auto import tqdm
 
@@ -22,10 +26,17 @@ from .data.catalog import SYNTHETIC_PREFIX, world_spec
 from .runs import RunFolder, atomic_write_text, resolve_run
 
 # The study's own parameters: they choose which runs exist, so they are not passed on to the runs.
-STUDY_FIELDS = ("studies", "methods", "seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs")
+STUDY_FIELDS = ("studies", "methods", "seeds", "sweep_seeds", "mu_grid", "coverage_grid", "coverage_method",
+                "parallel_runs")
 METHODS = ("ssg", "mmt")
 ADVERSARIES = ("none", "adv", "canu")
 PAPER_MU = {"ssg": 0.05, "mmt": 0.1}  # the paper's choice for CANU-SSG and CANU-MMT (Table III)
+# Run variants beyond the paper's settings: what each sets, and how tables name it. "oracle" reads the target's
+# labels: it is a diagnostic of the mechanism, labelled as such wherever it appears.
+VARIANTS = {"": {}, "oracle": {"canu_condition": "oracle"}, "embedding": {"adversary_features": "embedding"},
+            "uniform": {"adversary_objective": "uniform_ce"}}
+VARIANT_NAMES = {"": "", "oracle": " [oracle condition]", "embedding": " [D reads the embedding]",
+                 "uniform": " [uniform-CE objective]"}
 METHOD_NAMES = {("ssg", "none"): "SSG", ("ssg", "adv"): "SSG+Adv.", ("ssg", "canu"): "CANU-SSG",
                 ("mmt", "none"): "MMT (DBSCAN)", ("mmt", "adv"): "MMT+Adv.", ("mmt", "canu"): "CANU-MMT"}
 # The paper's R1 / mAP on the real settings (Tables III and IV), shown beside the synthetic study's.
@@ -55,38 +66,54 @@ class StudyRun:
     mu: float
     seed: int
     target_coverage: float | None = None
+    variant: str = ""
 
     @property
     def overrides(self) -> dict[str, Any]:
         return {"run_name": self.name, "method": self.method, "adversary": self.adversary, "mu": self.mu,
-                "seed": self.seed, "target_coverage": self.target_coverage}
+                "seed": self.seed, "target_coverage": self.target_coverage, **VARIANTS[self.variant]}
 
 
 def study_run(study: str, method: str, adversary: str, mu: float, seed: int,
-              target_coverage: float | None = None) -> StudyRun:
+              target_coverage: float | None = None, variant: str = "") -> StudyRun:
     """The run of these settings, named after them. A run without adversary ignores mu: it is named without it
     and shared by every mu."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown study variant {variant!r}: expected one of {sorted(VARIANTS)}")
     mu_part = "" if adversary == "none" else f"-mu{mu}"
+    variant_part = f"-{variant}" if variant else ""
     coverage_part = "" if target_coverage is None else f"-cov{target_coverage}"
-    name = f"{study}-{method}-{adversary}{mu_part}{coverage_part}-seed{seed}"
-    return StudyRun(name, method, adversary, mu if adversary != "none" else PAPER_MU[method], seed, target_coverage)
+    name = f"{study}-{method}-{adversary}{variant_part}{mu_part}{coverage_part}-seed{seed}"
+    return StudyRun(name, method, adversary, mu if adversary != "none" else PAPER_MU[method], seed, target_coverage,
+                    variant)
 
 
 def plan_study(params: Params, study: str) -> list[StudyRun]:
-    """Every run the chosen studies need, each once, in a stable order: Table IV (every method x adversary at the
-    paper's mu) and Table III (CANU at every mu of `mu_grid`), both for each of `methods`, then the coverage sweep
-    (`coverage_method` x adversary at every coverage of `coverage_grid`)."""
+    """Every run the chosen studies need, each once, in a stable order. On `seeds`: Table IV (every method x
+    adversary at the paper's mu) and the oracle arm (with the baseline and CANU it is compared with). On
+    `sweep_seeds`: Table III (+Adv. and CANU at every mu of `mu_grid`, with the baseline), the coverage sweep
+    (`coverage_method` x adversary at every coverage of `coverage_grid`) and the ablation (CANU with the
+    discriminators reading the embedding, and with the uniform-CE objective, beside CANU as it is)."""
     runs: list[StudyRun] = []
     methods = [m for m in METHODS if m in params.methods]
     for seed in params.seeds:
         if "table_iv" in params.studies:
             runs += [study_run(study, m, a, PAPER_MU[m], seed) for m in methods for a in ADVERSARIES]
+        if "oracle" in params.studies:
+            runs += [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
+                     for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))]
+    for seed in params.sweep_seeds:
         if "table_iii" in params.studies:
-            runs += [study_run(study, m, "canu", mu, seed) for m in methods for mu in params.mu_grid]
+            runs += [study_run(study, m, "none", PAPER_MU[m], seed) for m in methods]
+            runs += [study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu")
+                     for mu in params.mu_grid]
         if "coverage" in params.studies:
             m, preset = params.coverage_method, preset_coverage(params)
             runs += [study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c)
                      for c in params.coverage_grid for a in ADVERSARIES]
+        if "ablation" in params.studies:
+            runs += [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
+                     for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))]
     return list({run.name: run for run in runs}.values())
 
 
@@ -143,13 +170,13 @@ def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
                          for run in runs])
 
 
-RUN_COLUMNS = ("run_name", "method", "adversary", "mu", "seed", "default_world", "target_coverage")
+RUN_COLUMNS = ("run_name", "method", "adversary", "variant", "mu", "seed", "default_world", "target_coverage")
 
 
 def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
     coverage = default_coverage if run.target_coverage is None else run.target_coverage
-    return {"run_name": run.name, "method": run.method, "adversary": run.adversary, "mu": run.mu, "seed": run.seed,
-            "default_world": run.target_coverage is None, "target_coverage": coverage}
+    return {"run_name": run.name, "method": run.method, "adversary": run.adversary, "variant": run.variant,
+            "mu": run.mu, "seed": run.seed, "default_world": run.target_coverage is None, "target_coverage": coverage}
 
 
 def collect_histories(runs: Iterable[StudyRun], default_coverage: float = math.nan) -> pd.DataFrame:
@@ -178,9 +205,16 @@ def _at_paper_mu(frame: pd.DataFrame) -> pd.Series:
     return frame["adversary"].eq("none") | frame["mu"].eq(frame["method"].map(PAPER_MU))
 
 
-def table_iv_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows (runs or epochs) of Table IV: the default world, every adversary at the paper's mu."""
-    return frame[frame["default_world"] & _at_paper_mu(frame)]
+def _plain(frame: pd.DataFrame) -> pd.Series:
+    """Rows of the default world with the paper's settings (no variant)."""
+    return frame["default_world"] & frame["variant"].fillna("").eq("")
+
+
+def table_iv_rows(frame: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """The rows (runs or epochs) of Table IV: the default world, every adversary at the paper's mu, no variant;
+    only `seeds` when given."""
+    rows = frame[_plain(frame) & _at_paper_mu(frame)]
+    return rows if seeds is None else rows[rows["seed"].isin(seeds)]
 
 
 def mean_std(values: pd.Series, decimals: int = 1) -> str:
@@ -195,7 +229,7 @@ def mean_std(values: pd.Series, decimals: int = 1) -> str:
 
 
 # MI in nats: differences of a few hundredths matter; mAP and R1 in %: 1
-DECIMALS = {"mi_pseudo_camera": 2, "ami_pseudo_camera": 2}
+DECIMALS = {"mi_pseudo_camera": 2, "ami_pseudo_camera": 2, "ami_true_camera": 2}
 
 
 def summary_table(results: pd.DataFrame, by: Sequence[str],
@@ -211,34 +245,46 @@ def summary_table(results: pd.DataFrame, by: Sequence[str],
     return pd.DataFrame(rows)
 
 
-METHOD_ORDER = {name: index for index, name in enumerate(METHOD_NAMES.values())}  # the paper's row order
+def method_name(method: str, adversary: str, variant: str = "") -> str:
+    """The paper's name of a method (CANU-MMT...), with the variant's label."""
+    return METHOD_NAMES[(method, adversary)] + VARIANT_NAMES[variant]
+
+
+def _row_order(name: str) -> tuple[int, int]:
+    """The paper's row order, each variant after the method it varies."""
+    base = next(n for n in sorted(METHOD_NAMES.values(), key=len, reverse=True) if name.startswith(n))
+    return list(METHOD_NAMES.values()).index(base), list(VARIANT_NAMES.values()).index(name[len(base):])
 
 
 def _method_order(column: pd.Series) -> pd.Series:
     """Sort key: the Method column in the paper's row order, any other column as it is."""
-    return column.map(METHOD_ORDER) if column.name == "Method" else column
+    return column.map(_row_order) if column.name == "Method" else column
 
 
 def _with_method_names(results: pd.DataFrame) -> pd.DataFrame:
-    names = [METHOD_NAMES[(m, a)] for m, a in zip(results["method"], results["adversary"])]
+    names = [method_name(m, a, v) for m, a, v in zip(results["method"], results["adversary"],
+                                                       results["variant"].fillna(""))]
     return results.assign(Method=names)
 
 
-def table_iv(results: pd.DataFrame) -> pd.DataFrame:
+def _sorted_by_method(table: pd.DataFrame, by: Sequence[str] = ("Method",)) -> pd.DataFrame:
+    return table.sort_values(list(by), key=_method_order, kind="stable").reset_index(drop=True)
+
+
+def table_iv(results: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Table IV: none / +Adv. / CANU for SSG and MMT at the paper's mu on the synthetic default (no coverage
-    override), MI included, the paper's real-data R1 / mAP beside."""
-    table = summary_table(_with_method_names(table_iv_rows(results)), ["Method"])
-    table = table.sort_values("Method", key=_method_order).reset_index(drop=True)
+    override, no variant; `seeds` only when given), MI included, the paper's real-data R1 / mAP beside."""
+    table = _sorted_by_method(summary_table(_with_method_names(table_iv_rows(results, seeds)), ["Method"]))
     for setting, numbers in PAPER_TABLE_IV.items():
         table[f"paper {setting} R1/mAP"] = [f"{numbers[n][0]}/{numbers[n][1]}" for n in table["Method"]]
     return table
 
 
 def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
-    """Table III: CANU-SSG and CANU-MMT at every mu of the grid, the paper's real-data R1 / mAP beside."""
-    rows = results[results["default_world"] & results["adversary"].eq("canu") & results["mu"].isin(mu_grid)]
-    table = summary_table(_with_method_names(rows), ["Method", "mu"])
-    table = table.sort_values(["Method", "mu"], key=_method_order).reset_index(drop=True)
+    """Table III for +Adv. and CANU, SSG and MMT, at every mu of the grid (the paper has CANU's rows only); its
+    real-data R1 / mAP beside."""
+    rows = results[_plain(results) & results["adversary"].isin(["adv", "canu"]) & results["mu"].isin(mu_grid)]
+    table = _sorted_by_method(summary_table(_with_method_names(rows), ["Method", "mu"]), ["Method", "mu"])
     for index, setting in enumerate(PAPER_TABLE_IV):
         table[f"paper {setting} R1/mAP"] = [
             "/".join(map(str, PAPER_TABLE_III[(m, mu)][index])) if (m, mu) in PAPER_TABLE_III else "-"
@@ -246,18 +292,29 @@ def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
     return table
 
 
+def variant_table(results: pd.DataFrame, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """The baseline, CANU and CANU's `variants` at the paper's mu on the default world, over `seeds`: the oracle
+    arm (variants ["oracle"]) or the ablation (["embedding", "uniform"])."""
+    rows = results[results["default_world"] & _at_paper_mu(results) & results["seed"].isin(seeds)]
+    rows = rows[(rows["adversary"].eq("none") & rows["variant"].fillna("").eq(""))
+                | (rows["adversary"].eq("canu") & rows["variant"].fillna("").isin(["", *variants]))]
+    metrics = {"target_R1": "R1", "target_mAP": "mAP", "ami_pseudo_camera": "adj. MI(pseudo; cam)",
+               "lost_ids": "lost ids"}
+    return _sorted_by_method(summary_table(_with_method_names(rows), ["Method"], metrics))
+
+
 def coverage_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """The coverage sweep's runs: `coverage_method` at the paper's mu, every coverage of the grid."""
+    """The coverage sweep's runs: `coverage_method` at the paper's mu, every coverage of the grid, no variant."""
     return results[results["method"].eq(params.coverage_method) & results["target_coverage"].isin(params.coverage_grid)
-                   & _at_paper_mu(results)]
+                   & _at_paper_mu(results) & results["variant"].fillna("").eq("")
+                   & results["seed"].isin(params.sweep_seeds)]
 
 
 def coverage_table(results: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Ours: none / +Adv. / CANU at every camera coverage of the target (low coverage = identity tied to a
     few adjacent cameras)."""
-    rows = coverage_rows(results, params)
-    table = summary_table(_with_method_names(rows), ["target_coverage", "Method"])
-    return table.sort_values(["target_coverage"], kind="stable").reset_index(drop=True)
+    table = summary_table(_with_method_names(coverage_rows(results, params)), ["target_coverage", "Method"])
+    return _sorted_by_method(table, ["target_coverage", "Method"])
 
 
 def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:
@@ -268,23 +325,149 @@ def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:
     return markdown
 
 
-def paired_differences(results: pd.DataFrame,
-                       metrics: Sequence[str] = ("target_mAP", "target_R1", "mi_pseudo_camera",
-                                                 "ami_pseudo_camera")) -> pd.DataFrame:
-    """The paper's claims as paired comparisons on the default world at the paper's mu: for each method, CANU and
-    +Adv. against the baseline and CANU against +Adv., the per-seed difference of each metric (same seed: same
-    source models and world), its mean ± std and on how many seeds it is positive."""
-    rows = table_iv_rows(results)
-    out = []
-    for method in [m for m in METHODS if m in set(rows["method"])]:
-        by_seed = rows[rows["method"] == method].pivot_table(index="seed", columns="adversary", values=list(metrics))
-        for better, worse in (("canu", "none"), ("adv", "none"), ("canu", "adv")):
-            if better not in by_seed.columns.get_level_values(1) or worse not in by_seed.columns.get_level_values(1):
-                continue
-            for metric in metrics:
-                difference = (by_seed[(metric, better)] - by_seed[(metric, worse)]).dropna()
-                out.append({"comparison": f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}",
-                            "metric": metric, "difference": mean_std(difference, DECIMALS.get(metric, 1)),
-                            "seeds": len(difference),
-                            "positive on": f"{int((difference > 0).sum())}/{len(difference)}"})
-    return pd.DataFrame(out)
+# ---------------------------------------------------------------- the paper's claims, tested
+
+
+def paired_test(differences: Sequence[float], direction: int, margin: float, kind: str = "superiority",
+                resamples: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """Test a claim on paired per-seed differences (claimed sign `direction`, +1 or -1, in the metric's unit):
+    the mean, a percentile bootstrap 95% confidence interval of the mean (`resamples` resamples of the seeds),
+    the exact one-sided sign test (how likely at least this many seeds agree with the claim if each went either
+    way with probability 1/2; ties dropped) and a verdict read from the interval, in the claim's direction d:
+    superiority ("X beats Y"): supported if d-CI > 0; not supported if every d in it is below `margin` (no effect
+    that matters, or the opposite); inconclusive otherwise. Non-inferiority ("X is at least as good as Y"):
+    supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive otherwise."""
+    values = np.asarray(differences, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return {"seeds": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "agree": "-",
+                "sign_p": math.nan, "verdict": "not measured"}
+    means = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    oriented_low, oriented_high = sorted((direction * low, direction * high))
+    agree, nonzero = int((direction * values > 0).sum()), int((values != 0).sum())
+    sign_p = binomtest(agree, nonzero, 0.5, alternative="greater").pvalue if nonzero else 1.0
+    if kind == "superiority":
+        verdict = ("supported" if oriented_low > 0 else "not supported" if oriented_high < margin
+                   else "inconclusive")
+    else:
+        verdict = ("supported" if oriented_low > -margin else
+                   "not supported" if oriented_high < 0 else "inconclusive")
+    return {"seeds": len(values), "mean": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
+            "agree": f"{agree}/{len(values)}", "sign_p": float(sign_p), "verdict": verdict}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper as a paired comparison: `direction` is the sign the claim gives the difference,
+    `margin` the smallest difference that matters (1 mAP; 0.02 nats of adjusted MI)."""
+
+    claim: str
+    comparison: str
+    metric: str
+    direction: int
+    margin: float
+    kind: str = "superiority"
+
+
+def _per_seed(frame: pd.DataFrame, method: str, adversary: str, metric: str, variant: str = "",
+              mu: float | None = None) -> pd.Series:
+    rows = frame[frame["method"].eq(method) & frame["adversary"].eq(adversary)
+                 & frame["variant"].fillna("").eq(variant)]
+    if mu is not None and adversary != "none":
+        rows = rows[rows["mu"].eq(mu)]
+    return rows.groupby("seed")[metric].mean()
+
+
+def claim_differences(results: pd.DataFrame, histories: pd.DataFrame,
+                      params: Params) -> list[tuple[Claim, pd.Series]]:
+    """Every claim the finished runs can test, with its per-seed differences (seeds of the study that holds the
+    comparison: Table IV and the oracle on `seeds`, the sweeps on `sweep_seeds`)."""
+    out: list[tuple[Claim, pd.Series]] = []
+    plain = results[_plain(results)]
+    table_seeds = plain[plain["seed"].isin(params.seeds)]
+    first = histories[_plain(histories) & histories["epoch"].eq(0) & histories["seed"].isin(params.seeds)]
+    for method in [m for m in METHODS if m in params.methods]:
+        mu, name = PAPER_MU[method], METHOD_NAMES[(method, "none")]
+        canu, adv = METHOD_NAMES[(method, "canu")], METHOD_NAMES[(method, "adv")]
+
+        def at_mu(frame, adversary, metric, variant=""):
+            return _per_seed(frame, method, adversary, metric, variant, mu)
+
+        first_none = first[first["adversary"].eq("none") & first["method"].eq(method)].groupby("seed")
+        out.append((Claim("the first pseudo-labels carry more camera information than the true identities (Sec. III)",
+                          f"{name}, first clustering: pseudo-labels - true ids", "adj. MI (nats)", +1, 0.02),
+                    first_none["ami_pseudo_camera"].mean() - first_none["ami_true_camera"].mean()))
+        for better, worse, claim, kind in (
+                ("adv", "none", "a camera adversary improves the baseline (Table IV)", "superiority"),
+                ("canu", "none", "CANU improves the baseline (Table IV)", "superiority"),
+                ("canu", "adv", "CANU is at least as good as the plain adversary (Table IV)", "non-inferiority")):
+            out.append((Claim(claim, f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}", "mAP",
+                              +1, 1.0, kind),
+                        at_mu(table_seeds, better, "target_mAP") - at_mu(table_seeds, worse, "target_mAP")))
+        for adversary in ("adv", "canu"):
+            out.append((Claim("adversarial training lowers the pseudo-labels' camera information (Fig. 3)",
+                              f"{METHOD_NAMES[(method, adversary)]} - {name}, last clustering", "adj. MI (nats)",
+                              -1, 0.02),
+                        at_mu(table_seeds, adversary, "ami_pseudo_camera")
+                        - at_mu(table_seeds, "none", "ami_pseudo_camera")))
+        canu_first = at_mu(first, "canu", "ami_pseudo_camera")
+        out.append((Claim("the pseudo-labels' camera information falls during training (Fig. 3)",
+                          f"{canu}: last - first clustering", "adj. MI (nats)", -1, 0.02),
+                    at_mu(table_seeds, "canu", "ami_pseudo_camera") - canu_first))
+        oracle = at_mu(results[results["default_world"] & results["seed"].isin(params.seeds)], "canu",
+                       "target_mAP", "oracle")
+        out.append((Claim("diagnostic: CANU conditioned on the true identities improves the baseline",
+                          f"{canu} [oracle condition] - {name}", "mAP", +1, 1.0),
+                    oracle - at_mu(table_seeds, "none", "target_mAP")))
+        out.append((Claim("diagnostic: the right condition does better than the pseudo-labels' one",
+                          f"{canu} [oracle condition] - {canu}", "mAP", +1, 1.0),
+                    oracle - at_mu(table_seeds, "canu", "target_mAP")))
+        sweep = plain[plain["seed"].isin(params.sweep_seeds) & plain["mu"].le(0.4)]
+        canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
+        if canu_mu["mu"].nunique() > 1:
+            spread = canu_mu.groupby("seed")["target_mAP"].agg(lambda v: v.max() - v.min())
+            out.append((Claim("CANU's mAP is flat in mu over [0.01, 0.4] (Table III): spread below 2 mAP",
+                              f"{canu}: max - min over mu <= 0.4, less 2", "mAP", -1, 0.0), spread - 2.0))
+    coverage = results[results["seed"].isin(params.sweep_seeds) & results["variant"].fillna("").eq("")
+                       & _at_paper_mu(results) & results["method"].eq(params.coverage_method)]
+    if len(coverage) and coverage["target_coverage"].nunique() > 1:
+        low = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].min())]
+        method, coverage_value = params.coverage_method, coverage["target_coverage"].min()
+        per = {a: low[low["adversary"].eq(a)].groupby("seed")["target_mAP"].mean() for a in ADVERSARIES}
+        out.append((Claim(f"a plain adversary transfers negatively where ids are tied to few cameras "
+                          f"(coverage {coverage_value:g})", f"{METHOD_NAMES[(method, 'adv')]} - "
+                          f"{METHOD_NAMES[(method, 'none')]} at coverage {coverage_value:g}", "mAP", -1, 1.0),
+                    per["adv"] - per["none"]))
+        out.append((Claim(f"CANU avoids that negative transfer: it beats the plain adversary there "
+                          f"(coverage {coverage_value:g})", f"{METHOD_NAMES[(method, 'canu')]} - "
+                          f"{METHOD_NAMES[(method, 'adv')]} at coverage {coverage_value:g}", "mAP", +1, 1.0),
+                    per["canu"] - per["adv"]))
+    return [(claim, differences.dropna()) for claim, differences in out if len(differences.dropna())]
+
+
+def claims_table(results: pd.DataFrame, histories: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """One row per testable claim: the comparison, its metric and claimed direction, the mean paired difference
+    with its bootstrap 95% CI, how many seeds agree with the claim, the one-sided sign test's p and the verdict
+    (paired_test). Numbers as numbers: `format_claims` writes them for reading."""
+    rows = []
+    for claim, differences in claim_differences(results, histories, params):
+        test = paired_test(differences.to_numpy(), claim.direction, claim.margin, claim.kind)
+        rows.append({"claim": claim.claim, "comparison": claim.comparison, "metric": claim.metric,
+                     "direction": claim.direction, "margin": claim.margin, **test})
+    return pd.DataFrame(rows, columns=["claim", "comparison", "metric", "direction", "margin", "seeds", "mean",
+                                       "ci_low", "ci_high", "agree", "sign_p", "verdict"])
+
+
+def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims table for reading: signed differences (2 decimals for MI, 1 for mAP) and the CI as an interval."""
+    def signed(value: float, metric: str) -> str:
+        return f"{value + 0.0:+.{2 if 'MI' in metric else 1}f}"
+
+    return pd.DataFrame({
+        "claim": claims["claim"], "comparison": claims["comparison"], "metric": claims["metric"],
+        "difference": [signed(v, m) for v, m in zip(claims["mean"], claims["metric"])],
+        "95% CI": [f"[{signed(lo, m)}, {signed(hi, m)}]"
+                   for lo, hi, m in zip(claims["ci_low"], claims["ci_high"], claims["metric"])],
+        "seeds agreeing": claims["agree"], "sign test p": [f"{p:.3f}" for p in claims["sign_p"]],
+        "verdict": claims["verdict"]})

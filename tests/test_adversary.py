@@ -3,12 +3,13 @@ invariance, output sizes, the exact no-op at mu = 0, and D's isolation from the 
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from canu_core.engine.adversary import CameraAdversary, centroids_for
+from canu_core.engine.adversary import CameraAdversary
 from canu_core.models.discriminators import (CameraDiscriminator, ConditionalCameraDiscriminator,
                                              build_discriminator)
 
@@ -42,7 +43,7 @@ def centroid_table(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def conditions(kind: str, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-    return centroids_for(labels, centroid_table(features.detach(), labels)) if kind == "canu" else None
+    return centroid_table(features.detach(), labels)[labels] if kind == "canu" else None
 
 
 def discriminator_state(adversary: CameraAdversary) -> dict[str, torch.Tensor]:
@@ -97,15 +98,15 @@ def test_no_gradient_reaches_the_extractor_through_the_centroid():
 
     live_table = centroid_table(extractor(inputs), labels)  # built from the extractor's output, grad enabled
     assert live_table.requires_grad
-    through_live = extractor_gradient(extractor, adversary, inputs, camids, centroids_for(labels, live_table))
+    through_live = extractor_gradient(extractor, adversary, inputs, camids, live_table[labels])
     through_detached = extractor_gradient(extractor, adversary, inputs, camids,
-                                          centroids_for(labels, live_table.detach()))
+                                          live_table.detach()[labels])
     for live, detached in zip(through_live, through_detached):
         assert torch.equal(live, detached)
         assert live.abs().sum() > 0
 
     leaf_table = live_table.detach().requires_grad_()
-    adversary.generator_loss(extractor(inputs), camids, centroids_for(labels, leaf_table)).backward()
+    adversary.generator_loss(extractor(inputs), camids, leaf_table[labels]).backward()
     assert leaf_table.grad is None
 
 
@@ -131,7 +132,7 @@ def test_relabelling_the_clusters_changes_nothing():
     results = []
     for label_ids, rows in ((labels, table), (permuted_labels, permuted_table)):
         adversary = make_adversary("canu")
-        cond = centroids_for(label_ids, rows)
+        cond = rows[label_ids]
         stats = adversary.discriminator_step(extractor(inputs), camids, cond)
         results.append((stats, discriminator_state(adversary),
                         extractor_gradient(extractor, adversary, inputs, camids, cond)))
@@ -140,15 +141,6 @@ def test_relabelling_the_clusters_changes_nothing():
     assert_same_tensors(state, permuted_state)
     for plain, permuted in zip(gradient, permuted_gradient):
         assert torch.equal(plain, permuted)
-
-
-def test_centroids_for_picks_each_samples_row_and_rejects_outliers():
-    table = torch.arange(12.0).reshape(3, 4)
-    assert torch.equal(centroids_for(torch.tensor([2, 0, 2]), table), table[[2, 0, 2]])
-    with pytest.raises(ValueError, match="outliers"):
-        centroids_for(torch.tensor([0, -1]), table)
-    with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        centroids_for(torch.tensor([3]), table)
 
 
 @pytest.mark.parametrize("feature_dim", [16, 2048])
@@ -286,3 +278,24 @@ def test_state_dict_round_trip_resumes_exactly(kind):
 
     with pytest.raises(ValueError, match="saved with"):
         make_adversary(kind, merge="sum").load_state_dict(original.state_dict())
+
+
+def test_the_uniform_objective_is_the_cross_entropy_to_the_uniform_camera_distribution():
+    inputs, camids, labels = make_batch()
+    features = make_extractor()(inputs)
+    adversary = make_adversary("adv", mu=0.3, objective="uniform_ce")
+    adversary.discriminator_step(features, camids)
+    frozen_logits = adversary.discriminator(features.detach())
+    by_hand = -(torch.log_softmax(frozen_logits, dim=1).sum(dim=1) / NUM_CAMERAS).mean()
+    uniform = adversary.uniform_loss(features, camids)
+    torch.testing.assert_close(uniform, by_hand)
+    assert uniform >= math.log(NUM_CAMERAS) - 1e-6  # bounded below, unlike -CE
+    torch.testing.assert_close(adversary.generator_loss(features, camids), 0.3 * uniform)
+    plain = make_adversary("adv", mu=0.3)
+    plain.discriminator_step(features, camids)
+    torch.testing.assert_close(plain.generator_loss(features, camids), -0.3 * plain.camera_loss(features, camids))
+
+
+def test_an_unknown_objective_is_refused():
+    with pytest.raises(ValueError, match="objective must be one of"):
+        make_adversary("adv", objective="maximise")

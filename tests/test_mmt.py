@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
-from canu_core.config import load_params
+from canu_core.config import ConfigError, load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import mmt as mmt_module
 from canu_core.data.records import ImageRecord
-from canu_core.engine.adaptation import forward_in_chunks, load_adapted_model, unusable_reason
+from canu_core.engine.adaptation import (discriminator_conditions, forward_in_chunks, load_adapted_model,
+                                         unusable_reason)
 from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.losses import SoftEntropy, SoftTripletLoss
 from canu_core.models import build_model
@@ -300,3 +301,55 @@ def test_an_epoch_whose_clusters_cannot_fill_one_batch_is_unusable():
     assert unusable_reason(pseudo, records, batch_ids=2, instances=4) is None
     assert unusable_reason(pseudo, records, batch_ids=6, instances=4) == (
         "5 clusters left, fewer than the 6 identities of a batch")
+
+
+def test_discriminator_conditions_pseudo_and_oracle():
+    """Pseudo: each kept record's cluster centroid. Oracle: the normalised mean of its true identity's features,
+    over all of that identity's records (outliers included)."""
+    features = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, 4.0]])
+    records = [ImageRecord(f"{i}.jpg", pid, 0) for i, pid in enumerate([7, 7, 9, 9])]
+    labels = np.array([1, -1, 0, 0])
+    centroids = np.array([[0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+    pseudo = discriminator_conditions(labels, centroids, features, records, "pseudo")
+    assert torch.equal(pseudo, torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, 0.8]]))
+    oracle = discriminator_conditions(labels, centroids, features, records, "oracle")
+    id7 = torch.tensor([1.0, 1.0]) / math.sqrt(2)  # records 0 and 1 (1 is an outlier, its feature still counts)
+    id9 = torch.tensor([4.0, 5.0]) / math.sqrt(41)
+    torch.testing.assert_close(oracle, torch.stack([id7, id9, id9]))
+
+
+def test_the_oracle_condition_is_the_true_identitys_centroid(tiny_data_root, source_run, tmp_path, monkeypatch):
+    """In an oracle run every batch's conditions are rows of the true-id centroid table: two samples of one true id
+    always get the same row, whatever their pseudo-labels; the run trains and records its setting."""
+    seen = []
+    real_step = mmt_module.CameraAdversary.discriminator_step
+
+    def spy(self, inputs, camids, centroids=None):
+        seen.append(centroids.clone())
+        return real_step(self, inputs, camids, centroids)
+
+    monkeypatch.setattr(mmt_module.CameraAdversary, "discriminator_step", spy)
+    conditions = {}
+    for condition in ("pseudo", "oracle"):
+        seen.clear()
+        params = adapt_params(tiny_data_root, adapt_epochs=1, canu_condition=condition)
+        run = RunFolder(tmp_path / condition)
+        mmt_module.train_mmt(params, target_world(params), run, source_run)
+        assert run.read_history()["status"].tolist() == ["trained"]
+        conditions[condition] = torch.cat(seen)
+    assert not torch.equal(conditions["pseudo"], conditions["oracle"])
+    world = target_world(params)
+    features = mmt_module.F.normalize(sum(
+        mmt_module.train_set_features(load_source_model(source_run, k, params.source_checkpoint), world.train, params)
+        for k in (1, 2)) / 2, dim=1)
+    everyone = discriminator_conditions(np.zeros(len(world.train), dtype=int), np.zeros((1, 1), np.float32), features,
+                                        world.train, "oracle")
+    table = torch.unique(everyone, dim=0)
+    assert len(table) == len({r.pid for r in world.train})
+    gaps = (conditions["oracle"][:, None, :] - table[None, :, :]).abs().amax(dim=2)  # [conditions x identities]
+    assert (gaps.min(dim=1).values < 1e-6).all()
+
+
+def test_the_oracle_condition_needs_the_conditional_adversary(tiny_data_root):
+    with pytest.raises(ConfigError, match="set adversary canu"):
+        adapt_params(tiny_data_root, adversary="adv", canu_condition="oracle")

@@ -1,6 +1,7 @@
-"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then three tiny
-adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it) through
-notebook 03, and builds the tables and figures; a second pass finds every run finished and runs nothing."""
+"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then four tiny
+adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it; CANU with
+the oracle condition) through notebook 03, and builds the tables, the claims and the figures; a second pass finds
+every run finished and runs nothing."""
 import nbformat
 import pandas as pd
 import pytest
@@ -12,21 +13,22 @@ from canu_core.study import execute_study, plan_study
 
 SMOKE = project_root() / "params" / "smoke.yaml"
 TINY = {"device": "cpu", "height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
-FIGURES = ("fig3_mi_per_epoch.png", "fig4_lost_ids.png", "map_vs_mu.png", "umap_0.png", "umap_3.png")
+FIGURES = ("fig3_mi_per_epoch.png", "fig4_lost_ids.png", "map_vs_mu.png", "umap_0.png", "umap_3.png", "claims.png")
 pytestmark = pytest.mark.notebook
 
 
 def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
     overrides = {**TINY, "data_root": str(tiny_data_root), "run_name": "smoke_study", "pretrain_run": "smoke_source",
-                 "target": "synthetic:tiny_target", "studies": ["table_iv", "table_iii"], "methods": ["mmt"],
-                 "mu_grid": [0.1], "seeds": [0], "adapt_epochs": 2, "adapt_iters_per_epoch": 2,
+                 "target": "synthetic:tiny_target", "studies": ["table_iv", "oracle", "table_iii"],
+                 "methods": ["mmt"], "mu_grid": [0.1], "seeds": [0], "sweep_seeds": [0], "adapt_epochs": 2, "adapt_iters_per_epoch": 2,
                  "parallel_runs": 2}
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
 
     assert (tmp_path / "smoke_source" / "01_pretrain.ipynb").is_file()  # notebook 01 ran first
-    runs = ["smoke_study-mmt-none-seed0", "smoke_study-mmt-adv-mu0.1-seed0", "smoke_study-mmt-canu-mu0.1-seed0"]
+    runs = ["smoke_study-mmt-none-seed0", "smoke_study-mmt-adv-mu0.1-seed0", "smoke_study-mmt-canu-mu0.1-seed0",
+            "smoke_study-mmt-canu-oracle-mu0.1-seed0"]
     for name in runs:
         run = RunFolder.for_run(name)
         assert (run.path / "03_train.ipynb").is_file() and (run.path / "metrics.json").is_file()
@@ -40,13 +42,18 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert list(table["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT"] and set(table["seeds"]) == {1}
     canu = results.set_index("run_name").loc["smoke_study-mmt-canu-mu0.1-seed0"]
     assert table.set_index("Method").loc["CANU-MMT", "mAP"] == f"{canu['target_mAP']:.1f}"
-    assert list(pd.read_csv(study.path / "tables" / "table_iii.csv")["mu"]) == [0.1]
-    assert (study.path / "tables" / "claims.md").is_file()
+    assert list(pd.read_csv(study.path / "tables" / "table_iii.csv")["mu"]) == [0.1, 0.1]  # +Adv., CANU
+    assert RunFolder.for_run(runs[3]).read_params()["canu_condition"] == "oracle"
+    oracle = pd.read_csv(study.path / "tables" / "oracle.csv")
+    assert list(oracle["Method"]) == ["MMT (DBSCAN)", "CANU-MMT", "CANU-MMT [oracle condition]"]
+    claims = pd.read_csv(study.path / "tables" / "claims.csv")
+    assert "CANU-MMT [oracle condition] - CANU-MMT" in set(claims["comparison"])
+    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure
     metrics = study.read_metrics()
-    assert (metrics["runs"], metrics["executed"]) == (3, 3)
+    assert (metrics["runs"], metrics["executed"]) == (4, 4)
 
     params = load_params(SMOKE, overrides=overrides)
     outcome = execute_study(params, plan_study(params, "smoke_study"))
-    assert list(outcome["before"]) == ["finished"] * 3 and list(outcome["after"]) == ["finished"] * 3
+    assert list(outcome["before"]) == ["finished"] * 4 and list(outcome["after"]) == ["finished"] * 4

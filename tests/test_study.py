@@ -6,8 +6,10 @@ import yaml
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
-from canu_core.study import (mean_std, paired_differences, plan_study, run_parameters, run_state, study_run, collect_results,
-                             coverage_table, save_table, table_iii, table_iv)
+from canu_core.study import (claims_table, collect_histories, collect_results, coverage_table, format_claims, mean_std,
+                             paired_test,
+                             plan_study, run_parameters, run_state, save_table, study_run, table_iii, table_iv,
+                             variant_table)
 
 
 @pytest.fixture
@@ -20,20 +22,40 @@ def test_default_plan_shares_runs_between_tables():
     runs = plan_study(make_params(), "s")
     names = [r.name for r in runs]
     assert len(names) == len(set(names))
-    # per seed: Table IV 2 x 3; Table III 2 x 6 minus the 2 CANU runs at the paper's mu; coverage 3 x 3 minus the
-    # 3 runs at the target's own coverage (0.2, Table IV's MMT runs)
-    assert len(runs) == 3 * (6 + 10 + 6)
-    assert {"s-mmt-none-seed0", "s-mmt-canu-mu0.1-seed2", "s-ssg-canu-mu0.05-seed1", "s-ssg-adv-mu0.05-seed0",
-            "s-ssg-canu-mu1.8-seed0", "s-mmt-adv-mu0.1-cov0.0-seed1", "s-mmt-none-cov0.6-seed2"} <= set(names)
+    # seeds 0-4: Table IV 2 x 3 and the oracle arm 2; sweep seeds 0-2 add Table III 2 x 2 x 6 less the 4 runs at
+    # the paper's mu, the coverage sweep 3 x 3 less the 3 at the target's own coverage (0.2, Table IV's MMT runs)
+    # and the ablation's 2 x 2 variants
+    assert len(runs) == 5 * (6 + 2) + 3 * (20 + 6 + 4)
+    assert {"s-mmt-none-seed4", "s-mmt-canu-mu0.1-seed2", "s-ssg-canu-mu0.05-seed1", "s-ssg-adv-mu0.05-seed0",
+            "s-ssg-canu-mu1.8-seed0", "s-ssg-adv-mu1.8-seed2", "s-mmt-adv-mu0.1-cov0.0-seed1",
+            "s-mmt-none-cov0.6-seed2", "s-mmt-canu-oracle-mu0.1-seed4", "s-ssg-canu-embedding-mu0.05-seed2",
+            "s-mmt-canu-uniform-mu0.1-seed0"} <= set(names)
     assert not any("cov0.2" in name for name in names)
-    assert sum(r.adversary == "none" for r in runs) == 3 * (2 + 2)
+    assert not any(name.endswith(("seed3", "seed4")) for name in names if "mu1.8" in name or "embedding" in name)
+    assert sum(r.adversary == "none" for r in runs) == 5 * 2 + 3 * 2
+    oracle = next(r for r in runs if r.variant == "oracle")
+    assert oracle.overrides["canu_condition"] == "oracle" and oracle.adversary == "canu"
 
 
 def test_plan_follows_the_study_parameters():
-    params = make_params({"studies": ["table_iii"], "methods": ["mmt"], "mu_grid": [0.1, 0.4], "seeds": [5]})
+    params = make_params({"studies": ["table_iii"], "methods": ["mmt"], "mu_grid": [0.1, 0.4], "sweep_seeds": [5]})
     runs = plan_study(params, "x")
     assert [(r.name, r.method, r.adversary, r.mu, r.seed, r.target_coverage) for r in runs] == [
+        ("x-mmt-none-seed5", "mmt", "none", 0.1, 5, None),
+        ("x-mmt-adv-mu0.1-seed5", "mmt", "adv", 0.1, 5, None), ("x-mmt-adv-mu0.4-seed5", "mmt", "adv", 0.4, 5, None),
         ("x-mmt-canu-mu0.1-seed5", "mmt", "canu", 0.1, 5, None), ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None)]
+
+
+def test_named_studies_run_alone():
+    runs = plan_study(make_params({"studies": ["oracle"], "methods": ["ssg"], "seeds": [0, 1]}), "o")
+    assert [r.name for r in runs] == ["o-ssg-none-seed0", "o-ssg-canu-mu0.05-seed0", "o-ssg-canu-oracle-mu0.05-seed0",
+                                      "o-ssg-none-seed1", "o-ssg-canu-mu0.05-seed1", "o-ssg-canu-oracle-mu0.05-seed1"]
+    runs = plan_study(make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0]}), "a")
+    assert [(r.name, r.overrides.get("adversary_features"), r.overrides.get("adversary_objective")) for r in runs] == [
+        ("a-mmt-none-seed0", None, None), ("a-mmt-canu-mu0.1-seed0", None, None),
+        ("a-mmt-canu-embedding-mu0.1-seed0", "embedding", None), ("a-mmt-canu-uniform-mu0.1-seed0", None, "uniform_ce")]
+    with pytest.raises(ValueError, match="unknown study variant 'oracles'"):
+        study_run("s", "mmt", "canu", 0.1, 0, variant="oracles")
 
 
 def test_coverage_study_needs_a_synthetic_target():
@@ -76,10 +98,11 @@ def write_run(run, last: dict, epochs: int = 2):
     """A finished run folder whose last epoch has the given metrics."""
     folder = RunFolder.for_run(run.name)
     rows = [{"method": run.method, "epoch": e, "adversary": run.adversary, "mu": run.mu, "status": "trained",
-             "target_mAP": 0.0, "target_R1": 0.0, "mi_pseudo_camera": 9.0, "mi_true_camera": 0.5, "lost_ids": 1}
+             "target_mAP": 0.0, "target_R1": 0.0, "mi_pseudo_camera": 9.0, "mi_true_camera": 0.5, "lost_ids": 1,
+             "ami_pseudo_camera": 1.0, "ami_true_camera": 0.3}
             for e in range(epochs - 1)]
     rows.append({"method": run.method, "epoch": epochs - 1, "adversary": run.adversary, "mu": run.mu,
-                 "status": "trained", "mi_true_camera": 0.5, "lost_ids": 0, **last})
+                 "status": "trained", "mi_true_camera": 0.5, "ami_true_camera": 0.3, "lost_ids": 0, **last})
     pd.DataFrame(rows).to_csv(folder.history_path.parent.mkdir(parents=True, exist_ok=True) or folder.history_path,
                               index=False)
     folder.write_metrics({"finished": True})
@@ -94,7 +117,7 @@ NUMBERS = {("none", 0): (40.0, 20.0, 1.0), ("none", 1): (42.0, 22.0, 1.2),
 @pytest.fixture
 def finished_study(outputs):
     params = make_params({"studies": ["table_iv", "table_iii", "coverage"], "methods": ["mmt"], "seeds": [0, 1],
-                          "mu_grid": [0.1, 0.4], "coverage_grid": [0.0, 0.2]})
+                          "sweep_seeds": [0, 1], "mu_grid": [0.1, 0.4], "coverage_grid": [0.0, 0.2]})
     runs = plan_study(params, "t")
     for run in runs:
         r1, mAP, mi = NUMBERS[(run.adversary, run.seed)]
@@ -109,7 +132,7 @@ def finished_study(outputs):
 def test_results_are_the_last_epochs_with_the_run_settings(finished_study):
     params, runs = finished_study
     results = collect_results(runs, default_coverage=0.2)
-    assert len(results) == len(runs) == 2 * (3 + 1 + 3)
+    assert len(results) == len(runs) == 2 * (3 + 2 + 3)
     canu = results.set_index("run_name").loc["t-mmt-canu-mu0.1-seed1"]
     assert (canu["target_R1"], canu["target_mAP"], canu["epoch"], canu["target_coverage"]) == (47.0, 26.0, 1, 0.2)
     assert bool(canu["default_world"]) and not results.set_index("run_name").loc[
@@ -132,22 +155,65 @@ def test_table_iv_means_spreads_and_paper_numbers(finished_study, outputs):
     assert pd.read_csv(outputs / "t" / "tables" / "table_iv.csv")["R1"].tolist() == list(table["R1"])
 
 
-def test_claims_are_paired_by_seed(finished_study):
-    _, runs = finished_study
-    claims = paired_differences(collect_results(runs, 0.2)).set_index(["comparison", "metric"])
-    assert claims.loc[("CANU-MMT - MMT (DBSCAN)", "target_mAP")].tolist() == ["4.0 ± 0.0", 2, "2/2"]
-    assert claims.loc[("MMT+Adv. - MMT (DBSCAN)", "target_R1")].tolist() == ["1.0 ± 4.2", 2, "1/2"]
-    assert claims.loc[("CANU-MMT - MMT+Adv.", "mi_pseudo_camera")].tolist() == ["0.10 ± 0.00", 2, "2/2"]
-    assert claims.loc[("CANU-MMT - MMT+Adv.", "ami_pseudo_camera")].tolist() == ["0.10 ± 0.00", 2, "2/2"]
+def test_paired_test_interval_sign_test_and_verdicts():
+    test = paired_test([1.0, 2.0, 3.0, 4.0, 5.0], direction=+1, margin=1.0)
+    assert (test["seeds"], test["mean"], test["agree"]) == (5, 3.0, "5/5")
+    assert 1.0 <= test["ci_low"] < 3.0 < test["ci_high"] <= 5.0
+    assert test["sign_p"] == pytest.approx(1 / 32) and test["verdict"] == "supported"
+    assert paired_test([1.0, 2.0, 3.0, 4.0, 5.0], direction=-1, margin=1.0)["verdict"] == "not supported"
+    tiny = paired_test([0.1, -0.1, 0.2, 0.0], direction=+1, margin=1.0)  # no effect that matters
+    assert (tiny["verdict"], tiny["agree"]) == ("not supported", "2/4")
+    assert tiny["sign_p"] == pytest.approx(0.5)  # 2 of the 3 non-zero differences agree: P(X >= 2 | 3, 1/2)
+    assert paired_test([-2.0, 3.0, 1.5], direction=+1, margin=1.0)["verdict"] == "inconclusive"
+    assert paired_test([-0.5, -0.2, -0.4], +1, 1.0, "non-inferiority")["verdict"] == "supported"
+    assert paired_test([-3.0, -2.0, -4.0], +1, 1.0, "non-inferiority")["verdict"] == "not supported"
+    assert paired_test([], +1, 1.0)["verdict"] == "not measured"
+
+
+def test_claims_table_from_paired_seeds(finished_study):
+    params, runs = finished_study
+    claims = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params))
+    claims = claims.set_index("comparison")
+    columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
+    assert claims.loc["CANU-MMT - MMT (DBSCAN)", columns].tolist() == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-1.0, +1.0]", "1/2",
+                                                                      "inconclusive"]
+    assert claims.loc["CANU-MMT - MMT+Adv.", "verdict"] == "supported"  # non-inferior: +3 and +5
+    assert claims.loc["CANU-MMT - MMT+Adv. at coverage 0", "verdict"] == "supported"
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN) at coverage 0", "verdict"] == "inconclusive"
+    assert claims.loc["MMT (DBSCAN), first clustering: pseudo-labels - true ids", columns].tolist() == [
+        "+0.70", "[+0.70, +0.70]", "2/2", "supported"]
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN), last clustering", ["difference", "verdict"]].tolist() == [
+        "-0.25", "supported"]
+    assert claims.loc["CANU-MMT: last - first clustering", "difference"] == "-0.55"
+    flat = claims.loc["CANU-MMT: max - min over mu <= 0.4, less 2"]
+    assert (flat["difference"], flat["verdict"]) == ("+8.0", "not supported")  # 10 mAP between mu 0.1 and 0.4
+    assert not claims.index.str.contains("oracle").any()  # no oracle run: that claim is not listed
+
+
+def test_variant_tables_show_the_oracle_beside_canu(outputs):
+    params = make_params({"studies": ["oracle"], "methods": ["mmt"], "seeds": [0, 1]})
+    runs = plan_study(params, "v")
+    for run in runs:
+        mAP = {"none": 20.0, "canu": 22.0}[run.adversary] + (5.0 if run.variant == "oracle" else 0.0) + run.seed
+        write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
+    results = collect_results(runs, 0.2)
+    table = variant_table(results, ["oracle"], params.seeds)
+    assert table[["Method", "mAP", "seeds"]].values.tolist() == [
+        ["MMT (DBSCAN)", "20.5 ± 0.7", 2], ["CANU-MMT", "22.5 ± 0.7", 2], ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2]]
+    claims = format_claims(claims_table(results, collect_histories(runs, 0.2), params)).set_index("comparison")
+    assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT", ["difference", "verdict"]].tolist() == [
+        "+5.0", "supported"]
 
 
 def test_table_iii_and_coverage_table(finished_study):
     params, runs = finished_study
     results = collect_results(runs, 0.2)
     iii = table_iii(results, params.mu_grid)
-    assert iii[["Method", "mu", "mAP"]].values.tolist() == [["CANU-MMT", 0.1, "25.0 ± 1.4"],
-                                                          ["CANU-MMT", 0.4, "15.0 ± 1.4"]]
-    assert list(iii["paper Market->Duke R1/mAP"]) == ["83.3/70.3", "82.5/70.3"]
+    assert iii[["Method", "mu", "mAP"]].values.tolist() == [
+        ["MMT+Adv.", 0.1, "21.0 ± 0.0"], ["MMT+Adv.", 0.4, "11.0 ± 0.0"],
+        ["CANU-MMT", 0.1, "25.0 ± 1.4"], ["CANU-MMT", 0.4, "15.0 ± 1.4"]]
+    assert list(iii["paper Market->Duke R1/mAP"]) == ["-", "-", "83.3/70.3", "82.5/70.3"]
     coverage = coverage_table(results, params)
     assert coverage[["target_coverage", "Method", "mAP"]].values.tolist() == [
         [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"], [0.0, "MMT+Adv.", "1.0 ± 0.0"], [0.0, "CANU-MMT", "5.0 ± 1.4"],

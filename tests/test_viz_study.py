@@ -207,3 +207,17 @@ def test_metric_against_errors():
         plot_metric_against(results.assign(mu=0.1), x="mu")  # two mu values pooled into one point
     with pytest.raises(ValueError, match=r"log_x needs positive mu values; found \[0.0, 0.0, 0.0\]"):
         plot_metric_against(results, x="mu", log_x=True)
+
+
+def test_plot_claims_one_panel_per_unit(tmp_path):
+    from canu_core.viz.study import plot_claims
+
+    claims = pd.DataFrame({"comparison": ["A - B", "C - D", "E - F"], "metric": ["mAP", "mAP", "adj. MI (nats)"],
+                           "direction": [1, 1, -1], "mean": [2.0, -1.0, -0.1], "ci_low": [1.0, -3.0, -0.2],
+                           "ci_high": [3.0, 0.5, 0.0], "verdict": ["supported", "inconclusive", "inconclusive"]})
+    fig = plot_claims(claims, path=tmp_path / "claims.png")
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["A - B (> 0)", "C - D (> 0)"]
+    assert list(fig.axes[0].get_yticks()) == [1, 0]  # the table's first claim on top
+    assert fig.axes[1].get_yticklabels()[0].get_text() == "E - F (< 0)"
+    assert (tmp_path / "claims.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
                                    camera_probe_accuracy, cluster_summary, clustering_quality, lost_identities)
-from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
+from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset
 from ..data.samplers import images_per_pass
@@ -68,6 +68,19 @@ def train_set_features(model: nn.Module, records: Sequence[ImageRecord], params:
 def pseudo_labelled(records: Sequence[ImageRecord], labels: np.ndarray) -> list[ImageRecord]:
     """The records with a label >= 0, the label as pid and the true camera id kept (outliers dropped)."""
     return [record._replace(pid=int(label)) for record, label in zip(records, labels) if label >= 0]
+
+
+def discriminator_conditions(labels: np.ndarray, centroids: np.ndarray, features: torch.Tensor,
+                             records: Sequence[ImageRecord], condition: str) -> torch.Tensor:
+    """[pseudo-labelled records x D], in pseudo_labelled's order: what conditions CANU's discriminator for each
+    training record. "pseudo": its cluster's centroid (Eq. 8; `centroids` row `labels[i]`); "oracle", a diagnostic
+    that reads the target's labels: the centroid of its TRUE identity's `features` (the clustering features; all
+    of that identity's training images, outliers included)."""
+    kept = labels >= 0
+    if condition == "pseudo":
+        return torch.from_numpy(centroids[labels[kept]])
+    _, identity = np.unique([record.pid for record in records], return_inverse=True)
+    return torch.from_numpy(cluster_centroids(features.cpu().numpy(), identity)[identity[kept]])
 
 
 def unusable_reason(pseudo: dict[str, PseudoLabels], records: Sequence[ImageRecord], batch_ids: int,

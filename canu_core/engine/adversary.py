@@ -4,7 +4,7 @@ The min-max is played by alternating updates, not by a gradient-reversal layer: 
 with separate calls the sign of Eq. 4 / 9 is written out where it is used and each player has its own optimizer.
 One `CameraAdversary` owns one discriminator and its (Adam) optimizer. Per training iteration a loop does:
 
-    cond = centroids_for(pseudo_labels, centroid_table)          # CANU only; the plain "adv" kind ignores it
+    cond = conditions[indices]   # CANU only (adaptation.discriminator_conditions); the plain "adv" kind ignores it
     adversary.discriminator_step(features, camids, cond)         # D: minimise its camera CE, features detached
     loss = reid_loss + adversary.generator_loss(features, camids, cond)   # phi: + (-mu * CE), D frozen
     loss.backward(); extractor_optimizer.step()
@@ -13,6 +13,11 @@ D steps first (the classic GAN order: the extractor then plays against the updat
 extra backbone forward is needed. The generator term runs D in training mode like its own step (batch statistics)
 but as a functional call on detached weights and copied buffers: the gradient reaches the features only, and D's
 weights, gradients and BatchNorm running statistics are exactly as before, whatever the extractor's optimizer does.
+
+The extractor's objective is Eq. 4's maximised camera cross-entropy (`objective` "maximise_ce", the paper's): it is
+unbounded, the extractor is rewarded without limit for making D confidently wrong. "uniform_ce", an ablation, is the
+bounded alternative common in domain confusion: mu * the cross-entropy of D's output to the uniform camera
+distribution, smallest (log K) when D cannot tell the cameras apart at all.
 
 CANU-SSG (Eq. 10): three adversaries, for the upper, lower and full-body features, all given the full-body centroid.
 CANU-MMT (Eq. 11): one adversary per student network. kind "none" or mu = 0 builds no discriminator (so no RNG is
@@ -27,36 +32,28 @@ from ..models.discriminators import build_discriminator
 from .common import use_learning_rate
 
 ADVERSARY_KINDS = ("none", "adv", "canu")
-
-
-def centroids_for(labels: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
-    """Each sample's cluster centroid, D_C-CAM's condition (Eq. 8): row labels[i] of `centroids` (C x D, in label
-    order as PseudoLabels keeps them; convert it to a tensor on the device once per epoch). Unlike a one-hot of the
-    label it does not change when clusters are renumbered, nor its size with their number."""
-    if labels.dim() != 1 or labels.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"labels must be a 1-d integer tensor, got shape {tuple(labels.shape)} {labels.dtype}")
-    if centroids.dim() != 2:
-        raise ValueError(f"centroids must be a (clusters x dim) matrix, got shape {tuple(centroids.shape)}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= len(centroids)):
-        raise ValueError(f"labels must lie in [0, {len(centroids)}) (outliers, -1, are dropped before training), "
-                         f"got [{labels.min().item()}, {labels.max().item()}]")
-    return centroids.index_select(0, labels)
+OBJECTIVES = ("maximise_ce", "uniform_ce")
 
 
 class CameraAdversary:
     """One camera discriminator ("adv": D_CAM, Eq. 4-5; "canu": D_C-CAM, Eq. 8-9) with its optimizer, or none
     ("none", or mu = 0). `discriminator` and `optimizer` are None when inactive; the loop may schedule the optimizer's
-    learning rate. merge ("sum" | "product") applies to "canu" only (see models.discriminators)."""
+    learning rate. merge ("sum" | "product") applies to "canu" only (see models.discriminators); `objective` is the
+    extractor's (module docstring)."""
 
     def __init__(self, kind: str, feature_dim: int, num_cameras: int, mu: float, lr: float,
-                 weight_decay: float = 0.0, merge: str = "sum", device: torch.device | str = "cpu"):
+                 weight_decay: float = 0.0, merge: str = "sum", device: torch.device | str = "cpu",
+                 objective: str = "maximise_ce"):
         if kind not in ADVERSARY_KINDS:
             raise ValueError(f"adversary kind must be one of {ADVERSARY_KINDS}, got {kind!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"adversary objective must be one of {OBJECTIVES}, got {objective!r}")
         if mu < 0:
             raise ValueError(f"mu must be >= 0 (the minus sign of Eq. 4 is applied here), got {mu}")
         self.config = {"kind": kind, "feature_dim": feature_dim, "num_cameras": num_cameras, "mu": mu,
                        "merge": merge}
         self.mu = mu
+        self.objective = objective
         self.num_cameras = num_cameras
         self.conditional = kind == "canu"
         self.discriminator = None
@@ -84,26 +81,39 @@ class CameraAdversary:
         self.optimizer.step()
         return {"loss": loss.item(), "accuracy": (logits.argmax(1) == camids).float().mean().item()}
 
-    def camera_loss(self, features: torch.Tensor, camids: torch.Tensor,
-                    centroids: torch.Tensor | None = None) -> torch.Tensor:
-        """L_CAM (Eq. 5) or L_C-CAM (Eq. 8) under D as it stands, differentiable with respect to the features only:
-        D's weights get no gradient and its running statistics are not updated."""
+    def _frozen_logits(self, features: torch.Tensor, camids: torch.Tensor,
+                       centroids: torch.Tensor | None) -> torch.Tensor:
+        """D's camera logits as D stands, differentiable with respect to the features only: D's weights get no
+        gradient and its running statistics are not updated."""
         inputs = self._inputs(features, camids, centroids)
         if not self.active:
             raise RuntimeError("this adversary has no discriminator (kind 'none' or mu = 0)")
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         frozen |= {name: b.clone() for name, b in self.discriminator.named_buffers()}
         with torch.autocast(features.device.type, enabled=False):
-            logits = torch.func.functional_call(self.discriminator, frozen, inputs)
-            return F.cross_entropy(logits, camids)
+            return torch.func.functional_call(self.discriminator, frozen, inputs).float()
+
+    def camera_loss(self, features: torch.Tensor, camids: torch.Tensor,
+                    centroids: torch.Tensor | None = None) -> torch.Tensor:
+        """L_CAM (Eq. 5) or L_C-CAM (Eq. 8) under D as it stands (see _frozen_logits)."""
+        return F.cross_entropy(self._frozen_logits(features, camids, centroids), camids)
+
+    def uniform_loss(self, features: torch.Tensor, camids: torch.Tensor,
+                     centroids: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy of D's camera distribution to the uniform one, under D as it stands: >= log K, equal
+        when D outputs the same probability for every camera."""
+        return -F.log_softmax(self._frozen_logits(features, camids, centroids), dim=1).mean(dim=1).mean()
 
     def generator_loss(self, features: torch.Tensor, camids: torch.Tensor,
                        centroids: torch.Tensor | None = None) -> torch.Tensor:
-        """-mu * L_CAM, to add to the extractor's re-ID loss (the min over phi of Eq. 4 / 9); an exact 0 without
-        a graph when inactive, so the baseline's loss and gradients are unchanged bit for bit."""
+        """The extractor's adversarial term, added to its re-ID loss: -mu * L_CAM (the min over phi of Eq. 4 / 9)
+        or, with the "uniform_ce" objective, mu * uniform_loss. An exact 0 without a graph when inactive, so the
+        baseline's loss and gradients are unchanged bit for bit."""
         if not self.active:
             self._inputs(features, camids, centroids)
             return features.new_zeros(())
+        if self.objective == "uniform_ce":
+            return self.mu * self.uniform_loss(features, camids, centroids)
         return -self.mu * self.camera_loss(features, camids, centroids)
 
     def _inputs(self, features: torch.Tensor, camids: torch.Tensor,

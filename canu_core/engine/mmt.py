@@ -33,11 +33,12 @@ from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, Trip
 from ..models import ReidModel
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics, clustering_eps, discriminator_inputs,
+from .adaptation import (Averages, HISTORY_KEY, TwoViews, clustering_diagnostics, clustering_eps,
+                         discriminator_conditions, discriminator_inputs,
                          discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
                          pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
                          train_set_features, unusable_reason)
-from .adversary import CameraAdversary, centroids_for
+from .adversary import CameraAdversary
 from .common import batches, check_finite, check_weights, identity_loader
 from .pretrain import load_source_model
 
@@ -75,17 +76,18 @@ def mmt_losses(outputs: list[tuple], teacher_outputs: list[tuple], labels: torch
 
 
 def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversaries: list[CameraAdversary], loader,
-                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, centroids: torch.Tensor,
-                params: Params, device: torch.device, epoch: int) -> dict[str, float]:
-    """One epoch of MMT (+ camera adversaries) on the pseudo-labelled loader; returns the mean of every loss, the
-    students' training accuracies and the discriminators' losses and accuracies."""
-    ce = CrossEntropyLabelSmooth(len(centroids), params.label_smoothing)
+                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, num_classes: int,
+                conditions: torch.Tensor, params: Params, device: torch.device, epoch: int) -> dict[str, float]:
+    """One epoch of MMT (+ camera adversaries) on the pseudo-labelled loader (`conditions`: row i, CANU's condition
+    for the loader's record i); returns the mean of every loss, the students' training accuracies and the
+    discriminators' losses and accuracies."""
+    ce = CrossEntropyLabelSmooth(num_classes, params.label_smoothing)
     w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
     for model in (*students, *teachers):
         model.train()
     averages = Averages()
     iterations = params.adapt_iters_per_epoch
-    for step, (views, labels, camids, _) in enumerate(tqdm(batches(loader, iterations, epoch), total=iterations,
+    for step, (views, labels, camids, indices) in enumerate(tqdm(batches(loader, iterations, epoch), total=iterations,
                                                             desc=f"mmt epoch {epoch + 1}", leave=False)):
         views = [view.to(device) for view in views]
         labels, camids = labels.to(device), camids.to(device)
@@ -96,7 +98,7 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         outputs = [(features.float(), logits.float()) for features, logits in outputs]
         teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
         losses = mmt_losses(outputs, teacher_outputs, labels, ce)
-        condition = centroids_for(labels, centroids)
+        condition = conditions[indices.to(device)]
         metrics = {}
         for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
             seen, = discriminator_inputs(student, [features], params.adversary_features)
@@ -134,7 +136,8 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     teachers = [copy.deepcopy(student) for student in students]
     architecture = source_architecture(source_run, 1, params.source_checkpoint)
     adversaries = [CameraAdversary(params.adversary, students[0].feature_dim, target.num_cams, params.mu,
-                                   params.disc_lr, params.weight_decay, params.merge, device) for _ in NETWORKS]
+                                   params.disc_lr, params.weight_decay, params.merge, device,
+                                   params.adversary_objective) for _ in NETWORKS]
     clustering = make_clustering(params)
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
 
@@ -171,9 +174,11 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances,
                                      params.seed, params.num_workers)
             loader.dataset.transform = TwoViews(loader.dataset.transform)
+            conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train,
+                                                  params.canu_condition).to(device)
             row |= {"status": "trained", "message": pseudo.message, "lr": params.adapt_lr,
-                    **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, centroids, params,
-                                  device, epoch)}
+                    **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, len(centroids),
+                                  conditions, params, device, epoch)}
             check_weights({**{f"student {k}": s for k, s in zip(NETWORKS, students)},
                            **{f"teacher {k}": t for k, t in zip(NETWORKS, teachers)}}, epoch, "adapt_lr")
             row |= evaluate_epoch(teachers[0], target, params, device, epoch, flip=params.flip_eval)

@@ -45,11 +45,12 @@ from ..models import ReidModel
 from ..models.reid import global_embedding
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps, discriminator_inputs,
+from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps,
+                         discriminator_conditions, discriminator_inputs,
                          discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
                          pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
                          train_set_features, unusable_reason)
-from .adversary import CameraAdversary, centroids_for
+from .adversary import CameraAdversary
 from .common import batches, check_finite, check_weights, identity_loader, use_learning_rate
 from .pretrain import load_source_model
 
@@ -100,11 +101,12 @@ def cluster_parts(clusterings: list[DBSCANClustering | KMeansClustering], featur
 
 
 def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, part_labels: torch.Tensor,
-                full_centroids: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                conditions: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                 params: Params, device: torch.device, epoch: int) -> dict[str, float]:
     """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `part_labels` [3, N]: each training
-    record's label per part (the loader's labels are the full-body ones, the sampler's identities). Returns the mean
-    losses and discriminator losses / accuracies."""
+    record's label per part (the loader's labels are the full-body ones, the sampler's identities); `conditions`:
+    row i, CANU's condition for record i (its full-body centroid). Returns the mean losses and discriminator losses
+    / accuracies."""
     triplet = SSGTripletLoss(params.triplet_margin)
     model.train()
     averages = Averages()
@@ -113,7 +115,7 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
             batches(loader, iterations, epoch), total=iterations, desc=f"ssg epoch {epoch + 1}", leave=False)):
         images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
         labels = part_labels[:, indices].to(device)
-        condition = centroids_for(full_labels, full_centroids)
+        condition = conditions[indices.to(device)]
         with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
             pooled = forward_in_chunks(model, images, params.bn_chunk)
             embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
@@ -156,7 +158,8 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     model = parts_model(load_source_model(source_run, params.model_index, params.source_checkpoint)).to(device)
     architecture = source_architecture(source_run, params.model_index, params.source_checkpoint)
     adversaries = [CameraAdversary(params.adversary, model.feature_dim, target.num_cams, params.mu, params.disc_lr,
-                                   params.weight_decay, params.merge, device) for _ in PARTS]
+                                   params.weight_decay, params.merge, device, params.adversary_objective)
+                   for _ in PARTS]
     clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=params.ssg_lr,
                                 momentum=MOMENTUM, weight_decay=params.weight_decay)
@@ -200,9 +203,10 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             part_labels = torch.from_numpy(labels[:, kept_labels >= 0])
             loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances,
                                      params.seed, params.num_workers)
-            full_centroids = torch.from_numpy(pseudo[0].centroids).to(device)
+            conditions = discriminator_conditions(kept_labels, pseudo[0].centroids, features[0], target.train,
+                                                  params.canu_condition).to(device)
             row |= {"status": "trained", "message": message, "lr": optimizer.param_groups[0]["lr"],
-                    **train_epoch(model, adversaries, loader, part_labels, full_centroids, optimizer, scaler,
+                    **train_epoch(model, adversaries, loader, part_labels, conditions, optimizer, scaler,
                                   params, device, epoch)}
             check_weights({"model": model}, epoch, "ssg_lr")
             row |= evaluate_epoch(model, target, params, device, epoch, flip=True)

@@ -157,3 +157,32 @@ def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP
         ax.set_xlabel(AXIS_LABELS.get(x, x))
         ax.set_ylabel(AXIS_LABELS.get(metric, metric))
     return _finish(fig, path, title)
+
+
+VERDICT_COLOURS = {"supported": "tab:green", "not supported": "tab:red", "inconclusive": "tab:grey"}
+
+
+def plot_claims(claims: pd.DataFrame, path=None, title: str = "") -> Figure:
+    """The claims table (study.claims_table) as a forest plot: per claim, the mean paired difference and its 95%
+    bootstrap interval, coloured by verdict, one panel per unit (mAP, nats); the arrow at each label points the
+    way the paper's claim goes."""
+    _require(claims, ["comparison", "metric", "direction", "mean", "ci_low", "ci_high", "verdict"], "claims")
+    metrics = list(pd.unique(claims["metric"]))
+    heights = [max(1.5, 0.4 * (claims["metric"] == m).sum() + 0.8) for m in metrics]
+    fig = Figure(figsize=(10, sum(heights)), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for metric, ax in zip(metrics, axes):
+        part = claims[claims["metric"] == metric].reset_index(drop=True)
+        positions = range(len(part))[::-1]
+        for y, row in zip(positions, part.itertuples()):
+            colour = VERDICT_COLOURS.get(row.verdict, "black")
+            ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=2)
+            ax.plot(row.mean, y, "o", color=colour)
+        ax.set_yticks(list(positions), [f"{c} ({'>' if d > 0 else '<'} 0)"
+                                        for c, d in zip(part["comparison"], part["direction"])], fontsize=7)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"paired difference, {metric}")
+        ax.grid(axis="x", alpha=0.3)
+    for verdict, colour in VERDICT_COLOURS.items():
+        axes[0].plot([], [], "o-", color=colour, label=verdict)
+    return _finish(fig, path, title)
