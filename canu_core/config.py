@@ -49,7 +49,9 @@ class Params:
     # through 2 adjacent cameras only, 1 = through all of them (WorldSpec.camera_coverage)
     target_coverage: Optional[float] = None
     # --- network input and evaluation
-    arch: str = "compact"
+    # compact_ibn: the compact ResNet with IBN-a's instance normalisation in its first stages (the paper's backbones
+    # are IBN-ResNet-50): README "The study's regime" shows why the synthetic default needs it
+    arch: str = "compact_ibn"
     height: int = 64
     width: int = 32
     eval_batch_size: int = 256
@@ -58,12 +60,12 @@ class Params:
     rerank: bool = False
     # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
     n_models: int = 2
-    epochs: int = 12
+    epochs: int = 16
     iters_per_epoch: int = 60
     lr: float = 0.00035
     weight_decay: float = 0.0005
     warmup_epochs: int = 2
-    milestones: list[int] = field(default_factory=lambda: [9, 11])
+    milestones: list[int] = field(default_factory=lambda: [12, 15])
     batch_ids: int = 16
     instances: int = 4
     last_stride: int = 1
@@ -113,8 +115,8 @@ class Params:
     canu_condition: Literal["pseudo", "oracle"] = "pseudo"
     disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
-    adapt_epochs: int = 5
-    adapt_iters_per_epoch: int = 30  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
+    adapt_epochs: int = 6
+    adapt_iters_per_epoch: int = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
     eval_every_epoch: bool = True  # False: evaluate on the target test split after the last epoch only
     umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
     adapt_lr: float = 0.00035  # MMT: Adam

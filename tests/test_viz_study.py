@@ -221,3 +221,15 @@ def test_plot_claims_one_panel_per_unit(tmp_path):
     assert list(fig.axes[0].get_yticks()) == [1, 0]  # the table's first claim on top
     assert fig.axes[1].get_yticklabels()[0].get_text() == "E - F (< 0)"
     assert (tmp_path / "claims.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_metric_per_epoch_skips_epochs_without_a_value(tmp_path):
+    from canu_core.viz.study import plot_metric_per_epoch
+
+    histories = pd.DataFrame({"method": "mmt", "adversary": ["none", "none", "canu", "canu"], "seed": 0,
+                              "epoch": [0, 1, 0, 1], "target_mAP": [float("nan"), 30.0, float("nan"), 32.0]})
+    fig = plot_metric_per_epoch(histories, "target_mAP", path=tmp_path / "map.png")
+    lines = [line for line in fig.axes[0].get_lines() if line.get_label() in ("baseline", "CANU")]
+    assert [list(line.get_xdata()) for line in lines] == [[2], [2]]
+    assert [list(line.get_ydata()) for line in lines] == [[30.0], [32.0]]
+    assert fig.axes[0].get_ylabel() == "target mAP (%)"

@@ -16,7 +16,8 @@ METHOD_ORDER = ["ssg", "mmt"]
 ADVERSARY_ORDER = ["none", "adv", "canu"]
 ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
 AXIS_LABELS = {"mu": "mu", "target_coverage": "target camera coverage", "target_mAP": "target mAP (%)",
-               "target_R1": "target R1 (%)"}
+               "target_R1": "target R1 (%)", "disc_acc": "discriminators' camera accuracy",
+               "camera_probe_acc": "linear camera probe accuracy"}
 
 
 def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
@@ -120,6 +121,13 @@ def plot_mi_per_epoch(histories: pd.DataFrame, path=None, title: str = "", adjus
 def plot_lost_ids_per_epoch(histories: pd.DataFrame, path=None, title: str = "") -> Figure:
     """Paper Fig. 4: whether the adversary keeps identities from being dropped as outliers."""
     return _per_epoch(histories, "lost_ids", "lost identities", path, title)
+
+
+def plot_metric_per_epoch(histories: pd.DataFrame, column: str, path=None, title: str = "") -> Figure:
+    """Any per-epoch column (target mAP, the discriminators' accuracy, the camera probe...), one line per
+    adversary, mean +- std over seeds; epochs without a value (not evaluated) are left out."""
+    _require(histories, [column], "histories")
+    return _per_epoch(histories.dropna(subset=[column]), column, AXIS_LABELS.get(column, column), path, title)
 
 
 def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP", hue: str = "adversary",
