@@ -14,3 +14,29 @@ def test_namespace_variables_become_params():
 def test_misspelled_injected_name_fails():
     with pytest.raises(ConfigError, match=r"'run_nam' \(did you mean 'run_name'\?\)"):
         params_from_namespace({"run_name": "nb", "run_nam": "typo"})
+
+
+# What a notebook's parameters cell sets on purpose to something else than the lab-wide default.
+OWN_VALUES = {"run_name", "seed", "pretrain_run"}
+
+
+@pytest.mark.parametrize("notebook", ["01_pretrain", "02_clusters", "03_train", "04_ablations"])
+def test_parameters_cells_repeat_the_typed_defaults(notebook):
+    """A parameters cell shows the defaults a reader can change; one that drifted from config.Params (the default
+    regime changed) would silently run another regime than params/synthetic_default.yaml documents."""
+    import ast
+    import dataclasses
+
+    import nbformat
+
+    from canu_core.config import Params
+    from canu_core.runs import project_root
+
+    cells = nbformat.read(project_root() / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
+    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    defaults = dataclasses.asdict(Params())
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
+              if isinstance(node, ast.Assign)}
+    drifted = {name: (value, defaults[name]) for name, value in values.items()
+               if name in defaults and name not in OWN_VALUES and value != defaults[name]}
+    assert not drifted, f"{notebook}: parameters cell value vs config.Params default: {drifted}"

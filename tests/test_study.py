@@ -81,7 +81,7 @@ def test_run_state_new_partial_finished_and_foreign(outputs):
     assert run_state(params, run) == "partial"
     folder.write_metrics({"done": True})
     assert run_state(params, run) == "finished"
-    with pytest.raises(ValueError, match="adapt_epochs: 5 there, 3 asked"):
+    with pytest.raises(ValueError, match="adapt_epochs: 6 there, 3 asked"):
         run_state(make_params({"adapt_epochs": 3}), run)
     recorded = folder.read_params()
     del recorded["umap_figures"]  # as if recorded before the lab had that parameter: it had its default
