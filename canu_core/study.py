@@ -89,31 +89,39 @@ def study_run(study: str, method: str, adversary: str, mu: float, seed: int,
 
 
 def plan_study(params: Params, study: str) -> list[StudyRun]:
-    """Every run the chosen studies need, each once, in a stable order. On `seeds`: Table IV (every method x
-    adversary at the paper's mu) and the oracle arm (with the baseline and CANU it is compared with). On
-    `sweep_seeds`: Table III (+Adv. and CANU at every mu of `mu_grid`, with the baseline), the coverage sweep
-    (`coverage_method` x adversary at every coverage of `coverage_grid`) and the ablation (CANU with the
-    discriminators reading the embedding, and with the uniform-CE objective, beside CANU as it is)."""
-    runs: list[StudyRun] = []
+    """Every run the chosen studies need, each once, study after study in the order of priority (Table IV, the
+    oracle arm, Table III, coverage, ablation: a study interrupted for lack of time leaves the earlier ones
+    complete), seed after seed within each. On `seeds`: Table IV (every method x adversary at the paper's mu) and
+    the oracle arm (with the baseline and CANU it is compared with). On `sweep_seeds`: Table III (+Adv. and CANU at
+    every mu of `mu_grid`, with the baseline), the coverage sweep (`coverage_method` x adversary at every coverage
+    of `coverage_grid`) and the ablation (CANU with the discriminators reading the embedding, and with the
+    uniform-CE objective, beside CANU as it is)."""
     methods = [m for m in METHODS if m in params.methods]
-    for seed in params.seeds:
-        if "table_iv" in params.studies:
-            runs += [study_run(study, m, a, PAPER_MU[m], seed) for m in methods for a in ADVERSARIES]
-        if "oracle" in params.studies:
-            runs += [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
-                     for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))]
-    for seed in params.sweep_seeds:
-        if "table_iii" in params.studies:
-            runs += [study_run(study, m, "none", PAPER_MU[m], seed) for m in methods]
-            runs += [study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu")
-                     for mu in params.mu_grid]
-        if "coverage" in params.studies:
-            m, preset = params.coverage_method, preset_coverage(params)
-            runs += [study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c)
-                     for c in params.coverage_grid for a in ADVERSARIES]
-        if "ablation" in params.studies:
-            runs += [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
-                     for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))]
+
+    def table_iv(seed):
+        return [study_run(study, m, a, PAPER_MU[m], seed) for m in methods for a in ADVERSARIES]
+
+    def oracle(seed):
+        return [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
+                for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))]
+
+    def table_iii(seed):
+        return ([study_run(study, m, "none", PAPER_MU[m], seed) for m in methods]
+                + [study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu") for mu in params.mu_grid])
+
+    def coverage(seed):
+        m, preset = params.coverage_method, preset_coverage(params)
+        return [study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c)
+                for c in params.coverage_grid for a in ADVERSARIES]
+
+    def ablation(seed):
+        return [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
+                for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))]
+
+    order = (("table_iv", table_iv, params.seeds), ("oracle", oracle, params.seeds),
+             ("table_iii", table_iii, params.sweep_seeds), ("coverage", coverage, params.sweep_seeds),
+             ("ablation", ablation, params.sweep_seeds))
+    runs = [run for name, runs_of, seeds in order if name in params.studies for seed in seeds for run in runs_of(seed)]
     return list({run.name: run for run in runs}.values())
 
 

@@ -33,6 +33,9 @@ def test_default_plan_shares_runs_between_tables():
     assert not any("cov0.2" in name for name in names)
     assert not any(name.endswith(("seed3", "seed4")) for name in names if "mu1.8" in name or "embedding" in name)
     assert sum(r.adversary == "none" for r in runs) == 5 * 2 + 3 * 2
+    # study after study in the order of priority: every Table IV run before the oracle arm's own, those before Table III's
+    assert names.index("s-ssg-canu-oracle-mu0.05-seed0") > names.index("s-mmt-canu-mu0.1-seed4")
+    assert names.index("s-ssg-adv-mu0.01-seed0") > names.index("s-mmt-canu-oracle-mu0.1-seed4")
     oracle = next(r for r in runs if r.variant == "oracle")
     assert oracle.overrides["canu_condition"] == "oracle" and oracle.adversary == "canu"
 
