@@ -399,8 +399,7 @@ def claim_differences(results: pd.DataFrame, histories: pd.DataFrame,
     table_seeds = plain[plain["seed"].isin(params.seeds)]
     first = histories[_plain(histories) & histories["epoch"].eq(0) & histories["seed"].isin(params.seeds)]
     for method in [m for m in METHODS if m in params.methods]:
-        mu, name = PAPER_MU[method], METHOD_NAMES[(method, "none")]
-        canu, adv = METHOD_NAMES[(method, "canu")], METHOD_NAMES[(method, "adv")]
+        mu, name, canu = PAPER_MU[method], METHOD_NAMES[(method, "none")], METHOD_NAMES[(method, "canu")]
 
         def at_mu(frame, adversary, metric, variant=""):
             return _per_seed(frame, method, adversary, metric, variant, mu)

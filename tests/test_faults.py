@@ -23,7 +23,7 @@ from canu_core.data.catalog import load_dataset
 from canu_core.engine.adaptation import adaptation_metrics
 from canu_core.engine.common import DivergenceError
 from canu_core.engine.mmt import train_mmt
-from canu_core.engine.pretrain import load_source_model, pretrain, pretrain_model
+from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.notebook import run_notebook
 from canu_core.reproducibility import set_threads
 from canu_core.runs import (CheckpointError, RunConflictError, RunFolder, atomic_write_text, open_run,
