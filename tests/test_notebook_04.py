@@ -21,8 +21,8 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
     overrides = {**TINY, "data_root": str(tiny_data_root), "run_name": "smoke_study", "pretrain_run": "smoke_source",
                  "target": "synthetic:tiny_target", "studies": ["table_iv", "oracle", "table_iii"],
-                 "methods": ["mmt"], "mu_grid": [0.1], "seeds": [0], "sweep_seeds": [0], "adapt_epochs": 2, "adapt_iters_per_epoch": 2,
-                 "parallel_runs": 2}
+                 "methods": ["mmt"], "mu_grid": [0.1], "seeds": [0], "sweep_seeds": [0], "adapt_epochs": 2,
+                 "adapt_iters_per_epoch": 2, "parallel_runs": 2}
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
 

@@ -33,7 +33,8 @@ def test_default_plan_shares_runs_between_tables():
     assert not any("cov0.2" in name for name in names)
     assert not any(name.endswith(("seed3", "seed4")) for name in names if "mu1.8" in name or "embedding" in name)
     assert sum(r.adversary == "none" for r in runs) == 5 * 2 + 3 * 2
-    # study after study in the order of priority: every Table IV run before the oracle arm's own, those before Table III's
+    # study after study in the order of priority: every Table IV run before the oracle arm's own, those before
+    # Table III's
     assert names.index("s-ssg-canu-oracle-mu0.05-seed0") > names.index("s-mmt-canu-mu0.1-seed4")
     assert names.index("s-ssg-adv-mu0.01-seed0") > names.index("s-mmt-canu-oracle-mu0.1-seed4")
     oracle = next(r for r in runs if r.variant == "oracle")
@@ -46,7 +47,8 @@ def test_plan_follows_the_study_parameters():
     assert [(r.name, r.method, r.adversary, r.mu, r.seed, r.target_coverage) for r in runs] == [
         ("x-mmt-none-seed5", "mmt", "none", 0.1, 5, None),
         ("x-mmt-adv-mu0.1-seed5", "mmt", "adv", 0.1, 5, None), ("x-mmt-adv-mu0.4-seed5", "mmt", "adv", 0.4, 5, None),
-        ("x-mmt-canu-mu0.1-seed5", "mmt", "canu", 0.1, 5, None), ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None)]
+        ("x-mmt-canu-mu0.1-seed5", "mmt", "canu", 0.1, 5, None),
+        ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None)]
 
 
 def test_named_studies_run_alone():
@@ -203,7 +205,8 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs):
     results = collect_results(runs, 0.2)
     table = variant_table(results, ["oracle"], params.seeds)
     assert table[["Method", "mAP", "seeds"]].values.tolist() == [
-        ["MMT (DBSCAN)", "20.5 ± 0.7", 2], ["CANU-MMT", "22.5 ± 0.7", 2], ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2]]
+        ["MMT (DBSCAN)", "20.5 ± 0.7", 2], ["CANU-MMT", "22.5 ± 0.7", 2],
+        ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2]]
     claims = format_claims(claims_table(results, collect_histories(runs, 0.2), params)).set_index("comparison")
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT", ["difference", "verdict"]].tolist() == [
         "+5.0", "supported"]
