@@ -47,7 +47,9 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     oracle = pd.read_csv(study.path / "tables" / "oracle.csv")
     assert list(oracle["Method"]) == ["MMT (DBSCAN)", "CANU-MMT", "CANU-MMT [oracle condition]"]
     claims = pd.read_csv(study.path / "tables" / "claims.csv")
-    assert "CANU-MMT [oracle condition] - CANU-MMT" in set(claims["comparison"])
+    assert {"CANU-MMT [oracle condition] - CANU-MMT", "MMT (DBSCAN) - direct transfer - 5"} <= set(claims["comparison"])
+    direct = pd.read_csv(study.path / "tables" / "direct_transfer.csv")
+    assert list(direct["evaluated as"]) == ["MMT (one feature)"] and 0 <= direct["mAP"].item() <= 100
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure

@@ -194,6 +194,12 @@ def test_claims_table_from_paired_seeds(finished_study):
     flat = claims.loc["CANU-MMT: max - min over mu <= 0.4, less 2"]
     assert (flat["difference"], flat["verdict"]) == ("+8.0", "not supported")  # 10 mAP between mu 0.1 and 0.4
     assert not claims.index.str.contains("oracle").any()  # no oracle run: that claim is not listed
+    assert not claims.index.str.contains("direct transfer").any()  # no direct transfer given
+    working = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params,
+                                         direct_mAP={"mmt": 14.0})).set_index("comparison")
+    # MMT (DBSCAN) at 20 and 22 mAP: 6 and 8 above direct transfer, 1 and 3 beyond the bar of 5
+    assert working.loc["MMT (DBSCAN) - direct transfer - 5", ["difference", "verdict"]].tolist() == ["+2.0",
+                                                                                                      "supported"]
 
 
 def test_variant_tables_show_the_oracle_beside_canu(outputs):
