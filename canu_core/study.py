@@ -364,8 +364,8 @@ def paired_test(differences: Sequence[float], direction: int, margin: float, kin
     the mean, a percentile bootstrap 95% confidence interval of the mean (`resamples` resamples of the seeds),
     the exact one-sided sign test (how likely at least this many seeds agree with the claim if each went either
     way with probability 1/2; ties dropped) and a verdict read from the interval, in the claim's direction d:
-    superiority ("X beats Y"): supported if d-CI > 0; not supported if every d in it is below `margin` (no effect
-    that matters, or the opposite); inconclusive otherwise. Non-inferiority ("X is at least as good as Y"):
+    superiority ("X beats Y"): not supported if every d in the CI is below `margin` (no effect that matters, or
+    the opposite); otherwise supported if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at least as good as Y"):
     supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive otherwise."""
     values = np.asarray(differences, dtype=float)
     values = values[~np.isnan(values)]
@@ -378,7 +378,7 @@ def paired_test(differences: Sequence[float], direction: int, margin: float, kin
     agree, nonzero = int((direction * values > 0).sum()), int((values != 0).sum())
     sign_p = binomtest(agree, nonzero, 0.5, alternative="greater").pvalue if nonzero else 1.0
     if kind == "superiority":
-        verdict = ("supported" if oriented_low > 0 else "not supported" if oriented_high < margin
+        verdict = ("not supported" if oriented_high < margin else "supported" if oriented_low > 0
                    else "inconclusive")
     else:
         verdict = ("supported" if oriented_low > -margin else

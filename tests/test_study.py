@@ -170,6 +170,8 @@ def test_paired_test_interval_sign_test_and_verdicts():
     assert (tiny["verdict"], tiny["agree"]) == ("not supported", "2/4")
     assert tiny["sign_p"] == pytest.approx(0.5)  # 2 of the 3 non-zero differences agree: P(X >= 2 | 3, 1/2)
     assert paired_test([-2.0, 3.0, 1.5], direction=+1, margin=1.0)["verdict"] == "inconclusive"
+    # consistently on the claimed side but too small to matter: not supported
+    assert paired_test([0.3, 0.4, 0.5], direction=+1, margin=1.0)["verdict"] == "not supported"
     assert paired_test([-0.5, -0.2, -0.4], +1, 1.0, "non-inferiority")["verdict"] == "supported"
     assert paired_test([-3.0, -2.0, -4.0], +1, 1.0, "non-inferiority")["verdict"] == "not supported"
     assert paired_test([], +1, 1.0)["verdict"] == "not measured"
