@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m canu_core demo
+	$(PY) -m canu_core demo -f params/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -21,15 +21,19 @@ def cluster_browser(records: Sequence[ImageRecord], labels, n_images: int = 8) -
     the chosen one; it redraws on every change."""
     labels = np.asarray(labels)
     table = group_table(labels, [r.camid for r in records], [r.pid for r in records])
-    options = [(f"cluster {row.Index}: {row.size} images, {row.cameras} cameras, {row.ids} ids", row.Index)
+    options = [(f"cluster {row.Index}: {row.size} images, {row.cameras} cameras, {row.ids} ids", int(row.Index))
                for row in table.itertuples()]
+    # a clustering without a cluster (every image an outlier) gets one disabled entry that says so
+    dropdown = Dropdown(options=options or [("no cluster: every image is an outlier", -1)], description="cluster",
+                        disabled=not options)
 
     def show(cluster, n_images, seed):
-        return plot_cluster_samples(records, labels, [] if cluster is None else [cluster], n_images=n_images,
+        return plot_cluster_samples(records, labels, [cluster] if cluster >= 0 else [], n_images=n_images,
                                     seed=seed)
 
-    return interactive(show, {"auto_display": True}, cluster=Dropdown(options=options, description="cluster"),
-                       n_images=IntSlider(value=n_images, min=2, max=16), seed=IntSlider(value=0, min=0, max=20))
+    return interactive(show, {"auto_display": True}, cluster=dropdown, n_images=IntSlider(value=n_images, min=2,
+                                                                                          max=16),
+                       seed=IntSlider(value=0, min=0, max=20))
 
 
 def recluster_widget(features, pids, camids, num_cams: int, eps: float | None = None, k1: int = 20, k2: int = 6,

@@ -87,6 +87,11 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     assert "best_oracle (target labels: reference only)" in "".join(
         output.get("data", {}).get("text/plain", "") for cell in notebook.cells if cell.cell_type == "code"
         for output in cell.outputs)
+    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.outputs)  # the CANU step by hand
+    assert "two samples share a condition exactly when they share a cluster: True" in printed
+    assert "gradient on the network's weights from D's steps: False" in printed
+    assert "reaches: {'feature extractor': True, 'discriminator': False, 'centroid condition': False}" in printed
 
 
 def test_03_plain_papermill_rejects_a_misspelled_name(tmp_path):

@@ -145,6 +145,16 @@ def test_plot_cluster_samples(tmp_path, records):
     assert fig.axes[0].get_ylabel() == "cluster 1\n2 imgs\n1 cams, 2 ids"
     empty = plot_cluster_samples(records, LABELS, [], path=tmp_path / "empty.png")
     assert_saved(empty, tmp_path / "empty.png")
+    assert empty.axes[0].texts[0].get_text() == "no cluster to show"
+    assert shown_as_png(empty)  # IPython shows a figure without axes as "<Figure size ... with 0 Axes>"
+
+
+def shown_as_png(fig) -> bool:
+    """Whether a notebook displays `fig` as a picture: IPython's inline PNG formatter gives it bytes."""
+    from IPython.core.pylabtools import print_figure
+
+    data = print_figure(fig, "png")
+    return data is not None and data[:4] == b"\x89PNG"
 
 
 def test_cluster_browser_shows_the_chosen_cluster(records):
@@ -155,6 +165,14 @@ def test_cluster_browser_shows_the_chosen_cluster(records):
     assert isinstance(browser.result, Figure) and len(browser.result.axes) == 3
     dropdown.value = 1
     assert browser.result.axes[0].get_ylabel().startswith("cluster 1")
+    assert shown_as_png(browser.result)
+
+
+def test_cluster_browser_says_when_there_is_no_cluster(records):
+    browser = cluster_browser(records, [-1] * len(records))  # the smoke run's degenerate clustering
+    dropdown = browser.children[0]
+    assert dropdown.options == (("no cluster: every image is an outlier", -1),) and dropdown.disabled
+    assert shown_as_png(browser.result)
 
 
 def test_recluster_widget_runs_on_demand(capsys):

@@ -156,8 +156,10 @@ def plot_cluster_samples(records: Sequence[ImageRecord], labels, clusters: Seque
     labels = np.asarray(labels)
     fig = Figure(figsize=(0.9 * n_images + 1.4, 1.8 * max(len(clusters), 1) + 0.4), layout="constrained")
     fig.suptitle(title, fontsize=10)
-    if not len(clusters):
-        fig.text(0.5, 0.5, "no cluster to show", ha="center", va="center")
+    if not len(clusters):  # drawn in an axes: IPython shows a figure without axes as its text repr, not a picture
+        ax = fig.subplots()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no cluster to show", ha="center", va="center", transform=ax.transAxes)
         save_figure(fig, path)
         return fig
     palette = sns.color_palette("husl", max(r.camid for r in records) + 1)

@@ -46,6 +46,22 @@ def plot_umap(points: np.ndarray, labelings: Mapping[str, np.ndarray], title: st
     return fig
 
 
+def plot_umap_grid(points: Mapping[str, np.ndarray], labelings: Mapping[str, np.ndarray], title: str = "",
+                   path=None, max_groups: int = 30, seed: int = 0) -> Figure:
+    """One row per model (row name -> its 2-D points of the same images), one column per labeling: the same images
+    before and after, side by side. Each row samples the same `max_groups` groups, so an identity keeps its colour
+    from row to row."""
+    fig = Figure(figsize=(4.5 * len(labelings), 4.2 * len(points)), layout="constrained")
+    axes = fig.subplots(len(points), len(labelings), squeeze=False)
+    for row, (model, model_points) in zip(axes, points.items()):
+        for ax, (name, labels) in zip(row, labelings.items()):
+            _labeling_panel(ax, model_points, np.asarray(labels), name, max_groups, np.random.default_rng(seed))
+            ax.set_title(f"{model}: {ax.get_title()}", fontsize=9)
+    fig.suptitle(title)
+    save_figure(fig, path)
+    return fig
+
+
 def _labeling_panel(ax, points: np.ndarray, labels: np.ndarray, name: str, max_groups: int,
                     rng: np.random.Generator) -> None:
     groups = np.unique(labels[labels >= 0])

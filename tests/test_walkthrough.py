@@ -1,0 +1,41 @@
+"""Notebook 03's CANU step by hand: one real batch of the first clustering, its conditions, and where the
+generator term's gradient goes."""
+import torch
+
+from canu_core.cluster.pseudo_labels import pseudo_labels_from
+from canu_core.config import load_params
+from canu_core.data.catalog import load_dataset
+from canu_core.engine.adaptation import discriminator_conditions, train_set_features
+from canu_core.engine.adversary import CameraAdversary
+from canu_core.engine.walkthrough import gradient_reach, one_batch
+from canu_core.models import build_model
+from canu_core.runs import project_root
+
+
+def test_one_batch_and_where_the_generator_gradient_goes(tiny_data_root):
+    params = load_params(project_root() / "params" / "smoke.yaml", overrides={
+        "data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16})
+    target = load_dataset(params.target, params.data_root)
+    torch.manual_seed(0)
+    model = build_model("compact", num_classes=5)
+    features = train_set_features(model, target.train, params)
+    labels = torch.arange(len(target.train)).numpy() % 4  # four clusters, every image in one
+    labels[:3] = -1  # three outliers, left out of the batch and of the conditions
+    pseudo = pseudo_labels_from(features, labels)
+    conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train, "pseudo")
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+
+    batch = one_batch(model, target.train, pseudo, conditions, params)
+    assert batch.features.shape == (8, model.feature_dim) and batch.features.requires_grad
+    assert len(set(batch.labels.tolist())) == 2  # P = 2 clusters x K = 4 images
+    for label, condition in zip(batch.labels, batch.conditions):
+        assert torch.allclose(condition, torch.from_numpy(pseudo.centroids[label]))
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())  # a copy trained
+
+    adversary = CameraAdversary("canu", model.feature_dim, target.num_cams, mu=0.1, lr=0.001)
+    adversary.discriminator_step(batch.features, batch.camids, batch.conditions)
+    assert all(p.grad is None for p in batch.model.parameters())  # D's step reads detached features
+    term = adversary.generator_loss(batch.features, batch.camids, batch.conditions)
+    assert term.item() < 0
+    assert gradient_reach(batch, term, adversary.discriminator) == {
+        "feature extractor": True, "discriminator": False, "centroid condition": False}
