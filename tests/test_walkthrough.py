@@ -39,3 +39,16 @@ def test_one_batch_and_where_the_generator_gradient_goes(tiny_data_root):
     assert term.item() < 0
     assert gradient_reach(batch, term, adversary.discriminator) == {
         "feature extractor": True, "discriminator": False, "centroid condition": False}
+
+
+def test_one_batch_says_when_the_clusters_cannot_fill_a_batch(tiny_data_root, capsys):
+    params = load_params(project_root() / "params" / "smoke.yaml", overrides={
+        "data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16})
+    target = load_dataset(params.target, params.data_root)
+    features = torch.randn(len(target.train), 8)
+    labels = -torch.ones(len(target.train), dtype=torch.long).numpy()
+    labels[:4] = 0  # one cluster: a batch needs 2
+    pseudo = pseudo_labels_from(features, labels)
+    conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train, "pseudo")
+    assert one_batch(build_model("compact", num_classes=0), target.train, pseudo, conditions, params) is None
+    assert capsys.readouterr().out.startswith("no batch to show: ")

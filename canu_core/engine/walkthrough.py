@@ -12,7 +12,7 @@ from ..cluster.pseudo_labels import PseudoLabels
 from ..config import Params
 from ..data.records import ImageRecord
 from ..models import ReidModel
-from .adaptation import pseudo_labelled
+from .adaptation import pseudo_labelled, unusable_reason
 from .common import batches, identity_loader
 
 
@@ -27,12 +27,17 @@ class Batch:
 
 
 def one_batch(model: ReidModel, records: Sequence[ImageRecord], pseudo: PseudoLabels, conditions: torch.Tensor,
-              params: Params) -> Batch:
+              params: Params) -> Batch | None:
     """The first P x K batch that an adaptation epoch on `pseudo` would train on (same sampler, same seed), through
     a copy of `model` in training mode. `conditions`: one row per pseudo-labelled record, as
-    `adaptation.discriminator_conditions` gives them."""
-    loader = identity_loader(pseudo_labelled(records, pseudo.labels), params.height, params.width, params.batch_ids,
-                             params.instances, params.seed)
+    `adaptation.discriminator_conditions` gives them. None, with the reason printed, when the clustering cannot
+    fill a batch (the adaptation skips such an epoch too)."""
+    kept = pseudo_labelled(records, pseudo.labels)
+    reason = unusable_reason({"first": pseudo}, kept, params.batch_ids, params.instances)
+    if reason is not None:
+        print(f"no batch to show: {reason}")
+        return None
+    loader = identity_loader(kept, params.height, params.width, params.batch_ids, params.instances, params.seed)
     images, labels, camids, indices = next(iter(batches(loader, 1, epoch=0)))
     network = copy.deepcopy(model).train()
     features, _ = network(images)
