@@ -4,19 +4,18 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
 import pandas as pd
 
 from .config import Params
 from .data.catalog import load_dataset
-from .data.records import ReidDataset
+from .data.records import ReidDataset, ids_and_cameras
 from .engine.adaptation import load_adapted_model, make_clustering, train_set_features
 from .engine.mmt import train_mmt
 from .engine.pretrain import load_source_model, pretrain
 from .evaluate import evaluate
 from .runs import RunFolder, open_run
 from .viz.clusters import clustering_report
-from .viz.embedding import plot_umap_grid, umap_embedding
+from .viz.embedding import camera_and_identity, plot_umap_grid, umap_embedding
 
 # The demo's three models, in the table's order: what each row is and the run folder suffix it comes from.
 DEMO_ROWS = {"direct transfer": "pretrain", "MMT": "mmt", "CANU-MMT": "canu-mmt"}
@@ -55,8 +54,7 @@ def run_demo(params: Params) -> pd.DataFrame:
     table, features = demo_table(models, target, params)
     print(table.to_string())
     points = {row: umap_embedding(feature.numpy(), seed=params.seed) for row, feature in features.items()}
-    labelings = {"camera": np.array([r.camid for r in target.train]) + 1,
-                 "true identity": np.array([r.pid for r in target.train])}
+    labelings = camera_and_identity(target.train)
     figure = run.figure_path("before_after_umap.png")
     plot_umap_grid(points, labelings, path=figure, seed=params.seed,
                    title=f"Target training features: source model {params.model_index}, then after MMT and "
@@ -83,8 +81,7 @@ def demo_table(models: dict, target: ReidDataset, params: Params) -> tuple[pd.Da
     training features (MMT's DBSCAN, eps by the rho rule on its own distances): how much more than the true ids
     the clusters tell of the camera (adjusted MI), their pair precision and the ids they lose. Also returns the
     features."""
-    pids = np.array([r.pid for r in target.train])
-    camids = np.array([r.camid for r in target.train])
+    pids, camids = ids_and_cameras(target.train)
     rows, features = {}, {}
     for name, model in models.items():
         scores = evaluate(model, target, params.height, params.width, batch_size=params.eval_batch_size,
@@ -93,8 +90,8 @@ def demo_table(models: dict, target: ReidDataset, params: Params) -> tuple[pd.Da
         report = clustering_report(make_clustering(params)(features[name]), pids, camids)
         rows[name] = {"mAP": scores["mAP"], "R1": scores["R1"], "clusters": report["num_clusters"],
                       "pair precision": report["pairwise_precision"],
-                      "adj. MI(clusters; camera)": report["camera_ami_pseudo_labels"],
-                      "adj. MI(true ids; camera)": report["camera_ami_true_ids"],
+                      "adj. MI(clusters; camera)": report["ami_pseudo_camera"],
+                      "adj. MI(true ids; camera)": report["ami_true_camera"],
                       "lost ids": report["lost_ids"]}
     table = pd.DataFrame.from_dict(rows, orient="index").round(3)
     table.index.name = "model"

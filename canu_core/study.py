@@ -303,6 +303,14 @@ def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
     return table
 
 
+def mu_sweep_rows(results: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The mu sweep's runs on `sweep_seeds` (default world, no variant): +Adv. and CANU at every mu of the grid,
+    and the runs without adversary they are drawn against."""
+    plain = results[_plain(results) & results["seed"].isin(params.sweep_seeds)]
+    adversarial = plain[plain["adversary"].isin(["adv", "canu"]) & plain["mu"].isin(params.mu_grid)]
+    return adversarial, plain[plain["adversary"].eq("none")]
+
+
 def variant_table(results: pd.DataFrame, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
     """The baseline, CANU and CANU's `variants` at the paper's mu on the default world, over `seeds`: the oracle
     arm (variants ["oracle"]) or the ablation (["embedding", "uniform"])."""

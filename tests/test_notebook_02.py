@@ -55,7 +55,7 @@ def test_02_clusters_smoke(tiny_data_root, pretrain_run):
     assert metrics["num_clusters"] + metrics["num_outliers"] <= num_images
     assert 0.0 <= metrics["outlier_fraction"] <= 1.0 and 0.0 < metrics["eps"] <= 1.0
     assert 0 <= metrics["lost_ids"] <= metrics["num_true_ids"]
-    assert metrics["camera_mi_true_ids"] > 0.0 and metrics["camera_mi_pseudo_labels"] >= 0.0
+    assert metrics["mi_true_camera"] > 0.0 and metrics["mi_pseudo_camera"] >= 0.0
     assert 0.0 <= metrics["single_camera_ids"] <= 1.0
     assert math.isnan(metrics["single_camera_clusters"]) == (metrics["num_clusters"] == 0)
     probe = metrics["features"]["camera_probe"]
@@ -89,19 +89,19 @@ def test_02_sets_the_first_clustering_of_another_pretraining_run_beside_this_one
     this, other, reference = comparison["smoke_pretrain"], comparison["smoke_source_only"], comparison[REFERENCE]
     quantities = {"clusters", "outliers", "pairwise precision", "pairwise recall", "NMI",
                   "MI(pseudo-labels; camera), nats", "camera probe accuracy"}
-    if "camera_ami_pseudo_labels" in metrics:  # the chance-adjusted MI, where the report has it
+    if "ami_pseudo_camera" in metrics:  # the chance-adjusted MI, where the report has it
         quantities.add("MI less its chance value, nats")
     assert set(this) == set(other) == set(reference) == quantities
     # this run's column is the report above; the other run's is a clustering of its own model's features
     assert (this["clusters"], this["outliers"]) == (metrics["num_clusters"], metrics["num_outliers"])
     assert this["NMI"] == pytest.approx(metrics["nmi"])
-    assert this["MI(pseudo-labels; camera), nats"] == pytest.approx(metrics["camera_mi_pseudo_labels"])
+    assert this["MI(pseudo-labels; camera), nats"] == pytest.approx(metrics["mi_pseudo_camera"])
     assert this["camera probe accuracy"] == pytest.approx(metrics["features"]["camera_probe"]["accuracy"])
     assert other["clusters"] + other["outliers"] <= metrics["num_points"] and 0 <= other["NMI"] <= 1
     assert 0.0 <= other["camera probe accuracy"] <= 1.0
     assert other != this  # the BatchNorm statistics differ, so do the features and what is measured on them
     assert reference["clusters"] == metrics["num_true_ids"] and reference["outliers"] == 0
-    assert reference["MI(pseudo-labels; camera), nats"] == pytest.approx(metrics["camera_mi_true_ids"])
+    assert reference["MI(pseudo-labels; camera), nats"] == pytest.approx(metrics["mi_true_camera"])
 
     assert run.figure_path("pretraining_comparison.png").read_bytes()[:4] == b"\x89PNG"
     shown = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs

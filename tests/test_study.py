@@ -7,9 +7,8 @@ import yaml
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
 from canu_core.study import (claims_table, collect_histories, collect_results, coverage_table, format_claims, mean_std,
-                             paired_test,
-                             plan_study, run_parameters, run_state, save_table, study_run, table_iii, table_iv,
-                             variant_table)
+                             mu_sweep_rows, paired_test, plan_study, run_parameters, run_state, save_table, study_run,
+                             table_iii, table_iv, variant_table)
 
 
 @pytest.fixture
@@ -232,6 +231,11 @@ def test_table_iii_and_coverage_table(finished_study):
     assert coverage[["target_coverage", "Method", "mAP"]].values.tolist() == [
         [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"], [0.0, "MMT+Adv.", "1.0 ± 0.0"], [0.0, "CANU-MMT", "5.0 ± 1.4"],
         [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"], [0.2, "MMT+Adv.", "21.0 ± 0.0"], [0.2, "CANU-MMT", "25.0 ± 1.4"]]
+    adversarial, baselines = mu_sweep_rows(results, params)  # what the mu figure draws: the table's runs
+    table_runs = list(zip(iii["Method"].map({"MMT+Adv.": "adv", "CANU-MMT": "canu"}), iii["mu"]))
+    assert sorted(zip(adversarial["adversary"], adversarial["mu"])) == sorted(table_runs * 2)  # two sweep seeds
+    assert set(baselines["adversary"]) == {"none"} and baselines["default_world"].all()
+    assert len(baselines) == baselines["seed"].nunique()
 
 
 def test_mean_std_format():

@@ -12,8 +12,8 @@ from canu_core.cluster.diagnostics import camera_adjusted_mutual_information
 from canu_core.cluster.jaccard import upper_jaccard_distance
 from canu_core.cluster.pseudo_labels import pseudo_labels_from, rho_eps
 from canu_core.data.records import ImageRecord
-from canu_core.viz.clusters import (clustering_report, diagnostics_table, feature_report, group_table, pick_clusters,
-                                    plot_camera_composition, plot_cluster_samples)
+from canu_core.viz.clusters import (camera_bias_narrative, clustering_report, diagnostics_table, feature_report,
+                                    group_table, pick_clusters, plot_camera_composition, plot_cluster_samples)
 from canu_core.viz.embedding import plot_umap
 from canu_core.widgets import cluster_browser, recluster_widget
 
@@ -79,11 +79,11 @@ def test_clustering_report_by_hand():
     assert report["pairwise_precision"] == pytest.approx(3 / 4)  # pairs in clusters: 3 same-id + 1 mixed
     # H(camera) - H(camera | cluster) over the 5 clustered images: cameras 1/5, 2/5, 2/5; cluster 0 holds 1:2.
     expected_mi = (math.log(5) - 0.8 * math.log(2)) - 0.6 * (math.log(3) - 2 / 3 * math.log(2))
-    assert report["camera_mi_pseudo_labels"] == pytest.approx(expected_mi)
-    assert report["camera_ami_pseudo_labels"] == pytest.approx(camera_adjusted_mutual_information(LABELS, CAMIDS))
-    assert report["camera_ami_pseudo_labels"] < report["camera_mi_pseudo_labels"]
+    assert report["mi_pseudo_camera"] == pytest.approx(expected_mi)
+    assert report["ami_pseudo_camera"] == pytest.approx(camera_adjusted_mutual_information(LABELS, CAMIDS))
+    assert report["ami_pseudo_camera"] < report["mi_pseudo_camera"]
     table = diagnostics_table(report)
-    assert table.loc["MI less its chance value, nats", "this clustering"] == f"{report['camera_ami_pseudo_labels']:.3f}"
+    assert table.loc["MI less its chance value, nats", "this clustering"] == f"{report['ami_pseudo_camera']:.3f}"
     assert table.loc["clusters", "this clustering"] == "2 (ok)"
     assert table.loc["groups from a single camera"].tolist() == ["50% of clusters", "33% of true ids"]
 
@@ -102,6 +102,25 @@ def test_feature_report_rows():
     table = diagnostics_table(clustering_report(pseudo_labels_from(features, pids), pids, camids), checks)
     assert table.loc["neighbours sharing the identity", "this clustering"] == "100.0%"
     assert table.loc["camera probe accuracy", "reference"] == "50.0% (chance)"
+
+
+def test_camera_bias_narrative_reads_the_report():
+    features, pids, camids = blobs()
+    checks = feature_report(features, pids, camids, k=5)
+    report = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), LABELS), PIDS, CAMIDS)
+    text = camera_bias_narrative(report, checks, min_samples=4)
+    mi = f"MI(pseudo-labels; camera) = {report['mi_pseudo_camera']:.2f} nats against {report['mi_true_camera']:.2f}"
+    assert report["mi_pseudo_camera"] > report["mi_true_camera"]
+    assert f"The clusters follow cameras more than people do: {mi} for the true ids." in text
+    assert "50% of the 2 clusters hold images of a single camera, while 33% of the 3 true identities" in text
+    assert "75% of the pairs inside a cluster show one person" in text
+    assert text.startswith("What the features carry: a linear probe predicts the camera for ")
+
+    by_identity = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), PIDS - 1), PIDS, CAMIDS)
+    assert "These clusters follow cameras no more than people do" in camera_bias_narrative(by_identity, checks, 4)
+    degenerate = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), np.full(6, -1)), PIDS, CAMIDS)
+    assert "This clustering is degenerate (no cluster: all 6 points are outliers" in camera_bias_narrative(
+        degenerate, checks, 4)
 
 
 def test_plot_umap_panels(tmp_path):

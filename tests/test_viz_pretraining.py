@@ -24,10 +24,10 @@ def report(clusters, outliers, precision, recall, nmi, mi, probe, ami=None):
     """A report of `first_clustering_report`'s form; the references: 9 true ids, MI 0.2 (0.05 adjusted), chance
     0.25."""
     out = {"num_clusters": clusters, "num_outliers": outliers, "pairwise_precision": precision,
-           "pairwise_recall": recall, "nmi": nmi, "camera_mi_pseudo_labels": mi, "camera_mi_true_ids": 0.2,
+           "pairwise_recall": recall, "nmi": nmi, "mi_pseudo_camera": mi, "mi_true_camera": 0.2,
            "num_true_ids": 9, "features": {"camera_probe": {"accuracy": probe, "accuracy_std": 0.1, "chance": 0.25}}}
     if ami is not None:
-        out.update(camera_ami_pseudo_labels=ami, camera_ami_true_ids=0.05)
+        out.update(ami_pseudo_camera=ami, ami_true_camera=0.05)
     return out
 
 
@@ -83,4 +83,4 @@ def test_compared_run_is_clustered_as_notebook_02_clusters_its_own(tiny_data_roo
                 "features": feature_report(features, pids, camids, seed=params.seed)}
     found = first_clustering_report(model, target.train, params)
     assert json.dumps(found, sort_keys=True, default=float) == json.dumps(expected, sort_keys=True, default=float)
-    assert found["num_points"] == len(target.train) and np.isfinite(found["camera_mi_true_ids"])
+    assert found["num_points"] == len(target.train) and np.isfinite(found["mi_true_camera"])

@@ -93,6 +93,16 @@ def camera_adjusted_mutual_information(labels, camids) -> float:
     return float(mutual_info_score(labels[kept], camids[kept]) - expected)
 
 
+def camera_information(pseudo_labels, true_ids, camids) -> dict[str, float]:
+    """The paper's Fig. 3 quantities, under the one name each has everywhere (adaptation history, notebook 02's
+    report, the study's tables): MI with the camera of the pseudo-labels and of the true ids (its reference line),
+    plug-in (mi_*) and chance-adjusted (ami_*), in nats."""
+    return {"mi_pseudo_camera": camera_mutual_information(pseudo_labels, camids),
+            "mi_true_camera": camera_mutual_information(true_ids, camids),
+            "ami_pseudo_camera": camera_adjusted_mutual_information(pseudo_labels, camids),
+            "ami_true_camera": camera_adjusted_mutual_information(true_ids, camids)}
+
+
 def lost_identities(pseudo_labels, true_ids) -> np.ndarray:
     """The true ids none of whose images is left once outliers are removed (paper Fig. 4 plots how many)."""
     pseudo_labels, true_ids = np.asarray(pseudo_labels), np.asarray(true_ids)

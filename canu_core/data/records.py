@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
+
+import numpy as np
 
 
 class ImageRecord(NamedTuple):
@@ -39,3 +41,9 @@ class ReidDataset:
             }
             for split, records in (("train", self.train), ("query", self.query), ("gallery", self.gallery))
         }
+
+
+def ids_and_cameras(records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """The records' person ids and 0-based camera ids, as arrays in their order (what the diagnostics compare
+    features and clusters with)."""
+    return np.array([r.pid for r in records], dtype=np.int64), np.array([r.camid for r in records], dtype=np.int64)

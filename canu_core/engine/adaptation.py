@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
-                                   camera_probe_accuracy, cluster_summary, clustering_quality, lost_identities)
+from ..cluster.diagnostics import (camera_information, camera_probe_accuracy, cluster_summary, clustering_quality,
+                                   lost_identities)
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids
 from ..config import Params
-from ..data.records import ImageRecord, ReidDataset
+from ..data.records import ImageRecord, ReidDataset, ids_and_cameras
 from ..data.samplers import images_per_pass
 from ..evaluate import evaluate, extract_features, ordered_loader
 from ..models import ReidModel, build_model
@@ -108,14 +108,10 @@ def clustering_diagnostics(labels: np.ndarray, features: torch.Tensor, records: 
     MI(true ids; camera) reference (paper Fig. 3), plug-in and chance-adjusted (ami_*: the expectation for labels
     that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the clustering features
     (cross-validated linear probe accuracy, beside chance)."""
-    pids = np.array([r.pid for r in records])
-    camids = np.array([r.camid for r in records])
+    pids, camids = ids_and_cameras(records)
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
     return {**cluster_summary(labels), **clustering_quality(labels, pids),
-            "mi_pseudo_camera": camera_mutual_information(labels, camids),
-            "mi_true_camera": camera_mutual_information(pids, camids),
-            "ami_pseudo_camera": camera_adjusted_mutual_information(labels, camids),
-            "ami_true_camera": camera_adjusted_mutual_information(pids, camids),
+            **camera_information(labels, pids, camids),
             "lost_ids": len(lost_identities(labels, pids)),
             "camera_probe_acc": probe["accuracy"], "camera_probe_chance": probe["chance"]}
 

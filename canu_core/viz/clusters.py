@@ -14,9 +14,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
-                                   camera_probe_accuracy, cluster_summary, clustering_quality, lost_identities,
-                                   neighbour_agreement)
+from ..cluster.diagnostics import (camera_information, camera_probe_accuracy, cluster_summary, clustering_quality,
+                                   lost_identities, neighbour_agreement)
 from ..cluster.pseudo_labels import PseudoLabels
 from ..data.records import ImageRecord
 from .common import save_figure
@@ -47,23 +46,57 @@ def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
     """Everything notebook 02 measures about a clustering against the true ids and cameras, flat (metrics.json).
 
     single_camera_clusters / single_camera_ids: the share of clusters, and of true ids, whose images all come from
-    one camera (NaN without a cluster); camera_mi_*: MI with the camera (nats, outliers left out; paper Fig. 3),
-    camera_ami_*: the same less its expectation for labels that ignore the camera (chance-adjusted);
+    one camera (NaN without a cluster); mi_*_camera: MI with the camera (nats, outliers left out; paper Fig. 3),
+    ami_*_camera: the same less its expectation for labels that ignore the camera (chance-adjusted);
     lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
     clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
     return {
         "status": pseudo.status, "message": pseudo.message, "eps": pseudo.eps,
         **cluster_summary(pseudo.labels),
         **clustering_quality(pseudo.labels, pids),
-        "camera_mi_pseudo_labels": camera_mutual_information(pseudo.labels, camids),
-        "camera_mi_true_ids": camera_mutual_information(pids, camids),
-        "camera_ami_pseudo_labels": camera_adjusted_mutual_information(pseudo.labels, camids),
-        "camera_ami_true_ids": camera_adjusted_mutual_information(pids, camids),
+        **camera_information(pseudo.labels, pids, camids),
         "num_true_ids": len(identities),
         "lost_ids": len(lost_identities(pseudo.labels, pids)),
         "single_camera_clusters": float((clusters["cameras"] == 1).mean()) if len(clusters) else float("nan"),
         "single_camera_ids": float((identities["cameras"] == 1).mean()),
     }
+
+
+def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) -> str:
+    """Notebook 02's reading of one clustering, in its own numbers: what the features carry (`feature_report`),
+    how the clusters (`clustering_report`) formed, and whether they follow cameras more than people do."""
+    probe = features["camera_probe"]
+    by_camera, by_identity = features["neighbours_camera"], features["neighbours_identity"]
+    lines = [f"What the features carry: a linear probe predicts the camera for {probe['accuracy']:.0%} of the images "
+             f"(chance {probe['chance']:.0%}); an image's 10 nearest neighbours share its camera "
+             f"{by_camera['same_label_rate']:.0%} of the time (chance {by_camera['chance_rate']:.0%}) and its "
+             f"identity {by_identity['same_label_rate']:.0%} of the time (chance {by_identity['chance_rate']:.1%})."]
+    r = report
+    if r["status"] != "ok":
+        lines.append(f"This clustering is degenerate ({r['message']}): there are not enough clusters to read a "
+                     f"camera bias from. DBSCAN needs {min_samples} images within eps of one another; on a small "
+                     "world the rho rule's eps (the mean of the few smallest distances) can be too small for that.")
+        return "\n".join(lines)
+    how = (f"DBSCAN chains images closer than eps = {r['eps']:.3f}" if r["eps"] is not None
+           else f"k-means gives each image its nearest of {r['num_clusters']} centres")
+    lines.append(f"{how}, so a cluster gathers whatever near images share. {r['single_camera_clusters']:.0%} of the "
+                 f"{r['num_clusters']} clusters hold images of a single camera, while {r['single_camera_ids']:.0%} "
+                 f"of the {r['num_true_ids']} true identities were seen by a single camera. "
+                 f"{r['pairwise_recall']:.0%} of the same-person pairs share a cluster (the others are split between "
+                 f"clusters, or lost with the {r['outlier_fraction']:.0%} of the images left as outliers: "
+                 f"{r['lost_ids']} of the {r['num_true_ids']} identities lost every image), and "
+                 f"{r['pairwise_precision']:.0%} of the pairs inside a cluster show one person.")
+    mutual_information = (f"MI(pseudo-labels; camera) = {r['mi_pseudo_camera']:.2f} nats against "
+                          f"{r['mi_true_camera']:.2f} for the true ids")
+    if r["mi_pseudo_camera"] > r["mi_true_camera"]:
+        lines.append(f"The clusters follow cameras more than people do: {mutual_information}. Trained on such "
+                     "labels, a network learns that 'same camera' means 'same person': the bias CANU's camera "
+                     "adversary removes, conditioned on the cluster centroid so that what identity and camera "
+                     "genuinely share is kept.")
+    else:
+        lines.append(f"These clusters follow cameras no more than people do: {mutual_information}. This clustering "
+                     "shows no camera bias to remove.")
+    return "\n".join(lines)
 
 
 def feature_report(features, pids, camids, seed: int = 0, k: int = 10) -> dict:
@@ -83,10 +116,10 @@ def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> p
         "lost ids (no image left)": (f"{c['lost_ids']} of {c['num_true_ids']}", "0"),
         "NMI / ARI": (f"{c['nmi']:.3f} / {c['ari']:.3f}", "1 / 1"),
         "pairwise precision / recall": (f"{c['pairwise_precision']:.3f} / {c['pairwise_recall']:.3f}", "1 / 1"),
-        "MI(labels; camera), nats": (f"{c['camera_mi_pseudo_labels']:.3f}",
-                                     f"{c['camera_mi_true_ids']:.3f} (true ids)"),
-        "MI less its chance value, nats": (f"{c['camera_ami_pseudo_labels']:.3f}",
-                                           f"{c['camera_ami_true_ids']:.3f} (true ids)"),
+        "MI(labels; camera), nats": (f"{c['mi_pseudo_camera']:.3f}",
+                                     f"{c['mi_true_camera']:.3f} (true ids)"),
+        "MI less its chance value, nats": (f"{c['ami_pseudo_camera']:.3f}",
+                                           f"{c['ami_true_camera']:.3f} (true ids)"),
         "groups from a single camera": (f"{c['single_camera_clusters']:.0%} of clusters",
                                         f"{c['single_camera_ids']:.0%} of true ids"),
     }

@@ -6,12 +6,13 @@ mix: that is the camera bias the adversary is meant to remove.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from ..data.records import ImageRecord, ids_and_cameras
 from .common import save_figure
 
 # A labeling coloured entirely with at most this many values gets a legend (cameras); otherwise colours alone tell
@@ -26,6 +27,13 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, m
     reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
                         n_jobs=1)
     return reducer.fit_transform(np.asarray(features, dtype=np.float32))
+
+
+def camera_and_identity(records: Sequence[ImageRecord]) -> dict[str, np.ndarray]:
+    """The two labelings every before / after view shows: camera (numbered from 1, as the world draws them) and true
+    identity."""
+    pids, camids = ids_and_cameras(records)
+    return {"camera": camids + 1, "true identity": pids}
 
 
 def plot_umap(points: np.ndarray, labelings: Mapping[str, np.ndarray], title: str = "", path=None,

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..config import Params
-from ..data.records import ImageRecord
+from ..data.records import ImageRecord, ids_and_cameras
 from ..engine.adaptation import make_clustering, train_set_features
 from .clusters import clustering_report, feature_report
 from .common import save_figure
@@ -28,8 +28,7 @@ def first_clustering_report(model: nn.Module, records: Sequence[ImageRecord], pa
     """Notebook 02's report of `model`'s first clustering of `records`: `clustering_report`, with the
     `feature_report` of the clustered features under "features"."""
     features = train_set_features(model, records, params)
-    pids = np.array([r.pid for r in records])
-    camids = np.array([r.camid for r in records])
+    pids, camids = ids_and_cameras(records)
     pseudo = make_clustering(params)(features)
     return {**clustering_report(pseudo, pids, camids),
             "features": feature_report(features, pids, camids, seed=params.seed)}
@@ -48,10 +47,10 @@ def compare_first_clusterings(reports: Mapping[str, Mapping]) -> pd.DataFrame:
             ("pairwise precision", lambda r: r["pairwise_precision"], 1.0),
             ("pairwise recall", lambda r: r["pairwise_recall"], 1.0),
             ("NMI", lambda r: r["nmi"], 1.0),
-            ("MI(pseudo-labels; camera), nats", lambda r: r["camera_mi_pseudo_labels"], first["camera_mi_true_ids"])]
-    if all("camera_ami_pseudo_labels" in report for report in reports.values()):
-        rows.append(("MI less its chance value, nats", lambda r: r["camera_ami_pseudo_labels"],
-                     first["camera_ami_true_ids"]))
+            ("MI(pseudo-labels; camera), nats", lambda r: r["mi_pseudo_camera"], first["mi_true_camera"])]
+    if all("ami_pseudo_camera" in report for report in reports.values()):
+        rows.append(("MI less its chance value, nats", lambda r: r["ami_pseudo_camera"],
+                     first["ami_true_camera"]))
     rows.append(("camera probe accuracy", lambda r: r["features"]["camera_probe"]["accuracy"],
                  first["features"]["camera_probe"]["chance"]))
     columns = {name: [value(report) for _, value, _ in rows] for name, report in reports.items()}
