@@ -40,3 +40,25 @@ def test_parameters_cells_repeat_the_typed_defaults(notebook):
     drifted = {name: (value, defaults[name]) for name, value in values.items()
                if name in defaults and name not in OWN_VALUES and value != defaults[name]}
     assert not drifted, f"{notebook}: parameters cell value vs config.Params default: {drifted}"
+
+
+def test_synthetic_default_file_is_notebook_03s_default_run():
+    """params/synthetic_default.yaml writes out what notebook 03 runs with no parameter file: each value equals
+    notebook 03's parameters cell, or config.Params's default for a name the cell does not set."""
+    import ast
+    import dataclasses
+
+    import nbformat
+    import yaml
+
+    from canu_core.config import Params
+    from canu_core.runs import project_root
+
+    cells = nbformat.read(project_root() / "notebooks" / "03_train.ipynb", as_version=4).cells
+    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    cell = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
+            if isinstance(node, ast.Assign)}
+    expected = {**dataclasses.asdict(Params()), **cell}
+    written = yaml.safe_load((project_root() / "params" / "synthetic_default.yaml").read_text())
+    differing = {name: (value, expected[name]) for name, value in written.items() if value != expected[name]}
+    assert not differing, f"synthetic_default.yaml value vs notebook 03's default run: {differing}"
