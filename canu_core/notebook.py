@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 from .config import Params, as_dict, make_params, read_yaml
-from .runs import resolve_run, outputs_root, project_root, resolve_path
+from .runs import outputs_root, project_root, resolve_path, resolve_run
 
 # Names IPython itself puts in a notebook's namespace.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}

@@ -17,8 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 import torch
+from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
 from .config import Params, as_dict, make_params
@@ -373,8 +373,9 @@ def paired_test(differences: Sequence[float], direction: int, margin: float, kin
     the exact one-sided sign test (how likely at least this many seeds agree with the claim if each went either
     way with probability 1/2; ties dropped) and a verdict read from the interval, in the claim's direction d:
     superiority ("X beats Y"): not supported if every d in the CI is below `margin` (no effect that matters, or
-    the opposite); otherwise supported if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at least as good as Y"):
-    supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive otherwise."""
+    the opposite); otherwise supported if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at
+    least as good as Y"): supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive
+    otherwise."""
     values = np.asarray(differences, dtype=float)
     values = values[~np.isnan(values)]
     if len(values) == 0:

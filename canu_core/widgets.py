@@ -12,8 +12,13 @@ from ipywidgets import Dropdown, FloatSlider, IntSlider, interactive
 from .cluster.jaccard import upper_jaccard_distance
 from .cluster.pseudo_labels import DBSCANClustering, rho_eps
 from .data.records import ImageRecord
-from .viz.clusters import clustering_report, diagnostics_table, group_table, plot_camera_composition, \
-    plot_cluster_samples
+from .viz.clusters import (
+    clustering_report,
+    diagnostics_table,
+    group_table,
+    plot_camera_composition,
+    plot_cluster_samples,
+)
 
 
 def cluster_browser(records: Sequence[ImageRecord], labels, n_images: int = 8) -> interactive:

@@ -100,12 +100,12 @@ class JupyterLab:
 
 _PANEL = "window.jupyterapp.shell.currentWidget"
 
-KERNEL_IDLE = f"""() => {{
+KERNEL_IDLE = """() => {
     const app = window.jupyterapp;
     const panel = app && app.shell.currentWidget;
     const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
     return !!kernel && kernel.status === 'idle' && panel.content.widgets.length > 0;
-}}"""
+}"""
 
 
 def notebook_ready(name: str) -> str:

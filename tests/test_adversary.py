@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from canu_core.engine.adversary import CameraAdversary
-from canu_core.models.discriminators import (CameraDiscriminator, ConditionalCameraDiscriminator,
-                                             build_discriminator)
+from canu_core.models.discriminators import CameraDiscriminator, ConditionalCameraDiscriminator, build_discriminator
 
 INPUT_DIM, FEATURE_DIM, NUM_CAMERAS, NUM_CLUSTERS, BATCH = 6, 8, 3, 4, 24
 KINDS = ("adv", "canu")

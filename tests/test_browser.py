@@ -11,15 +11,21 @@ import time
 
 import papermill
 import pytest
-
 import yaml
+from lab_browser import (
+    CELL_OUTPUTS,
+    CHROMIUM_ARGS,
+    RUN_ALL,
+    RUN_ALL_DONE,
+    JupyterLab,
+    chromium_executable,
+    error_outputs,
+    notebook_ready,
+)
 
 from canu_core.config import make_params
 from canu_core.notebook import injected
 from canu_core.runs import project_root
-
-from lab_browser import CELL_OUTPUTS, CHROMIUM_ARGS, RUN_ALL, RUN_ALL_DONE, JupyterLab, chromium_executable, \
-    error_outputs, notebook_ready
 
 pytestmark = [pytest.mark.notebook, pytest.mark.browser]
 

@@ -5,13 +5,28 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fake_layouts import (
+    DUKE_GALLERY,
+    DUKE_QUERY,
+    DUKE_TRAIN,
+    MARKET_GALLERY,
+    MARKET_QUERY,
+    MARKET_TRAIN,
+    MSMT_ENTRIES,
+    write_images,
+    write_market_layout,
+    write_msmt_layout,
+)
 
 from canu_core.data.datasets import (
-    DatasetLayoutError, read_dataset, read_dukemtmc, read_market1501, read_market_style, read_msmt17)
+    DatasetLayoutError,
+    read_dataset,
+    read_dukemtmc,
+    read_market1501,
+    read_market_style,
+    read_msmt17,
+)
 from canu_core.data.records import ReidDataset
-from fake_layouts import (
-    DUKE_GALLERY, DUKE_QUERY, DUKE_TRAIN, MARKET_GALLERY, MARKET_QUERY, MARKET_TRAIN, MSMT_ENTRIES,
-    write_images, write_market_layout, write_msmt_layout)
 
 
 def relative(records, root: Path) -> list[tuple[str, int, int]]:

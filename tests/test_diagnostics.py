@@ -3,9 +3,15 @@ import math
 import numpy as np
 import pytest
 
-from canu_core.cluster.diagnostics import (camera_adjusted_mutual_information, camera_mutual_information,
-                                           camera_probe_accuracy, cluster_summary, clustering_quality,
-                                           lost_identities, neighbour_agreement)
+from canu_core.cluster.diagnostics import (
+    camera_adjusted_mutual_information,
+    camera_mutual_information,
+    camera_probe_accuracy,
+    cluster_summary,
+    clustering_quality,
+    lost_identities,
+    neighbour_agreement,
+)
 
 
 def test_neighbour_agreement_by_hand():

@@ -15,6 +15,7 @@ import nbformat
 import pytest
 import torch
 import yaml
+from test_mmt import assert_same
 
 from canu_core import cli
 from canu_core.cluster.pseudo_labels import rho_rule_note
@@ -26,10 +27,16 @@ from canu_core.engine.mmt import train_mmt
 from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.notebook import run_notebook
 from canu_core.reproducibility import set_threads
-from canu_core.runs import (CheckpointError, RunConflictError, RunFolder, atomic_write_text, open_run,
-                            read_checkpoint, resolve_run)
+from canu_core.runs import (
+    CheckpointError,
+    RunConflictError,
+    RunFolder,
+    atomic_write_text,
+    open_run,
+    read_checkpoint,
+    resolve_run,
+)
 from canu_core.viz.adaptation import plot_adaptation
-from test_mmt import assert_same
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"

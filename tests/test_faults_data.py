@@ -10,17 +10,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_layouts import MARKET_GALLERY, MARKET_QUERY, MARKET_TRAIN, write_market_layout
 from PIL import Image
 
 from canu_core.data import checks
 from canu_core.data.catalog import REAL_FOLDERS, load_dataset
 from canu_core.data.checks import (
-    BadImageFilesError, UnevaluableSplitError, check_evaluable, check_image_files, image_file_problem)
+    BadImageFilesError,
+    UnevaluableSplitError,
+    check_evaluable,
+    check_image_files,
+    image_file_problem,
+)
 from canu_core.data.datasets import read_market1501
 from canu_core.data.image_dataset import ImageFileError, load_image
 from canu_core.data.records import ImageRecord, ReidDataset
 from canu_core.evaluate import NO_TRUE_MATCH, evaluate_rank
-from fake_layouts import MARKET_GALLERY, MARKET_QUERY, MARKET_TRAIN, write_market_layout
 
 FIX = "Replace these files or remove them from the dataset folder."
 UNEVALUABLE = ("The test split needs identities seen by at least two cameras (a query image in one, a gallery image "

@@ -10,8 +10,14 @@ import scipy.sparse as sp
 import torch
 
 import canu_core.cluster.jaccard as jaccard
-from canu_core.cluster.jaccard import (compute_jaccard_distance, nearest_neighbour_lists, source_distance_vector,
-                                       symmetric_distance, upper_jaccard_distance, upper_jaccard_from_encoding)
+from canu_core.cluster.jaccard import (
+    compute_jaccard_distance,
+    nearest_neighbour_lists,
+    source_distance_vector,
+    symmetric_distance,
+    upper_jaccard_distance,
+    upper_jaccard_from_encoding,
+)
 from canu_core.cluster.pseudo_labels import DBSCANClustering, relabel_by_first_member
 
 

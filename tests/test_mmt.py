@@ -11,10 +11,9 @@ import torch
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import ConfigError, load_params
 from canu_core.data.catalog import load_dataset
-from canu_core.engine import mmt as mmt_module
 from canu_core.data.records import ImageRecord
-from canu_core.engine.adaptation import (discriminator_conditions, forward_in_chunks, load_adapted_model,
-                                         unusable_reason)
+from canu_core.engine import mmt as mmt_module
+from canu_core.engine.adaptation import discriminator_conditions, forward_in_chunks, load_adapted_model, unusable_reason
 from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.losses import SoftEntropy, SoftTripletLoss
 from canu_core.models import build_model
@@ -265,7 +264,8 @@ def test_evaluating_the_last_epoch_only_changes_nothing_else(tiny_data_root, sou
     mmt_module.train_mmt(params, target_world(params), run, source_run)
     history, reference = run.read_history(), straight[0].read_history()
     assert math.isnan(history.loc[0, "target_mAP"]) and math.isnan(history.loc[0, "target_R1"])
-    assert history.loc[1, ["target_mAP", "target_R1"]].tolist() == reference.loc[1, ["target_mAP", "target_R1"]].tolist()
+    scores = ["target_mAP", "target_R1"]
+    assert history.loc[1, scores].tolist() == reference.loc[1, scores].tolist()
     assert history.drop(columns=["target_mAP", "target_R1"]).equals(reference.drop(columns=["target_mAP", "target_R1"]))
     for name in ("students", "teachers"):
         assert_same(run.load_checkpoint("mmt_state")[name], straight[0].load_checkpoint("mmt_state")[name], name)

@@ -15,8 +15,8 @@ from canu_core.runs import RunFolder, project_root
 
 
 def smoke_params(data_root, **changes):
-    return load_params(project_root() / "params" / "smoke.yaml", overrides={"data_root": str(data_root), "device": "cpu",
-                                                       "n_models": 1, "epochs": 3, "iters_per_epoch": 3, **changes})
+    return load_params(project_root() / "params" / "smoke.yaml", overrides={
+        "data_root": str(data_root), "device": "cpu", "n_models": 1, "epochs": 3, "iters_per_epoch": 3, **changes})
 
 
 def worlds(params):

@@ -7,9 +7,16 @@ from sklearn.cluster import DBSCAN
 
 import canu_core.cluster.pseudo_labels as pseudo_labels
 from canu_core.cluster.jaccard import compute_jaccard_distance, symmetric_distance, upper_jaccard_distance
-from canu_core.cluster.pseudo_labels import (DBSCANClustering, KMeansClustering, SourceTerm, cluster_centroids,
-                                             neighbourhood_graph, pseudo_labels_from, relabel_by_first_member,
-                                             rho_eps)
+from canu_core.cluster.pseudo_labels import (
+    DBSCANClustering,
+    KMeansClustering,
+    SourceTerm,
+    cluster_centroids,
+    neighbourhood_graph,
+    pseudo_labels_from,
+    relabel_by_first_member,
+    rho_eps,
+)
 
 
 def upper(num_points: int, entries: dict) -> sp.csr_matrix:

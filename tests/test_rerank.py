@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from canu_core.cluster.kreciprocal import (k_reciprocal_encoding, nearest_neighbours, re_ranking,
-                                           reciprocal_mask)
+from canu_core.cluster.kreciprocal import k_reciprocal_encoding, nearest_neighbours, re_ranking, reciprocal_mask
 
 
 def dense_zhong_re_ranking(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int, k2: int,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from test_mmt import Interrupted, adapt_params, assert_same, target_world
 
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import ssg as ssg_module
@@ -16,7 +17,6 @@ from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.evaluate import ordered_loader
 from canu_core.models import build_model
 from canu_core.runs import RunFolder
-from test_mmt import Interrupted, adapt_params, assert_same, target_world
 
 HISTORY_COLUMNS = {
     "method", "epoch", "adversary", "mu", "status", "message", "num_clusters", "num_outliers", "lost_ids",

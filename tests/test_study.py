@@ -6,9 +6,24 @@ import yaml
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
-from canu_core.study import (claims_table, collect_histories, collect_results, coverage_table, format_claims, mean_std,
-                             mu_sweep_rows, paired_test, plan_study, run_parameters, run_state, save_table, study_run,
-                             table_iii, table_iv, variant_table)
+from canu_core.study import (
+    claims_table,
+    collect_histories,
+    collect_results,
+    coverage_table,
+    format_claims,
+    mean_std,
+    mu_sweep_rows,
+    paired_test,
+    plan_study,
+    run_parameters,
+    run_state,
+    save_table,
+    study_run,
+    table_iii,
+    table_iv,
+    variant_table,
+)
 
 
 @pytest.fixture

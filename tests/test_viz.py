@@ -12,8 +12,16 @@ from canu_core.cluster.diagnostics import camera_adjusted_mutual_information
 from canu_core.cluster.jaccard import upper_jaccard_distance
 from canu_core.cluster.pseudo_labels import pseudo_labels_from, rho_eps
 from canu_core.data.records import ImageRecord
-from canu_core.viz.clusters import (camera_bias_narrative, clustering_report, diagnostics_table, feature_report,
-                                    group_table, pick_clusters, plot_camera_composition, plot_cluster_samples)
+from canu_core.viz.clusters import (
+    camera_bias_narrative,
+    clustering_report,
+    diagnostics_table,
+    feature_report,
+    group_table,
+    pick_clusters,
+    plot_camera_composition,
+    plot_cluster_samples,
+)
 from canu_core.viz.embedding import plot_umap
 from canu_core.widgets import cluster_browser, recluster_widget
 

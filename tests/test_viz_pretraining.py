@@ -16,8 +16,12 @@ from canu_core.data.transforms import build_test_transform
 from canu_core.evaluate import extract_features
 from canu_core.models import build_model
 from canu_core.viz.clusters import clustering_report, feature_report
-from canu_core.viz.pretraining import (REFERENCE, compare_first_clusterings, first_clustering_report,
-                                       plot_first_clusterings)
+from canu_core.viz.pretraining import (
+    REFERENCE,
+    compare_first_clusterings,
+    first_clustering_report,
+    plot_first_clusterings,
+)
 
 
 def report(clusters, outliers, precision, recall, nmi, mi, probe, ami=None):

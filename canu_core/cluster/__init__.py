@@ -1,11 +1,32 @@
 """Clustering the target: k-reciprocal Jaccard distances (MMT's and SpCL's), DBSCAN (eps by the rho rule) or
 k-means pseudo-labels with their centroids, and the diagnostics of a clustering against the true ids and cameras."""
-from .diagnostics import (camera_adjusted_mutual_information, camera_information, camera_mutual_information,
-                          camera_probe_accuracy, clustering_quality, lost_identities, neighbour_agreement)
-from .kreciprocal import (Neighbours, expanded_reciprocal_pairs, jaccard_distance, k_reciprocal_encoding,
-                          nearest_neighbours, pair_similarity, re_ranking, reciprocal_mask)
-from .pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids, pseudo_labels_from, \
-    rho_eps
+from .diagnostics import (
+                          camera_adjusted_mutual_information,
+                          camera_information,
+                          camera_mutual_information,
+                          camera_probe_accuracy,
+                          clustering_quality,
+                          lost_identities,
+                          neighbour_agreement,
+)
+from .kreciprocal import (
+                          Neighbours,
+                          expanded_reciprocal_pairs,
+                          jaccard_distance,
+                          k_reciprocal_encoding,
+                          nearest_neighbours,
+                          pair_similarity,
+                          re_ranking,
+                          reciprocal_mask,
+)
+from .pseudo_labels import (
+                          DBSCANClustering,
+                          KMeansClustering,
+                          PseudoLabels,
+                          cluster_centroids,
+                          pseudo_labels_from,
+                          rho_eps,
+)
 
 __all__ = ["DBSCANClustering", "KMeansClustering", "Neighbours", "PseudoLabels", "camera_adjusted_mutual_information",
            "camera_information", "camera_mutual_information", "camera_probe_accuracy", "cluster_centroids",

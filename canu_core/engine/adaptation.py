@@ -16,8 +16,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cluster.diagnostics import (camera_information, camera_probe_accuracy, cluster_summary, clustering_quality,
-                                   lost_identities)
+from ..cluster.diagnostics import (
+    camera_information,
+    camera_probe_accuracy,
+    cluster_summary,
+    clustering_quality,
+    lost_identities,
+)
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset, ids_and_cameras

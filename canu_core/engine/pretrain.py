@@ -28,8 +28,17 @@ from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .common import (batches, check_finite, check_weights, endless_batches, identity_loader, relabel,
-                     shuffled_loader, use_learning_rate, warmup_multistep)
+from .common import (
+    batches,
+    check_finite,
+    check_weights,
+    endless_batches,
+    identity_loader,
+    relabel,
+    shuffled_loader,
+    use_learning_rate,
+    warmup_multistep,
+)
 
 HISTORY_KEY = ("model", "epoch")
 

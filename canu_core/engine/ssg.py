@@ -45,11 +45,26 @@ from ..models import ReidModel
 from ..models.reid import global_embedding
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
-from .adaptation import (Averages, HISTORY_KEY, clustering_diagnostics, clustering_eps,
-                         discriminator_conditions, discriminator_inputs,
-                         discriminator_metrics, epoch_summary, evaluate_epoch, forward_in_chunks, make_clustering,
-                         pseudo_labelled, restore_eps, save_adapted_model, skipped_row, source_architecture,
-                         train_set_features, unusable_reason)
+from .adaptation import (
+    HISTORY_KEY,
+    Averages,
+    clustering_diagnostics,
+    clustering_eps,
+    discriminator_conditions,
+    discriminator_inputs,
+    discriminator_metrics,
+    epoch_summary,
+    evaluate_epoch,
+    forward_in_chunks,
+    make_clustering,
+    pseudo_labelled,
+    restore_eps,
+    save_adapted_model,
+    skipped_row,
+    source_architecture,
+    train_set_features,
+    unusable_reason,
+)
 from .adversary import CameraAdversary
 from .common import batches, check_finite, check_weights, identity_loader, use_learning_rate
 from .pretrain import load_source_model

@@ -54,5 +54,6 @@ def gradient_reach(batch: Batch, loss: torch.Tensor, discriminator: torch.nn.Mod
     def reached(parameters) -> bool:
         return any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in parameters)
 
-    return {"feature extractor": reached(batch.model.parameters()), "discriminator": reached(discriminator.parameters()),
+    return {"feature extractor": reached(batch.model.parameters()),
+            "discriminator": reached(discriminator.parameters()),
             "centroid condition": batch.conditions.requires_grad}

@@ -14,8 +14,14 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..cluster.diagnostics import (camera_information, camera_probe_accuracy, cluster_summary, clustering_quality,
-                                   lost_identities, neighbour_agreement)
+from ..cluster.diagnostics import (
+    camera_information,
+    camera_probe_accuracy,
+    cluster_summary,
+    clustering_quality,
+    lost_identities,
+    neighbour_agreement,
+)
 from ..cluster.pseudo_labels import PseudoLabels
 from ..data.records import ImageRecord
 from .common import save_figure
