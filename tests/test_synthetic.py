@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from sklearn.metrics import mutual_info_score
 
-from canu_core.data import synthetic
 from canu_core.data.datasets import MARKET_FOLDERS, read_market1501
 from canu_core.data.synthetic import PRESETS, WorldSpec, generate_world, plan_world, world_statistics
+from canu_core.data.synthetic import spec as world_spec
+from canu_core.data.synthetic import write as world_write
 from canu_core.viz.world import plot_camera_samples
 
 TINY = PRESETS["tiny"]
@@ -196,8 +197,8 @@ def test_cameras_are_recognisable_from_colours_and_style_strength_zero_removes_t
 
 
 def test_every_background_texture_renders(tmp_path):
-    spec = tiny(num_cameras=len(synthetic.TEXTURES))
-    assert {style.texture for style in plan_world(spec, seed=0).cameras} == set(synthetic.TEXTURES)
+    spec = tiny(num_cameras=len(world_spec.TEXTURES))
+    assert {style.texture for style in plan_world(spec, seed=0).cameras} == set(world_spec.TEXTURES)
     dataset = generate_world(spec, tmp_path / "w", seed=0)
     for camid in range(spec.num_cameras):
         record = next(r for r in all_records(dataset) if r.camid == camid)
@@ -242,7 +243,7 @@ def test_existing_world_is_reused_without_rendering(tiny_world, monkeypatch):
 
     def no_rendering(*args, **kwargs):
         raise AssertionError("the world should have been reused")
-    monkeypatch.setattr(synthetic, "write_world", no_rendering)
+    monkeypatch.setattr(world_write, "write_world", no_rendering)
     again = generate_world(TINY, root, seed=0)
     assert again.train == dataset.train and again.gallery == dataset.gallery and file_bytes(root) == before
     assert again.extra["world"]["seed"] == 0

@@ -1,0 +1,138 @@
+"""Writing a world in Market-1501 layout (atomically, with its manifest), reusing a folder that holds the same
+world, and its statistics."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sklearn.metrics import mutual_info_score
+from tqdm.auto import tqdm
+
+from ..datasets import MARKET_FOLDERS, read_market1501
+from ..records import ReidDataset
+from .plan import WorldPlan, plan_world
+from .render import WorldRenderer
+from .spec import WorldSpec
+
+RENDER_VERSION = 1  # bump when the renderer changes, so old world folders are not silently reused
+MANIFEST_NAME = "world.json"
+# The manifest's generator: the module that wrote the worlds before it became a package (a changed name would make
+# every world on disk look like another world).
+GENERATOR = "canu_core.data.synthetic"
+
+
+class OtherWorldError(ValueError):
+    """The folder holds a world generated from another spec, seed or renderer version."""
+
+
+def _manifest(spec: WorldSpec, seed: int, plan: WorldPlan | None = None) -> dict:
+    manifest = {"generator": GENERATOR, "render_version": RENDER_VERSION, "seed": seed, "spec": asdict(spec)}
+    if plan is not None:
+        manifest["files"] = {folder: sum(image.split == split for image in plan.images)
+                             for split, folder in MARKET_FOLDERS.items()}
+    return json.loads(json.dumps(manifest))  # tuples -> lists, as read back from disk
+
+
+def _read_manifest(root: Path) -> dict | None:
+    path = root / MANIFEST_NAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _same_world(existing: dict, wanted: dict) -> bool:
+    keys = ("generator", "render_version", "seed", "spec")
+    return all(existing.get(key) == wanted[key] for key in keys)
+
+
+def _check_complete(root: Path, manifest: dict) -> None:
+    """A reused folder must still hold every image its manifest lists."""
+    for folder, expected in manifest["files"].items():
+        found = len(list((root / folder).glob("*.png"))) if (root / folder).is_dir() else 0
+        if found != expected:
+            raise ValueError(f"{root / folder} holds {found} images, its {MANIFEST_NAME} says {expected}: "
+                             f"the world is incomplete; regenerate it with overwrite=True")
+
+
+def write_world(plan: WorldPlan, folder: Path) -> None:
+    """Render every planned image into folder in Market-1501 layout, then write the manifest."""
+    for subfolder in MARKET_FOLDERS.values():
+        (folder / subfolder).mkdir(parents=True)
+    renderer = WorldRenderer(plan)
+    for index, image in enumerate(tqdm(plan.images, desc=f"rendering {plan.spec.name}", unit="img")):
+        path = folder / MARKET_FOLDERS[image.split] / image.file_name
+        Image.fromarray(renderer.render(index)).save(path, format="PNG")
+    text = json.dumps(_manifest(plan.spec, plan.seed, plan), indent=2, sort_keys=True) + "\n"
+    (folder / MANIFEST_NAME).write_text(text)
+
+
+def _read_world(root: Path, spec: WorldSpec, manifest: dict) -> ReidDataset:
+    dataset = read_market1501(root, name=spec.name)
+    dataset.extra["world"] = manifest
+    return dataset
+
+
+def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> ReidDataset:
+    """Write the world (spec, seed) to root in Market-1501 layout and return it read back through read_market1501.
+
+    A folder already holding this world (its world.json names the same spec, seed and renderer version) is reused.
+    A folder holding another world is an error unless overwrite=True; a non-empty folder without world.json is
+    never written into. Rendering goes to a temporary sibling folder renamed into place at the end, so an
+    interrupted run leaves nothing half-written at root.
+    """
+    root = Path(root).expanduser().absolute()
+    wanted = _manifest(spec, seed)
+    existing = _read_manifest(root)
+    if existing is not None and _same_world(existing, wanted) and not overwrite:
+        _check_complete(root, existing)
+        return _read_world(root, spec, existing)
+    if existing is not None and not overwrite:
+        raise OtherWorldError(f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
+                         f"pass overwrite=True to replace it, or choose another folder")
+    if existing is None and root.is_dir() and any(root.iterdir()):
+        raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
+    plan = plan_world(spec, seed)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    try:
+        write_world(plan, partial)
+        if root.exists():
+            shutil.rmtree(root)
+        os.rename(partial, root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return _read_world(root, spec, _read_manifest(root))
+
+
+def world_statistics(dataset: ReidDataset) -> pd.DataFrame:
+    """Per split (and test = query + gallery): counts, cameras per id, images per camera, id-camera MI.
+
+    id_camera_mi is the mutual information (nats, sklearn.metrics.mutual_info_score) between true identity and
+    camera over the split's non-distractor images: the train row is the dashed reference of the paper's Fig. 3.
+    """
+    splits = {"train": dataset.train, "query": dataset.query, "gallery": dataset.gallery,
+              "test": dataset.query + dataset.gallery}
+    rows = {}
+    for split, records in splits.items():
+        people = [r for r in records if r.pid > 0]
+        pids = np.array([r.pid for r in people])
+        camids = np.array([r.camid for r in people])
+        cameras_per_id = [len(set(camids[pids == pid])) for pid in np.unique(pids)]
+        row = {
+            "images": len(records),
+            "ids": len(cameras_per_id),
+            "distractors": len(records) - len(people),
+            "cameras": len({r.camid for r in records}),
+            "images_per_id": len(people) / max(len(cameras_per_id), 1),
+            "cameras_per_id": float(np.mean(cameras_per_id)) if cameras_per_id else 0.0,
+            "id_camera_mi": float(mutual_info_score(pids, camids)) if len(people) else 0.0,
+        }
+        for camid in range(dataset.num_cams):
+            row[f"c{camid + 1}"] = sum(r.camid == camid for r in records)
+        rows[split] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
