@@ -10,7 +10,6 @@ import numpy as np
 
 from .spec import PLAN_STREAM, STYLE_STREAM, TEXTURES, WorldSpec
 
-
 Colour = tuple[float, float, float]
 
 
