@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(PY) -m canu_core demo -f params/demo.yaml
 
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 lab: $(STAMP)

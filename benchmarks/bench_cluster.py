@@ -10,6 +10,7 @@ equal the reference's (numbered the same way); "mmt" is another algorithm (lists
 weights): its labels are only compared (adjusted Rand index). Timings move with the machine's load (printed):
 compare within one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,7 @@ def clustered_features(num_points: int, num_ids: int, seed: int = 0, clustered_s
     per_id = 4 + rng.multinomial(num_clustered - 4 * num_ids, np.full(num_ids, 1.0 / num_ids))
     centres = rng.standard_normal((num_ids, DIM), dtype=np.float32)
     points = rng.standard_normal((num_points, DIM), dtype=np.float32)
-    points[:per_id.sum()] = 0.8 * points[:per_id.sum()] + np.repeat(centres, per_id, axis=0)
+    points[: per_id.sum()] = 0.8 * points[: per_id.sum()] + np.repeat(centres, per_id, axis=0)
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     return points[rng.permutation(num_points)]
 
@@ -65,14 +66,23 @@ def child(implementation: str, features_path: str, labels_path: str) -> None:
         def step(features):
             clustering = DBSCANClustering(jaccard=implementation, progress=progress)
             return clustering(features).labels, clustering.eps
+
     features = torch.from_numpy(np.load(features_path))
     rss_before = psutil.Process().memory_info().rss
     start = time.perf_counter()
     labels, eps = step(features)
     seconds = time.perf_counter() - start
     np.save(labels_path, labels)
-    print(json.dumps({"seconds": seconds, "eps": eps, "rss_before_mib": rss_before / 2 ** 20,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "eps": eps,
+                "rss_before_mib": rss_before / 2**20,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run_child(implementation: str, features_path: Path, folder: Path) -> tuple[dict, np.ndarray]:
@@ -82,10 +92,12 @@ def run_child(implementation: str, features_path: Path, folder: Path) -> tuple[d
     report = json.loads(result.stdout.splitlines()[-1])
     labels = np.load(labels_path)
     report["clusters"], report["outliers"] = int(labels.max()) + 1, int((labels < 0).sum())
-    print(f"  {implementation:9s}: {report['seconds']:6.1f} s, peak RSS {report['peak_rss_mib'] / 1024:5.2f} GiB "
-          f"(before the step: {report['rss_before_mib'] / 1024:.2f} GiB), eps {report['eps']:.6f}, "
-          f"{report['clusters']} clusters, {report['outliers']} outliers, load average {os.getloadavg()[0]:.1f}",
-          flush=True)
+    print(
+        f"  {implementation:9s}: {report['seconds']:6.1f} s, peak RSS {report['peak_rss_mib'] / 1024:5.2f} GiB "
+        f"(before the step: {report['rss_before_mib'] / 1024:.2f} GiB), eps {report['eps']:.6f}, "
+        f"{report['clusters']} clusters, {report['outliers']} outliers, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     return report, labels
 
 
@@ -96,26 +108,36 @@ def write_features(size: dict, folder: Path) -> Path:
 
 
 def compare(size: dict, folder: Path) -> bool:
-    print(f"== {size['name']}: N={size['num_points']}, {size['num_ids']} ids, {DIM}-d, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"== {size['name']}: N={size['num_points']}, {size['num_ids']} ids, {DIM}-d, "
+        f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     features_path = write_features(size, folder)
     reference, reference_labels = run_child("reference", features_path, folder)
     ours = {variant: run_child(variant, features_path, folder) for variant in VARIANTS}
     for variant, (report, labels) in ours.items():  # the goals are for Market's size
-        print(f"  {variant}: {reference['seconds'] / report['seconds']:.1f}x faster than the reference (goal >= 4x), "
-              f"peak RSS {report['peak_rss_mib'] / reference['peak_rss_mib']:.3f} of the reference's (goal <= 1/3); "
-              f"over the RSS before the step: {_growth(report) / _growth(reference):.2f}; "
-              f"ARI against the reference {adjusted_rand_score(reference_labels, labels):.6f}")
+        print(
+            f"  {variant}: {reference['seconds'] / report['seconds']:.1f}x faster than the reference (goal >= 4x), "
+            f"peak RSS {report['peak_rss_mib'] / reference['peak_rss_mib']:.3f} of the reference's (goal <= 1/3); "
+            f"over the RSS before the step: {_growth(report) / _growth(reference):.2f}; "
+            f"ARI against the reference {adjusted_rand_score(reference_labels, labels):.6f}"
+        )
     spcl, spcl_labels = ours["spcl"]
     identical = bool(np.array_equal(relabel_by_first_member(reference_labels), spcl_labels))  # same numbering
-    print(f"  spcl labels identical to the reference's: {identical}, "
-          f"|eps difference| {abs(spcl['eps'] - reference['eps']):.1e}")
+    print(
+        f"  spcl labels identical to the reference's: {identical}, "
+        f"|eps difference| {abs(spcl['eps'] - reference['eps']):.1e}"
+    )
     return identical
 
 
 def alone(size: dict, folder: Path) -> None:
-    print(f"== {size['name']}: N={size['num_points']}, {size['num_ids']} ids, ours alone (goal < 60 s, < 3 GiB), "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"== {size['name']}: N={size['num_points']}, {size['num_ids']} ids, ours alone (goal < 60 s, < 3 GiB), "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     features_path = write_features(size, folder)
     for variant in VARIANTS:
         run_child(variant, features_path, folder)

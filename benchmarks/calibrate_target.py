@@ -15,6 +15,7 @@ time. `--report` gathers every regime measured so far into docs/calibration/regi
 Worlds go to data/calibration/, runs to outputs/cal-<regime>-*, each regime's row to outputs/calibration/.
 Everything resumes: a finished pretraining or adaptation is read back, an interrupted one continues.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,31 @@ from canu_core.evaluate import evaluate
 from canu_core.reproducibility import set_threads
 from canu_core.runs import RunFolder, atomic_write_text, resolve_path
 
-CLUSTER_COLUMNS = ["num_clusters", "outlier_fraction", "pairwise_precision", "pairwise_recall",
-                   "ami_pseudo_camera", "ami_true_camera", "lost_ids"]
+CLUSTER_COLUMNS = [
+    "num_clusters",
+    "outlier_fraction",
+    "pairwise_precision",
+    "pairwise_recall",
+    "ami_pseudo_camera",
+    "ami_true_camera",
+    "lost_ids",
+]
 
 
 def regime_parameters(args: argparse.Namespace) -> dict:
     """Pretraining scaled from the default 12 epochs (warm-up 2, decay at 9 and 11) to `args.epochs`."""
-    return {"arch": args.arch, "epochs": args.epochs, "warmup_epochs": 2,
-            "milestones": [round(args.epochs * 0.75), round(args.epochs * 11 / 12)],
-            "adapt_epochs": args.adapt_epochs, "adapt_iters_per_epoch": args.adapt_iters, "adversary": "none",
-            "eval_every_epoch": False, "seed": 1, "threads": args.threads}
+    return {
+        "arch": args.arch,
+        "epochs": args.epochs,
+        "warmup_epochs": 2,
+        "milestones": [round(args.epochs * 0.75), round(args.epochs * 11 / 12)],
+        "adapt_epochs": args.adapt_epochs,
+        "adapt_iters_per_epoch": args.adapt_iters,
+        "adversary": "none",
+        "eval_every_epoch": False,
+        "seed": 1,
+        "threads": args.threads,
+    }
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -60,14 +76,21 @@ def measure(args: argparse.Namespace) -> dict:
     source_run = RunFolder.for_run(pretrain_name)
     started = time.perf_counter()
     pretrain(params, source, target, source_run)
-    row = {"regime": regime, "style_strength": args.style, "arch": args.arch, "pretrain_epochs": args.epochs,
-           "adapt_epochs": args.adapt_epochs, "adapt_iters": args.adapt_iters,
-           "pretrain_minutes": (time.perf_counter() - started) / 60}
+    row = {
+        "regime": regime,
+        "style_strength": args.style,
+        "arch": args.arch,
+        "pretrain_epochs": args.epochs,
+        "adapt_epochs": args.adapt_epochs,
+        "adapt_iters": args.adapt_iters,
+        "pretrain_minutes": (time.perf_counter() - started) / 60,
+    }
     models = [load_source_model(source_run, k, params.source_checkpoint) for k in (1, 2)]
     row["source_mAP"] = float(source_run.read_history().query("model == 1")["source_mAP"].max())
     direct = evaluate(models[0], target, params.height, params.width, batch_size=params.eval_batch_size)
-    direct_ssg = evaluate(parts_model(models[0]), target, params.height, params.width,
-                          batch_size=params.eval_batch_size, flip=True)
+    direct_ssg = evaluate(
+        parts_model(models[0]), target, params.height, params.width, batch_size=params.eval_batch_size, flip=True
+    )
     row |= {"direct_mAP": direct["mAP"], "direct_ssg_mAP": direct_ssg["mAP"]}
     features = F.normalize(sum(train_set_features(m, target.train, params) for m in models) / 2, dim=1)
     diagnostics = clustering_diagnostics(make_clustering(params)(features).labels, features, target.train, 0)
@@ -100,17 +123,21 @@ def report() -> pd.DataFrame:
     out = []
     for row in rows:
         line = {k: row[k] for k in ("style_strength", "arch", "pretrain_epochs", "adapt_epochs", "adapt_iters")}
-        line |= {"source mAP": f"{row['source_mAP']:.1f}", "direct mAP (MMT / SSG eval)":
-                 f"{row['direct_mAP']:.1f} / {row['direct_ssg_mAP']:.1f}",
-                 "pair precision": f"{row['pairwise_precision']:.2f}",
-                 "adj. MI pseudo / true": f"{row['ami_pseudo_camera']:.2f} / {row['ami_true_camera']:.2f}"}
+        line |= {
+            "source mAP": f"{row['source_mAP']:.1f}",
+            "direct mAP (MMT / SSG eval)": f"{row['direct_mAP']:.1f} / {row['direct_ssg_mAP']:.1f}",
+            "pair precision": f"{row['pairwise_precision']:.2f}",
+            "adj. MI pseudo / true": f"{row['ami_pseudo_camera']:.2f} / {row['ami_true_camera']:.2f}",
+        }
         for method, direct in (("mmt", row["direct_mAP"]), ("ssg", row["direct_ssg_mAP"])):
             gains = [v - direct for k, v in row.items() if k.startswith(f"{method}_mAP_seed")]
             line[f"{method.upper()} gain (mean, min; seeds)"] = (
-                f"{sum(gains) / len(gains):+.1f}, {min(gains):+.1f}; {len(gains)}" if gains else "-")
+                f"{sum(gains) / len(gains):+.1f}, {min(gains):+.1f}; {len(gains)}" if gains else "-"
+            )
         minutes = [v for k, v in row.items() if k.startswith("mmt_minutes")]
-        line["pretrain / MMT run minutes"] = (f"{row['pretrain_minutes']:.0f} / "
-                                              + (f"{sum(minutes) / len(minutes):.1f}" if minutes else "-"))
+        line["pretrain / MMT run minutes"] = f"{row['pretrain_minutes']:.0f} / " + (
+            f"{sum(minutes) / len(minutes):.1f}" if minutes else "-"
+        )
         out.append(line)
     table = pd.DataFrame(out)
     folder = resolve_path("docs") / "calibration"

@@ -24,6 +24,7 @@ Nothing here is optimised: its loops and N x N arrays are what is measured. Two 
   cores those tiny torch calls cost 0.5 to 12 ms each (thread-pool waits; indexing a tensor with a numpy array is
   slow too), which would measure the machine, not the algorithm. This only makes the reference faster.
 """
+
 from __future__ import annotations
 
 import faiss
@@ -40,8 +41,7 @@ def reciprocal_neighbours(ranking: np.ndarray, point: int, length: int) -> np.nd
     return candidates[(ranking[candidates, :length] == point).any(axis=1)]
 
 
-def compute_jaccard_distance(features: torch.Tensor, k1: int = 20, k2: int = 6,
-                             progress: bool = False) -> np.ndarray:
+def compute_jaccard_distance(features: torch.Tensor, k1: int = 20, k2: int = 6, progress: bool = False) -> np.ndarray:
     """Dense [N, N] float32 Jaccard distance of the features (L2-normalised first), SpCL's algorithm."""
     unit = F.normalize(features.float(), dim=1).numpy()
     num_points = len(unit)
@@ -91,15 +91,16 @@ def compute_jaccard_distance(features: torch.Tensor, k1: int = 20, k2: int = 6,
 def rho_eps(distance: np.ndarray, rho: float = 1.6e-3) -> float:
     """eps: the mean of the smallest rho fraction of the upper-triangle distances (see the module docstring)."""
     upper = np.sort(distance[np.triu_indices(len(distance), 1)], axis=None)
-    return float(upper[:np.round(rho * upper.size).astype(int)].mean())
+    return float(upper[: np.round(rho * upper.size).astype(int)].mean())
 
 
 def dbscan_labels(distance: np.ndarray, eps: float, min_samples: int = 4, n_jobs: int = 2) -> np.ndarray:
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed", n_jobs=n_jobs).fit_predict(distance)
 
 
-def pseudo_labels(features: torch.Tensor, k1: int = 20, k2: int = 6, rho: float = 1.6e-3,
-                  min_samples: int = 4, progress: bool = False) -> tuple[np.ndarray, float]:
+def pseudo_labels(
+    features: torch.Tensor, k1: int = 20, k2: int = 6, rho: float = 1.6e-3, min_samples: int = 4, progress: bool = False
+) -> tuple[np.ndarray, float]:
     """The whole step: Jaccard distance, eps by the rho rule, DBSCAN. Returns (labels with -1 outliers, eps)."""
     distance = compute_jaccard_distance(features, k1, k2, progress)
     eps = rho_eps(distance, rho)

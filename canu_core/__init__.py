@@ -3,6 +3,7 @@
 What a notebook imports most: the typed parameters (`Params`, `load_params`), run folders (`RunFolder`,
 `open_run`), datasets (`canu_core.data`), the training loops (`canu_core.engine`), clustering and its diagnostics
 (`canu_core.cluster`), evaluation (`evaluate`) and the figures (`canu_core.viz`)."""
+
 from .config import ConfigError, Params, load_params, make_params
 from .evaluate import evaluate
 from .runs import RunFolder, open_run

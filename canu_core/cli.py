@@ -1,8 +1,9 @@
 """Command line, with papermill's flags for parameters:
 
-    python -m canu_core demo [-f params.yaml ...] [-p name value ...]
-    python -m canu_core notebook 01_pretrain [-f params.yaml ...] [-p name value ...]
+python -m canu_core demo [-f params.yaml ...] [-p name value ...]
+python -m canu_core notebook 01_pretrain [-f params.yaml ...] [-p name value ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="canu", description=__doc__)
     parser.add_argument("job", choices=JOBS)
     parser.add_argument("notebook", nargs="?", help="with `notebook`: its name, e.g. 01_pretrain")
-    parser.add_argument("-f", "--parameters-file", action="append", default=[], metavar="FILE",
-                        help="YAML parameter set (repeatable; later files win)")
-    parser.add_argument("-p", "--parameter", action="append", nargs=2, default=[], metavar=("NAME", "VALUE"),
-                        help="one parameter, its value read as YAML (0.1, true, text)")
+    parser.add_argument(
+        "-f",
+        "--parameters-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML parameter set (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="one parameter, its value read as YAML (0.1, true, text)",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,7 +76,8 @@ def notebook_job(name: str, parameter_files: list[str], overrides: dict) -> int:
         print(f"executed: {run_notebook(name, parameter_files, overrides, log_output=True)}")
     except papermill.PapermillExecutionError as err:
         notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", []))
-        print(f"canu: notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}{notes}",
-              file=sys.stderr)
+        print(
+            f"canu: notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}{notes}", file=sys.stderr
+        )
         return 1
     return 0

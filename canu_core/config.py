@@ -4,6 +4,7 @@ Parameters arrive from YAML files in `params/`, from papermill (`-p name value`)
 through `make_params`, which rejects unknown names (with a suggestion) and wrong types instead of warning: a
 misspelled `-p muu 0.1` must not silently run the default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -130,7 +131,8 @@ class Params:
     bn_chunk: int = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
     # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
     studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation"]] = field(
-        default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"])
+        default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"]
+    )
     methods: list[Literal["ssg", "mmt"]] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # Table IV and the oracle arm
     sweep_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # Table III, coverage and the ablation
@@ -187,9 +189,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     hint = ""
     if tp is float and isinstance(value, str):
         hint = " (write decimals like 0.1: YAML reads 1e-1 as a string)"
-    raise ConfigError(
-        f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__}){hint}"
-    )
+    raise ConfigError(f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__}){hint}")
 
 
 def make_params(values: Mapping[str, Any] | None = None, base: Params | None = None) -> Params:
@@ -210,11 +210,14 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
             check_run_name(coerced[name], name)
     merged = dataclasses.replace(base or Params(), **coerced)
     if merged.canu_condition == "oracle" and merged.adversary != "canu":
-        raise ConfigError(f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
-                          f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo")
+        raise ConfigError(
+            f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
+            f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo"
+        )
     if coerced.get("threads") is not None and coerced["threads"] < 1:
-        raise ConfigError(f"parameter 'threads': expected a count >= 1 (or null for torch's default), "
-                          f"found {coerced['threads']}")
+        raise ConfigError(
+            f"parameter 'threads': expected a count >= 1 (or null for torch's default), found {coerced['threads']}"
+        )
     return merged
 
 
@@ -225,8 +228,10 @@ _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 def check_run_name(name: str, parameter: str = "run_name") -> str:
     """A run name is one plain folder under outputs/: no path separator, no '..', no hidden folder."""
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name):
-        raise ConfigError(f"parameter {parameter!r}: expected a plain folder name (letters, digits and '.', '_', "
-                          f"'-', '+', '=', starting with a letter or digit), found {name!r}")
+        raise ConfigError(
+            f"parameter {parameter!r}: expected a plain folder name (letters, digits and '.', '_', "
+            f"'-', '+', '=', starting with a letter or digit), found {name!r}"
+        )
     return name
 
 

@@ -1,11 +1,12 @@
 """Choosing the torch device from a user-facing name ("auto", "cpu", "cuda", "cuda:1")."""
+
 from __future__ import annotations
 
 import torch
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """"auto" picks CUDA when available, else CPU; asking for CUDA on a machine without it fails loudly
+    """ "auto" picks CUDA when available, else CPU; asking for CUDA on a machine without it fails loudly
     rather than silently running (much slower) on CPU."""
     if isinstance(name, torch.device):
         device = name

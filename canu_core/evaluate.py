@@ -4,6 +4,7 @@ The ranking follows torchreid's `eval_market1501` (CMC first-match, AP as a fini
 but is vectorised over blocks of queries: at Market scale it runs about twice as fast as torchreid's Cython build
 and 40 to 50 times faster than its Python one, with identical R1/mAP (benchmarks/README.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,12 +26,13 @@ from .device import resolve_device
 JUNK_PID = -1  # Market-1501 "junk" gallery images: removed from every ranking (distractors, pid 0, stay)
 NO_TRUE_MATCH = "no query has a true match in the gallery (same pid, other camera): nothing to score"
 # Floats one block of queries may hold in evaluate_rank: bounds its memory whatever the gallery size.
-BLOCK_ELEMENTS = 2 ** 24
+BLOCK_ELEMENTS = 2**24
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, loader: DataLoader, device: str | torch.device = "auto",
-                     flip: bool = False) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def extract_features(
+    model: nn.Module, loader: DataLoader, device: str | torch.device = "auto", flip: bool = False
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Features [N, D] (float32, CPU, L2-normalised, in loader order), pids [N] and camids [N] of a loader of
     (images, pids, camids, indices) batches, with the model in eval mode (its mode is restored afterwards).
 
@@ -66,8 +68,9 @@ def _as_parts(output: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tenso
     return list(output) if isinstance(output, (list, tuple)) else [output]
 
 
-def pairwise_distance(query_features: torch.Tensor, gallery_features: torch.Tensor,
-                      metric: str = "cosine") -> torch.Tensor:
+def pairwise_distance(
+    query_features: torch.Tensor, gallery_features: torch.Tensor, metric: str = "cosine"
+) -> torch.Tensor:
     """[num_query, num_gallery] float32 distances. "cosine": 1 - cosine similarity (features are L2-normalised
     here); "euclidean": squared Euclidean distance of the features as given (torchreid's "euclidean")."""
     query, gallery = query_features.float(), gallery_features.float()
@@ -99,8 +102,9 @@ class RankResult:
         return metrics
 
 
-def evaluate_rank(distmat: np.ndarray | torch.Tensor, q_pids, g_pids, q_camids, g_camids,
-                  max_rank: int = 10) -> RankResult:
+def evaluate_rank(
+    distmat: np.ndarray | torch.Tensor, q_pids, g_pids, q_camids, g_camids, max_rank: int = 10
+) -> RankResult:
     """Market-1501 protocol (torchreid's eval_market1501) on a [num_query, num_gallery] distance matrix.
 
     Per query: gallery images of the same pid *and* camera are removed, junk images (pid -1) are removed,
@@ -116,10 +120,10 @@ def evaluate_rank(distmat: np.ndarray | torch.Tensor, q_pids, g_pids, q_camids, 
     gallery items at a distance <= its own (a binary search in the sorted row), less those of the query's pid,
     plus its position among the matches.
     """
-    distmat = np.asarray(distmat.detach().cpu() if isinstance(distmat, torch.Tensor) else distmat,
-                         dtype=np.float32)
-    q_pids, g_pids, q_camids, g_camids = (np.asarray(ids, dtype=np.int64).ravel()
-                                          for ids in (q_pids, g_pids, q_camids, g_camids))
+    distmat = np.asarray(distmat.detach().cpu() if isinstance(distmat, torch.Tensor) else distmat, dtype=np.float32)
+    q_pids, g_pids, q_camids, g_camids = (
+        np.asarray(ids, dtype=np.int64).ravel() for ids in (q_pids, g_pids, q_camids, g_camids)
+    )
     _check_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)
     kept = g_pids != JUNK_PID
     if not np.isin(g_pids[kept], q_pids).any():
@@ -139,17 +143,32 @@ def evaluate_rank(distmat: np.ndarray | torch.Tensor, q_pids, g_pids, q_camids, 
     if len(first_rank) == 0:
         raise ValueError(NO_TRUE_MATCH)
     cmc = (first_rank[:, None] <= np.arange(1, max_rank + 1)).mean(axis=0)
-    return RankResult(cmc=cmc, mAP=float(np.concatenate(average_precisions).mean()),
-                      num_valid_queries=len(first_rank), num_skipped_queries=len(q_pids) - len(first_rank))
+    return RankResult(
+        cmc=cmc,
+        mAP=float(np.concatenate(average_precisions).mean()),
+        num_valid_queries=len(first_rank),
+        num_skipped_queries=len(q_pids) - len(first_rank),
+    )
 
 
-def _check_rank_inputs(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: np.ndarray,
-                       g_camids: np.ndarray, max_rank: int) -> None:
+def _check_rank_inputs(
+    distmat: np.ndarray,
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray,
+    g_camids: np.ndarray,
+    max_rank: int,
+) -> None:
     num_query, num_gallery = distmat.shape if distmat.ndim == 2 else (-1, -1)
-    if distmat.ndim != 2 or (len(q_pids), len(q_camids)) != (num_query,) * 2 \
-            or (len(g_pids), len(g_camids)) != (num_gallery,) * 2:
-        raise ValueError(f"distmat {distmat.shape} does not match {len(q_pids)} query pids, {len(q_camids)} query "
-                         f"camids, {len(g_pids)} gallery pids, {len(g_camids)} gallery camids")
+    if (
+        distmat.ndim != 2
+        or (len(q_pids), len(q_camids)) != (num_query,) * 2
+        or (len(g_pids), len(g_camids)) != (num_gallery,) * 2
+    ):
+        raise ValueError(
+            f"distmat {distmat.shape} does not match {len(q_pids)} query pids, {len(q_camids)} query "
+            f"camids, {len(g_pids)} gallery pids, {len(g_camids)} gallery camids"
+        )
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     if not np.isfinite(distmat).all():
@@ -167,8 +186,9 @@ def _group_by_pid(g_pids: np.ndarray, q_pids: np.ndarray) -> tuple[np.ndarray, n
     return pids, np.where(slot < counts[:, None], order[positions], -1)
 
 
-def _rank_block(distances: np.ndarray, own_pid: np.ndarray, q_camids: np.ndarray,
-                g_camids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rank_block(
+    distances: np.ndarray, own_pid: np.ndarray, q_camids: np.ndarray, g_camids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """First-match rank (1-based) and AP of the queries of one block that have a match.
 
     `own_pid` [b, P]: gallery indices of each query's pid (-1 padded); those from other cameras are its matches.
@@ -195,15 +215,25 @@ def _count_at_or_below(sorted_rows: np.ndarray, thresholds: np.ndarray) -> np.nd
     return torch.searchsorted(torch.from_numpy(sorted_rows), torch.from_numpy(thresholds), right=True).numpy()
 
 
-def evaluate(model: nn.Module, dataset: ReidDataset, height: int, width: int, batch_size: int = 128,
-             device: str | torch.device = "auto", flip: bool = False, rerank: bool = False,
-             num_workers: int = 0) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    dataset: ReidDataset,
+    height: int,
+    width: int,
+    batch_size: int = 128,
+    device: str | torch.device = "auto",
+    flip: bool = False,
+    rerank: bool = False,
+    num_workers: int = 0,
+) -> dict[str, float]:
     """R1/R5/R10/mAP (percent) and the number of skipped queries of `model` on a dataset's query/gallery split,
     with cosine distances, optionally k-reciprocal re-ranked (k1=20, k2=6, lambda=0.3)."""
-    query_features, q_pids, q_camids = _split_features(model, dataset.query, height, width, batch_size, device,
-                                                       flip, num_workers)
-    gallery_features, g_pids, g_camids = _split_features(model, dataset.gallery, height, width, batch_size,
-                                                         device, flip, num_workers)
+    query_features, q_pids, q_camids = _split_features(
+        model, dataset.query, height, width, batch_size, device, flip, num_workers
+    )
+    gallery_features, g_pids, g_camids = _split_features(
+        model, dataset.gallery, height, width, batch_size, device, flip, num_workers
+    )
     if rerank:
         distmat = re_ranking(query_features, gallery_features)
     else:
@@ -211,9 +241,16 @@ def evaluate(model: nn.Module, dataset: ReidDataset, height: int, width: int, ba
     return evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids).as_dict()
 
 
-def _split_features(model: nn.Module, records: list[ImageRecord], height: int, width: int, batch_size: int,
-                    device: str | torch.device, flip: bool,
-                    num_workers: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def _split_features(
+    model: nn.Module,
+    records: list[ImageRecord],
+    height: int,
+    width: int,
+    batch_size: int,
+    device: str | torch.device,
+    flip: bool,
+    num_workers: int,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     if not records:
         raise ValueError("empty query or gallery split: nothing to evaluate")
     device = resolve_device(device)
@@ -221,10 +258,22 @@ def _split_features(model: nn.Module, records: list[ImageRecord], height: int, w
     return extract_features(model, loader, device=device, flip=flip)
 
 
-def ordered_loader(records: Sequence[ImageRecord], height: int, width: int, batch_size: int, num_workers: int = 0,
-                   pin_memory: bool = False) -> DataLoader:
+def ordered_loader(
+    records: Sequence[ImageRecord],
+    height: int,
+    width: int,
+    batch_size: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
     """Test-transformed images in record order. The loader has a generator of its own: iterating a DataLoader
     draws its workers' base seed from the global RNG otherwise, so evaluating (or not) would change the random
     stream of the training that follows."""
-    return DataLoader(ImageDataset(records, build_test_transform(height, width)), batch_size=batch_size,
-                      shuffle=False, num_workers=num_workers, pin_memory=pin_memory, generator=torch.Generator())
+    return DataLoader(
+        ImageDataset(records, build_test_transform(height, width)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator(),
+    )

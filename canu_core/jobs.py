@@ -1,4 +1,5 @@
 """Whole jobs that the command line starts: each writes run folders under outputs/."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,10 +34,12 @@ def run_demo(params: Params) -> pd.DataFrame:
     source = load_dataset(params.source, params.data_root, params.world_seed)
     target = load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage)
     run.record(params, "demo")
-    print(f"CANU-ReID demo: {params.epochs} pretraining epochs x {params.iters_per_epoch} iterations, then "
-          f"{params.adapt_epochs} MMT epochs x {params.adapt_iters_per_epoch} iterations, on {params.source} -> "
-          f"{params.target}. A short CPU schedule, to show the job, not the study: the study's regime and its "
-          "5-seed results are in README (\"The synthetic study\"), run with `make study`.")
+    print(
+        f"CANU-ReID demo: {params.epochs} pretraining epochs x {params.iters_per_epoch} iterations, then "
+        f"{params.adapt_epochs} MMT epochs x {params.adapt_iters_per_epoch} iterations, on {params.source} -> "
+        f"{params.target}. A short CPU schedule, to show the job, not the study: the study's regime and its "
+        '5-seed results are in README ("The synthetic study"), run with `make study`.'
+    )
 
     pretrain_params, pretrain_run = stage(params, "pretrain", "01_pretrain")
     print(f"\n== 1/4 source pretraining ({params.n_models} models): {pretrain_run.path}")
@@ -44,8 +47,9 @@ def run_demo(params: Params) -> pd.DataFrame:
 
     models = {"direct transfer": load_source_model(pretrain_run, params.model_index, params.source_checkpoint)}
     for step, (row, adversary) in enumerate((("MMT", "none"), ("CANU-MMT", "canu")), start=2):
-        adapt_params, adapt_run = stage(params, DEMO_ROWS[row], "03_train", method="mmt", adversary=adversary,
-                                        pretrain_run=pretrain_run.path.name)
+        adapt_params, adapt_run = stage(
+            params, DEMO_ROWS[row], "03_train", method="mmt", adversary=adversary, pretrain_run=pretrain_run.path.name
+        )
         print(f"\n== {step}/4 {row} from the same source models: {adapt_run.path}")
         train_mmt(adapt_params, target, adapt_run, pretrain_run)
         models[row] = load_adapted_model(adapt_run, "mmt", "last")
@@ -56,15 +60,21 @@ def run_demo(params: Params) -> pd.DataFrame:
     points = {row: umap_embedding(feature.numpy(), seed=params.seed) for row, feature in features.items()}
     labelings = camera_and_identity(target.train)
     figure = run.figure_path("before_after_umap.png")
-    plot_umap_grid(points, labelings, path=figure, seed=params.seed,
-                   title=f"Target training features: source model {params.model_index}, then after MMT and "
-                         "CANU-MMT (last epoch)")
+    plot_umap_grid(
+        points,
+        labelings,
+        path=figure,
+        seed=params.seed,
+        title=f"Target training features: source model {params.model_index}, then after MMT and CANU-MMT (last epoch)",
+    )
     table.to_csv(run.path / "demo_table.csv")
     minutes = (time.monotonic() - started) / 60
     run.write_metrics({"table": table.reset_index().to_dict(orient="records"), "minutes": minutes})
-    print(f"\nfigure: {figure}\ntable: {run.path / 'demo_table.csv'}\n{minutes:.1f} min. A short schedule on one "
-          "seed: differences of a few mAP between MMT and CANU-MMT are within the seed-to-seed spread that README's "
-          "study measures over 5 seeds.")
+    print(
+        f"\nfigure: {figure}\ntable: {run.path / 'demo_table.csv'}\n{minutes:.1f} min. A short schedule on one "
+        "seed: differences of a few mAP between MMT and CANU-MMT are within the seed-to-seed spread that README's "
+        "study measures over 5 seeds."
+    )
     return table
 
 
@@ -84,15 +94,26 @@ def demo_table(models: dict, target: ReidDataset, params: Params) -> tuple[pd.Da
     pids, camids = ids_and_cameras(target.train)
     rows, features = {}, {}
     for name, model in models.items():
-        scores = evaluate(model, target, params.height, params.width, batch_size=params.eval_batch_size,
-                          device=params.device, num_workers=params.num_workers)
+        scores = evaluate(
+            model,
+            target,
+            params.height,
+            params.width,
+            batch_size=params.eval_batch_size,
+            device=params.device,
+            num_workers=params.num_workers,
+        )
         features[name] = train_set_features(model, target.train, params)
         report = clustering_report(make_clustering(params)(features[name]), pids, camids)
-        rows[name] = {"mAP": scores["mAP"], "R1": scores["R1"], "clusters": report["num_clusters"],
-                      "pair precision": report["pairwise_precision"],
-                      "adj. MI(clusters; camera)": report["ami_pseudo_camera"],
-                      "adj. MI(true ids; camera)": report["ami_true_camera"],
-                      "lost ids": report["lost_ids"]}
+        rows[name] = {
+            "mAP": scores["mAP"],
+            "R1": scores["R1"],
+            "clusters": report["num_clusters"],
+            "pair precision": report["pairwise_precision"],
+            "adj. MI(clusters; camera)": report["ami_pseudo_camera"],
+            "adj. MI(true ids; camera)": report["ami_true_camera"],
+            "lost ids": report["lost_ids"],
+        }
     table = pd.DataFrame.from_dict(rows, orient="index").round(3)
     table.index.name = "model"
     return table, features

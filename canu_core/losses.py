@@ -1,5 +1,6 @@
 """Identity losses shared by the source pretraining, MMT and SSG: label-smoothed CE and batch-hard triplet, MMT's
 soft (teacher-supervised) cross-entropy and triplet, and SSG's own triplet."""
+
 from __future__ import annotations
 
 import torch
@@ -86,8 +87,7 @@ class SSGTripletLoss(nn.Module):
         super().__init__()
         self.margin = margin
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor,
-                groups: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         """`groups`: the sampler's identity of each sample (default: the labels themselves)."""
         groups = labels if groups is None else groups
         distances = euclidean_distances(features)

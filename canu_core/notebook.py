@@ -4,6 +4,7 @@ papermill only warns about a misspelled `-p` name and injects it as a new variab
 sees every variable defined so far, so a name the typed definition does not know is an error, not a silent default.
 `papermill -f params/<set>.yaml` injects each key of the file the same way, so files are checked too.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,12 @@ _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 def user_variables(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The variables a user (or papermill) defined: no IPython bookkeeping, modules or functions."""
     return {
-        name: value for name, value in namespace.items()
-        if not name.startswith("_") and name not in _IPYTHON_NAMES
-        and not isinstance(value, ModuleType) and not callable(value)
+        name: value
+        for name, value in namespace.items()
+        if not name.startswith("_")
+        and name not in _IPYTHON_NAMES
+        and not isinstance(value, ModuleType)
+        and not callable(value)
     }
 
 
@@ -47,8 +51,28 @@ def injected(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in in_cell or v != defaults.get(k)}
 
 
-def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), parameters: Mapping[str, Any] | None = None,
-                 log_output: bool = False) -> Path:
+def parameters_cell(notebook: Path) -> dict[str, Any]:
+    """The values a notebook's `parameters` cell assigns (literals only): what the notebook runs with before
+    papermill injects anything."""
+    import ast
+
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    source = next(cell.source for cell in cells if "parameters" in cell.metadata.get("tags", []))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+    }
+
+
+def run_notebook(
+    name: str,
+    parameter_files: Sequence[str | Path] = (),
+    parameters: Mapping[str, Any] | None = None,
+    log_output: bool = False,
+) -> Path:
     """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
     (`outputs/<run_name>/<name>.ipynb`). Parameters are validated, and checked against the run folder's record,
     before the kernel starts. The copy is written under `outputs/.executing/` and moved into the run folder only
@@ -60,19 +84,27 @@ def run_notebook(name: str, parameter_files: Sequence[str | Path] = (), paramete
     for path in parameter_files:
         files_and_overrides.update(read_yaml(resolve_path(path)))
     files_and_overrides.update(parameters or {})
-    params = make_params(files_and_overrides)
     notebooks = project_root() / "notebooks"
     source = notebooks / f"{name}.ipynb"
     if not source.is_file():
         available = sorted(p.stem for p in notebooks.glob("[0-9]*.ipynb"))
         raise FileNotFoundError(f"no notebook {source}; available: {', '.join(available)}")
+    # what the kernel will run with: the notebook's own parameters cell, then the files and overrides papermill
+    # injects (a cell value such as notebook 04's seed 1 counts, or a rerun would be refused against its record)
+    params = make_params({**parameters_cell(source), **files_and_overrides})
     run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
     executing = outputs_root() / ".executing" / params.run_name / source.name
     executing.parent.mkdir(parents=True, exist_ok=True)
     try:
-        papermill.execute_notebook(str(source), str(executing), parameters=injected(source, files_and_overrides),
-                                   kernel_name="python3", cwd=str(notebooks), progress_bar=False,
-                                   log_output=log_output)
+        papermill.execute_notebook(
+            str(source),
+            str(executing),
+            parameters=injected(source, files_and_overrides),
+            kernel_name="python3",
+            cwd=str(notebooks),
+            progress_bar=False,
+            log_output=log_output,
+        )
     except BaseException as err:
         if executing.is_file():
             failed = outputs_root() / ".failed" / params.run_name / source.name

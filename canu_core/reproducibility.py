@@ -1,4 +1,5 @@
 """Seeding and threads: a seed makes a CPU run repeat exactly, at a given thread count."""
+
 from __future__ import annotations
 
 import random
@@ -34,10 +35,17 @@ def rng_state() -> dict:
     """Every RNG state a resumed run needs to continue exactly where it stopped, in forms that
     `torch.load(weights_only=True)` accepts (tensors, ints, floats, tuples): numpy's key as an int64 tensor."""
     kind, key, position, has_gauss, cached_gaussian = np.random.get_state()
-    state = {"python": random.getstate(),
-             "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "position": int(position),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -46,8 +54,15 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["key"].numpy().astype(np.uint32), numpy_state["position"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["key"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

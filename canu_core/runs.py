@@ -6,6 +6,7 @@ more epochs or other learning rates, and the change is recorded. Everything is w
 fsync, rename), so an interrupted run never leaves a half-written file and resumes from its last checkpoint.
 Checkpoints are read with `weights_only=True`: a file that carries pickled code is refused, never run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,23 @@ from .reproducibility import set_threads
 PROJECT_MARKER = "pyproject.toml"
 # Parameters that change what a run shows, where its data lie or how a sweep is organised, not what it computes:
 # never compared (a dataset moved to another data_root is the same dataset).
-NOT_COMPARED = frozenset({"run_name", "data_root", "interactive", "umap_figures", "amend", "studies", "methods",
-                          "seeds", "sweep_seeds", "mu_grid", "coverage_grid", "coverage_method", "parallel_runs"})
+NOT_COMPARED = frozenset(
+    {
+        "run_name",
+        "data_root",
+        "interactive",
+        "umap_figures",
+        "amend",
+        "studies",
+        "methods",
+        "seeds",
+        "sweep_seeds",
+        "mu_grid",
+        "coverage_grid",
+        "coverage_method",
+        "parallel_runs",
+    }
+)
 # What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.
 AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "adapt_lr", "ssg_lr", "disc_lr"})
 GROWING = frozenset({"epochs", "adapt_epochs"})
@@ -74,8 +90,13 @@ def git_commit() -> str:
     root = project_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
@@ -144,14 +165,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Any:
         raise CheckpointError(
             f"refused to load {path}: it holds more than tensors and plain values ({found}), and unpickling it "
             "could run code that came with the file. The lab's own checkpoints never do: do not use this file; "
-            "rerun the run that should have written it") from None
+            "rerun the run that should have written it"
+        ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:  # torch's zip reader fails in any of these
         size = path.stat().st_size if path.is_file() else 0
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"cannot read checkpoint {path} ({size} bytes: {reason}): the file is damaged or incomplete (an "
             "interrupted copy?). Restore it from a copy, or delete it to redo what wrote it (a run resumes from "
-            "the checkpoints that remain)") from None
+            "the checkpoints that remain)"
+        ) from None
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -170,9 +193,14 @@ def parameter_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]
     default changed what the code computes (UNRECORDED_NOT_DEFAULT); `threads` None (torch's default) takes whatever
     the run recorded."""
     recorded = {**as_dict(Params()), **{name: UNRECORDED for name in UNRECORDED_NOT_DEFAULT}, **recorded}
-    return {name: (recorded[name], value) for name, value in wanted.items()
-            if name not in NOT_COMPARED and name in recorded and recorded[name] != value
-            and not (name == "threads" and value is None)}
+    return {
+        name: (recorded[name], value)
+        for name, value in wanted.items()
+        if name not in NOT_COMPARED
+        and name in recorded
+        and recorded[name] != value
+        and not (name == "threads" and value is None)
+    }
 
 
 def describe_differences(differences: Mapping[str, tuple[Any, Any]]) -> str:
@@ -208,17 +236,24 @@ class RunFolder:
         machine = {"git_commit": git_commit(), "cpu_model": cpu_model()}
         self.remove_temporaries()
         if not self.params_path.is_file():
-            return atomic_write_text(self.params_path, yaml.safe_dump({"notebook": notebook, **values, **machine},
-                                                                      sort_keys=False))
+            return atomic_write_text(
+                self.params_path, yaml.safe_dump({"notebook": notebook, **values, **machine}, sort_keys=False)
+            )
         recorded = self.read_params()
         changed = parameter_differences(recorded, values)
         moved = {k: v for k, v in machine.items() if recorded.get(k) != v}
         if not changed and not moved:
             return self.params_path
-        entry = {"after_history_rows": len(self.read_history()), **machine,
-                 "changed": {k: [old, new] for k, (old, new) in changed.items()}}
-        updated = {**recorded, **{k: new for k, (_, new) in changed.items()},
-                   "continued": [*recorded.get("continued", []), entry]}
+        entry = {
+            "after_history_rows": len(self.read_history()),
+            **machine,
+            "changed": {k: [old, new] for k, (old, new) in changed.items()},
+        }
+        updated = {
+            **recorded,
+            **{k: new for k, (_, new) in changed.items()},
+            "continued": [*recorded.get("continued", []), entry],
+        }
         return atomic_write_text(self.params_path, yaml.safe_dump(updated, sort_keys=False))
 
     def remove_temporaries(self) -> None:
@@ -247,8 +282,10 @@ class RunFolder:
     # --- metrics
     def write_metrics(self, metrics: Mapping[str, Any]) -> Path:
         """Strict JSON: a NaN or infinite value (e.g. a precision with no pair to count) is written as null."""
-        return atomic_write_text(self.path / "metrics.json",
-                                 json.dumps(_finite_or_none(dict(metrics)), indent=2, sort_keys=True, allow_nan=False))
+        return atomic_write_text(
+            self.path / "metrics.json",
+            json.dumps(_finite_or_none(dict(metrics)), indent=2, sort_keys=True, allow_nan=False),
+        )
 
     def read_metrics(self) -> dict[str, Any]:
         return json.loads((self.path / "metrics.json").read_text())
@@ -280,26 +317,36 @@ def resolve_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
     run = RunFolder.for_run(params.run_name)
     recorded = run.read_params() if run.params_path.is_file() else None
     if recorded is not None and recorded.get("notebook", notebook) != notebook:
-        raise RunConflictError(f"run folder {run.path} holds a run of notebook {recorded['notebook']}: give this "
-                               f"{notebook} run its own folder (-p run_name <name>)")
+        raise RunConflictError(
+            f"run folder {run.path} holds a run of notebook {recorded['notebook']}: give this "
+            f"{notebook} run its own folder (-p run_name <name>)"
+        )
     if recorded is None:
         leftovers = [p for p in run.path.iterdir() if not p.name.startswith(".")] if run.path.is_dir() else []
         if leftovers:
-            raise RunConflictError(f"run folder {run.path} holds {', '.join(p.name for p in leftovers[:5])} but no "
-                                   "params.yaml: it is not a run of this lab's; move it away or pick another run_name")
+            raise RunConflictError(
+                f"run folder {run.path} holds {', '.join(p.name for p in leftovers[:5])} but no "
+                "params.yaml: it is not a run of this lab's; move it away or pick another run_name"
+            )
         threads = params.threads or torch.get_num_threads()
     else:
         differences = parameter_differences(recorded, as_dict(params))
-        refused = {k: v for k, v in differences.items()
-                   if not params.amend or k not in AMENDABLE or (k in GROWING and v[1] < v[0])}
+        refused = {
+            k: v
+            for k, v in differences.items()
+            if not params.amend or k not in AMENDABLE or (k in GROWING and v[1] < v[0])
+        }
         if refused:
-            advice = ("amend changes only " + ", ".join(sorted(AMENDABLE)) + " (epochs only grow)"
-                      if params.amend else
-                      "to continue it with more epochs or other learning rates, add -p amend true"
-                      if all(k in AMENDABLE for k in refused) else
-                      "to keep both, give this run another run_name; or delete that folder")
-            raise RunConflictError(f"run folder {run.path} holds a run with other parameters "
-                                   f"({describe_differences(refused)}): {advice}")
+            advice = (
+                "amend changes only " + ", ".join(sorted(AMENDABLE)) + " (epochs only grow)"
+                if params.amend
+                else "to continue it with more epochs or other learning rates, add -p amend true"
+                if all(k in AMENDABLE for k in refused)
+                else "to keep both, give this run another run_name; or delete that folder"
+            )
+            raise RunConflictError(
+                f"run folder {run.path} holds a run with other parameters ({describe_differences(refused)}): {advice}"
+            )
         threads = params.threads or recorded.get("threads") or torch.get_num_threads()
     return run, dataclasses.replace(params, threads=threads)
 

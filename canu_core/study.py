@@ -8,6 +8,7 @@ A study is a list of adaptation runs, each a recorded notebook 03 in its own run
 identity and camera are tied in the synthetic target) and "ablation" (what the discriminators read, and a bounded
 adversarial objective). `claims_table` tests each of the paper's claims on the per-seed paired differences.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,33 +27,73 @@ from .data.catalog import SYNTHETIC_PREFIX, world_spec
 from .runs import RunFolder, atomic_write_text, resolve_run
 
 # The study's own parameters: they choose which runs exist, so they are not passed on to the runs.
-STUDY_FIELDS = ("studies", "methods", "seeds", "sweep_seeds", "mu_grid", "coverage_grid", "coverage_method",
-                "parallel_runs")
+STUDY_FIELDS = (
+    "studies",
+    "methods",
+    "seeds",
+    "sweep_seeds",
+    "mu_grid",
+    "coverage_grid",
+    "coverage_method",
+    "parallel_runs",
+)
 METHODS = ("ssg", "mmt")
 ADVERSARIES = ("none", "adv", "canu")
 PAPER_MU = {"ssg": 0.05, "mmt": 0.1}  # the paper's choice for CANU-SSG and CANU-MMT (Table III)
 # Run variants beyond the paper's settings: what each sets, and how tables name it. "oracle" reads the target's
 # labels: it is a diagnostic of the mechanism, labelled as such wherever it appears.
-VARIANTS = {"": {}, "oracle": {"canu_condition": "oracle"}, "embedding": {"adversary_features": "embedding"},
-            "uniform": {"adversary_objective": "uniform_ce"}}
-VARIANT_NAMES = {"": "", "oracle": " [oracle condition]", "embedding": " [D reads the embedding]",
-                 "uniform": " [uniform-CE objective]"}
-METHOD_NAMES = {("ssg", "none"): "SSG", ("ssg", "adv"): "SSG+Adv.", ("ssg", "canu"): "CANU-SSG",
-                ("mmt", "none"): "MMT (DBSCAN)", ("mmt", "adv"): "MMT+Adv.", ("mmt", "canu"): "CANU-MMT"}
+VARIANTS = {
+    "": {},
+    "oracle": {"canu_condition": "oracle"},
+    "embedding": {"adversary_features": "embedding"},
+    "uniform": {"adversary_objective": "uniform_ce"},
+}
+VARIANT_NAMES = {
+    "": "",
+    "oracle": " [oracle condition]",
+    "embedding": " [D reads the embedding]",
+    "uniform": " [uniform-CE objective]",
+}
+METHOD_NAMES = {
+    ("ssg", "none"): "SSG",
+    ("ssg", "adv"): "SSG+Adv.",
+    ("ssg", "canu"): "CANU-SSG",
+    ("mmt", "none"): "MMT (DBSCAN)",
+    ("mmt", "adv"): "MMT+Adv.",
+    ("mmt", "canu"): "CANU-MMT",
+}
 # The paper's R1 / mAP on the real settings (Tables III and IV), shown beside the synthetic study's.
 PAPER_TABLE_IV = {
-    "Market->Duke": {"SSG": (73.0, 53.4), "SSG+Adv.": (75.4, 56.4), "CANU-SSG": (76.1, 57.0),
-                     "MMT (DBSCAN)": (80.2, 67.2), "MMT+Adv.": (82.6, 70.3), "CANU-MMT": (83.3, 70.3)},
-    "Duke->Market": {"SSG": (80.0, 58.3), "SSG+Adv.": (83.8, 62.7), "CANU-SSG": (83.3, 61.9),
-                     "MMT (DBSCAN)": (91.7, 79.3), "MMT+Adv.": (93.6, 82.2), "CANU-MMT": (94.2, 83.0)},
+    "Market->Duke": {
+        "SSG": (73.0, 53.4),
+        "SSG+Adv.": (75.4, 56.4),
+        "CANU-SSG": (76.1, 57.0),
+        "MMT (DBSCAN)": (80.2, 67.2),
+        "MMT+Adv.": (82.6, 70.3),
+        "CANU-MMT": (83.3, 70.3),
+    },
+    "Duke->Market": {
+        "SSG": (80.0, 58.3),
+        "SSG+Adv.": (83.8, 62.7),
+        "CANU-SSG": (83.3, 61.9),
+        "MMT (DBSCAN)": (91.7, 79.3),
+        "MMT+Adv.": (93.6, 82.2),
+        "CANU-MMT": (94.2, 83.0),
+    },
 }
 PAPER_TABLE_III = {  # (method, mu) -> R1 / mAP, Market->Duke then Duke->Market
-    ("CANU-SSG", 0.01): ((72.8, 53.3), (79.7, 57.2)), ("CANU-SSG", 0.05): ((76.1, 57.0), (83.3, 61.9)),
-    ("CANU-SSG", 0.1): ((74.7, 56.2), (82.7, 61.1)), ("CANU-SSG", 0.2): ((75.3, 56.5), (81.8, 60.3)),
-    ("CANU-SSG", 0.4): ((73.3, 53.5), (80.4, 59.2)), ("CANU-SSG", 1.8): ((7.1, 2.9), (39.1, 17.1)),
-    ("CANU-MMT", 0.01): ((81.3, 68.9), (92.6, 79.2)), ("CANU-MMT", 0.05): ((82.4, 70.3), (93.0, 81.3)),
-    ("CANU-MMT", 0.1): ((83.3, 70.3), (94.2, 83.0)), ("CANU-MMT", 0.2): ((82.7, 70.3), (93.4, 82.5)),
-    ("CANU-MMT", 0.4): ((82.5, 70.3), (93.8, 82.0)), ("CANU-MMT", 1.8): ((82.8, 69.9), (93.1, 81.3)),
+    ("CANU-SSG", 0.01): ((72.8, 53.3), (79.7, 57.2)),
+    ("CANU-SSG", 0.05): ((76.1, 57.0), (83.3, 61.9)),
+    ("CANU-SSG", 0.1): ((74.7, 56.2), (82.7, 61.1)),
+    ("CANU-SSG", 0.2): ((75.3, 56.5), (81.8, 60.3)),
+    ("CANU-SSG", 0.4): ((73.3, 53.5), (80.4, 59.2)),
+    ("CANU-SSG", 1.8): ((7.1, 2.9), (39.1, 17.1)),
+    ("CANU-MMT", 0.01): ((81.3, 68.9), (92.6, 79.2)),
+    ("CANU-MMT", 0.05): ((82.4, 70.3), (93.0, 81.3)),
+    ("CANU-MMT", 0.1): ((83.3, 70.3), (94.2, 83.0)),
+    ("CANU-MMT", 0.2): ((82.7, 70.3), (93.4, 82.5)),
+    ("CANU-MMT", 0.4): ((82.5, 70.3), (93.8, 82.0)),
+    ("CANU-MMT", 1.8): ((82.8, 69.9), (93.1, 81.3)),
 }
 
 
@@ -70,12 +111,26 @@ class StudyRun:
 
     @property
     def overrides(self) -> dict[str, Any]:
-        return {"run_name": self.name, "method": self.method, "adversary": self.adversary, "mu": self.mu,
-                "seed": self.seed, "target_coverage": self.target_coverage, **VARIANTS[self.variant]}
+        return {
+            "run_name": self.name,
+            "method": self.method,
+            "adversary": self.adversary,
+            "mu": self.mu,
+            "seed": self.seed,
+            "target_coverage": self.target_coverage,
+            **VARIANTS[self.variant],
+        }
 
 
-def study_run(study: str, method: str, adversary: str, mu: float, seed: int,
-              target_coverage: float | None = None, variant: str = "") -> StudyRun:
+def study_run(
+    study: str,
+    method: str,
+    adversary: str,
+    mu: float,
+    seed: int,
+    target_coverage: float | None = None,
+    variant: str = "",
+) -> StudyRun:
     """The run of these settings, named after them. A run without adversary ignores mu: it is named without it
     and shared by every mu."""
     if variant not in VARIANTS:
@@ -84,8 +139,9 @@ def study_run(study: str, method: str, adversary: str, mu: float, seed: int,
     variant_part = f"-{variant}" if variant else ""
     coverage_part = "" if target_coverage is None else f"-cov{target_coverage}"
     name = f"{study}-{method}-{adversary}{variant_part}{mu_part}{coverage_part}-seed{seed}"
-    return StudyRun(name, method, adversary, mu if adversary != "none" else PAPER_MU[method], seed, target_coverage,
-                    variant)
+    return StudyRun(
+        name, method, adversary, mu if adversary != "none" else PAPER_MU[method], seed, target_coverage, variant
+    )
 
 
 def plan_study(params: Params, study: str) -> list[StudyRun]:
@@ -102,25 +158,39 @@ def plan_study(params: Params, study: str) -> list[StudyRun]:
         return [study_run(study, m, a, PAPER_MU[m], seed) for m in methods for a in ADVERSARIES]
 
     def oracle(seed):
-        return [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
-                for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))]
+        return [
+            study_run(study, m, a, PAPER_MU[m], seed, variant=v)
+            for m in methods
+            for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))
+        ]
 
     def table_iii(seed):
-        return ([study_run(study, m, "none", PAPER_MU[m], seed) for m in methods]
-                + [study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu") for mu in params.mu_grid])
+        return [study_run(study, m, "none", PAPER_MU[m], seed) for m in methods] + [
+            study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu") for mu in params.mu_grid
+        ]
 
     def coverage(seed):
         m, preset = params.coverage_method, preset_coverage(params)
-        return [study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c)
-                for c in params.coverage_grid for a in ADVERSARIES]
+        return [
+            study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c)
+            for c in params.coverage_grid
+            for a in ADVERSARIES
+        ]
 
     def ablation(seed):
-        return [study_run(study, m, a, PAPER_MU[m], seed, variant=v) for m in methods
-                for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))]
+        return [
+            study_run(study, m, a, PAPER_MU[m], seed, variant=v)
+            for m in methods
+            for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))
+        ]
 
-    order = (("table_iv", table_iv, params.seeds), ("oracle", oracle, params.seeds),
-             ("table_iii", table_iii, params.sweep_seeds), ("coverage", coverage, params.sweep_seeds),
-             ("ablation", ablation, params.sweep_seeds))
+    order = (
+        ("table_iv", table_iv, params.seeds),
+        ("oracle", oracle, params.seeds),
+        ("table_iii", table_iii, params.sweep_seeds),
+        ("coverage", coverage, params.sweep_seeds),
+        ("ablation", ablation, params.sweep_seeds),
+    )
     runs = [run for name, runs_of, seeds in order if name in params.studies for seed in seeds for run in runs_of(seed)]
     return list({run.name: run for run in runs}.values())
 
@@ -129,8 +199,10 @@ def preset_coverage(params: Params) -> float:
     """The camera coverage of the study's synthetic target (the coverage sweep needs one): a run at that value is
     the default world's run, shared with Tables III and IV."""
     if not params.target.startswith(SYNTHETIC_PREFIX):
-        raise ValueError(f"the coverage study sweeps a knob of synthetic worlds; target is {params.target!r}: "
-                         f"leave 'coverage' out of studies")
+        raise ValueError(
+            f"the coverage study sweeps a knob of synthetic worlds; target is {params.target!r}: "
+            f"leave 'coverage' out of studies"
+        )
     return world_spec(params.target).camera_coverage
 
 
@@ -143,7 +215,7 @@ def run_parameters(params: Params, run: StudyRun) -> dict[str, Any]:
 
 
 def run_state(params: Params, run: StudyRun) -> str:
-    """"finished" (metrics written), "partial" (started: resumes from its checkpoint) or "new". A folder that
+    """ "finished" (metrics written), "partial" (started: resumes from its checkpoint) or "new". A folder that
     holds another run is refused as notebook 03 would refuse it (runs.resolve_run)."""
     folder = RunFolder.for_run(run.name)
     if not folder.params_path.is_file():
@@ -160,8 +232,10 @@ def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
 
     states = {run.name: run_state(params, run) for run in runs}
     todo = [run for run in runs if states[run.name] != "finished"]
-    print(f"{len(runs)} runs: {len(runs) - len(todo)} finished already, {len(todo)} to run "
-          f"({sum(s == 'partial' for s in states.values())} resuming)")
+    print(
+        f"{len(runs)} runs: {len(runs) - len(todo)} finished already, {len(todo)} to run "
+        f"({sum(s == 'partial' for s in states.values())} resuming)"
+    )
     errors: dict[str, str] = {}
 
     def execute(run: StudyRun) -> None:
@@ -173,9 +247,17 @@ def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
     with ThreadPoolExecutor(max_workers=params.parallel_runs) as pool:
         for _ in tqdm(pool.map(execute, todo), total=len(todo), desc="study runs", unit="run"):
             pass
-    return pd.DataFrame([{"run_name": run.name, "before": states[run.name],
-                          "after": "failed" if run.name in errors else "finished", "error": errors.get(run.name, "")}
-                         for run in runs])
+    return pd.DataFrame(
+        [
+            {
+                "run_name": run.name,
+                "before": states[run.name],
+                "after": "failed" if run.name in errors else "finished",
+                "error": errors.get(run.name, ""),
+            }
+            for run in runs
+        ]
+    )
 
 
 RUN_COLUMNS = ("run_name", "method", "adversary", "variant", "mu", "seed", "default_world", "target_coverage")
@@ -183,8 +265,16 @@ RUN_COLUMNS = ("run_name", "method", "adversary", "variant", "mu", "seed", "defa
 
 def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
     coverage = default_coverage if run.target_coverage is None else run.target_coverage
-    return {"run_name": run.name, "method": run.method, "adversary": run.adversary, "variant": run.variant,
-            "mu": run.mu, "seed": run.seed, "default_world": run.target_coverage is None, "target_coverage": coverage}
+    return {
+        "run_name": run.name,
+        "method": run.method,
+        "adversary": run.adversary,
+        "variant": run.variant,
+        "mu": run.mu,
+        "seed": run.seed,
+        "default_world": run.target_coverage is None,
+        "target_coverage": coverage,
+    }
 
 
 def collect_histories(runs: Iterable[StudyRun], default_coverage: float = math.nan) -> pd.DataFrame:
@@ -198,8 +288,9 @@ def collect_histories(runs: Iterable[StudyRun], default_coverage: float = math.n
             history = folder.read_history().drop(columns=["method", "adversary", "mu"], errors="ignore")
             accuracies = history.filter(regex=r"^disc_acc_")
             history["disc_acc"] = accuracies.mean(axis=1) if accuracies.shape[1] else math.nan
-            frames.append(history.assign(**_run_columns(run, default_coverage))[
-                list(RUN_COLUMNS) + list(history.columns)])
+            frames.append(
+                history.assign(**_run_columns(run, default_coverage))[list(RUN_COLUMNS) + list(history.columns)]
+            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(RUN_COLUMNS))
 
 
@@ -229,7 +320,7 @@ def table_iv_rows(frame: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd
 
 
 def mean_std(values: pd.Series, decimals: int = 1) -> str:
-    """"mean ± std" over seeds (std with ddof=1; a single seed shows no spread)."""
+    """ "mean ± std" over seeds (std with ddof=1; a single seed shows no spread)."""
     values = values.dropna()
     if values.empty:
         return "-"
@@ -243,10 +334,16 @@ def mean_std(values: pd.Series, decimals: int = 1) -> str:
 DECIMALS = {"mi_pseudo_camera": 2, "ami_pseudo_camera": 2, "ami_true_camera": 2}
 
 
-def summary_table(results: pd.DataFrame, by: Sequence[str],
-                  metrics: Mapping[str, str] = {"target_R1": "R1", "target_mAP": "mAP",
-                                                "mi_pseudo_camera": "MI(pseudo; cam)",
-                                                "ami_pseudo_camera": "adj. MI(pseudo; cam)"}) -> pd.DataFrame:
+def summary_table(
+    results: pd.DataFrame,
+    by: Sequence[str],
+    metrics: Mapping[str, str] = {
+        "target_R1": "R1",
+        "target_mAP": "mAP",
+        "mi_pseudo_camera": "MI(pseudo; cam)",
+        "ami_pseudo_camera": "adj. MI(pseudo; cam)",
+    },
+) -> pd.DataFrame:
     """One row per `by` group: each metric as "mean ± std" over seeds and the number of seeds."""
     rows = []
     for key, group in results.groupby(list(by), sort=False, dropna=False):
@@ -264,7 +361,7 @@ def method_name(method: str, adversary: str, variant: str = "") -> str:
 def _row_order(name: str) -> tuple[int, int]:
     """The paper's row order, each variant after the method it varies."""
     base = next(n for n in sorted(METHOD_NAMES.values(), key=len, reverse=True) if name.startswith(n))
-    return list(METHOD_NAMES.values()).index(base), list(VARIANT_NAMES.values()).index(name[len(base):])
+    return list(METHOD_NAMES.values()).index(base), list(VARIANT_NAMES.values()).index(name[len(base) :])
 
 
 def _method_order(column: pd.Series) -> pd.Series:
@@ -273,8 +370,9 @@ def _method_order(column: pd.Series) -> pd.Series:
 
 
 def _with_method_names(results: pd.DataFrame) -> pd.DataFrame:
-    names = [method_name(m, a, v) for m, a, v in zip(results["method"], results["adversary"],
-                                                       results["variant"].fillna(""))]
+    names = [
+        method_name(m, a, v) for m, a, v in zip(results["method"], results["adversary"], results["variant"].fillna(""))
+    ]
     return results.assign(Method=names)
 
 
@@ -299,7 +397,8 @@ def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
     for index, setting in enumerate(PAPER_TABLE_IV):
         table[f"paper {setting} R1/mAP"] = [
             "/".join(map(str, PAPER_TABLE_III[(m, mu)][index])) if (m, mu) in PAPER_TABLE_III else "-"
-            for m, mu in zip(table["Method"], table["mu"])]
+            for m, mu in zip(table["Method"], table["mu"])
+        ]
     return table
 
 
@@ -315,18 +414,28 @@ def variant_table(results: pd.DataFrame, variants: Sequence[str], seeds: Sequenc
     """The baseline, CANU and CANU's `variants` at the paper's mu on the default world, over `seeds`: the oracle
     arm (variants ["oracle"]) or the ablation (["embedding", "uniform"])."""
     rows = results[results["default_world"] & _at_paper_mu(results) & results["seed"].isin(seeds)]
-    rows = rows[(rows["adversary"].eq("none") & rows["variant"].fillna("").eq(""))
-                | (rows["adversary"].eq("canu") & rows["variant"].fillna("").isin(["", *variants]))]
-    metrics = {"target_R1": "R1", "target_mAP": "mAP", "ami_pseudo_camera": "adj. MI(pseudo; cam)",
-               "lost_ids": "lost ids"}
+    rows = rows[
+        (rows["adversary"].eq("none") & rows["variant"].fillna("").eq(""))
+        | (rows["adversary"].eq("canu") & rows["variant"].fillna("").isin(["", *variants]))
+    ]
+    metrics = {
+        "target_R1": "R1",
+        "target_mAP": "mAP",
+        "ami_pseudo_camera": "adj. MI(pseudo; cam)",
+        "lost_ids": "lost ids",
+    }
     return _sorted_by_method(summary_table(_with_method_names(rows), ["Method"], metrics))
 
 
 def coverage_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
     """The coverage sweep's runs: `coverage_method` at the paper's mu, every coverage of the grid, no variant."""
-    return results[results["method"].eq(params.coverage_method) & results["target_coverage"].isin(params.coverage_grid)
-                   & _at_paper_mu(results) & results["variant"].fillna("").eq("")
-                   & results["seed"].isin(params.sweep_seeds)]
+    return results[
+        results["method"].eq(params.coverage_method)
+        & results["target_coverage"].isin(params.coverage_grid)
+        & _at_paper_mu(results)
+        & results["variant"].fillna("").eq("")
+        & results["seed"].isin(params.sweep_seeds)
+    ]
 
 
 def coverage_table(results: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -355,19 +464,38 @@ def direct_transfer(params: Params, source_run: RunFolder) -> dict[str, dict[str
     target = load_dataset(params.target, params.data_root, params.world_seed)
     model = load_source_model(source_run, params.model_index, params.source_checkpoint)
     evaluated = {"mmt": (model, False), "ssg": (parts_model(model), True)}
-    return {method: evaluate(evaluated[method][0], target, params.height, params.width,
-                             batch_size=params.eval_batch_size, device=params.device, flip=evaluated[method][1])
-            for method in METHODS if method in params.methods}
+    return {
+        method: evaluate(
+            evaluated[method][0],
+            target,
+            params.height,
+            params.width,
+            batch_size=params.eval_batch_size,
+            device=params.device,
+            flip=evaluated[method][1],
+        )
+        for method in METHODS
+        if method in params.methods
+    }
 
 
 # ---------------------------------------------------------------- the paper's claims, tested
 
 # Issue 12's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
 WORKING_REGIME_GAIN = {"mmt": 5.0, "ssg": 2.0}
+# Fewer seeds give no verdict: the interval of one or two differences says nothing of the spread between seeds
+# (one seed gives a zero-width "interval"), and the sign test cannot go below p = 0.25.
+MIN_SEEDS_FOR_VERDICT = 3
 
 
-def paired_test(differences: Sequence[float], direction: int, margin: float, kind: str = "superiority",
-                resamples: int = 10000, seed: int = 0) -> dict[str, Any]:
+def paired_test(
+    differences: Sequence[float],
+    direction: int,
+    margin: float,
+    kind: str = "superiority",
+    resamples: int = 10000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Test a claim on paired per-seed differences (claimed sign `direction`, +1 or -1, in the metric's unit):
     the mean, a percentile bootstrap 95% confidence interval of the mean (`resamples` resamples of the seeds),
     the exact one-sided sign test (how likely at least this many seeds agree with the claim if each went either
@@ -375,25 +503,39 @@ def paired_test(differences: Sequence[float], direction: int, margin: float, kin
     superiority ("X beats Y"): not supported if every d in the CI is below `margin` (no effect that matters, or
     the opposite); otherwise supported if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at
     least as good as Y"): supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive
-    otherwise."""
+    otherwise. With fewer than MIN_SEEDS_FOR_VERDICT seeds the verdict is "too few seeds"."""
     values = np.asarray(differences, dtype=float)
     values = values[~np.isnan(values)]
     if len(values) == 0:
-        return {"seeds": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "agree": "-",
-                "sign_p": math.nan, "verdict": "not measured"}
+        return {
+            "seeds": 0,
+            "mean": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "agree": "-",
+            "sign_p": math.nan,
+            "verdict": "not measured",
+        }
     means = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     oriented_low, oriented_high = sorted((direction * low, direction * high))
     agree, nonzero = int((direction * values > 0).sum()), int((values != 0).sum())
     sign_p = binomtest(agree, nonzero, 0.5, alternative="greater").pvalue if nonzero else 1.0
-    if kind == "superiority":
-        verdict = ("not supported" if oriented_high < margin else "supported" if oriented_low > 0
-                   else "inconclusive")
+    if len(values) < MIN_SEEDS_FOR_VERDICT:
+        verdict = "too few seeds"
+    elif kind == "superiority":
+        verdict = "not supported" if oriented_high < margin else "supported" if oriented_low > 0 else "inconclusive"
     else:
-        verdict = ("supported" if oriented_low > -margin else
-                   "not supported" if oriented_high < 0 else "inconclusive")
-    return {"seeds": len(values), "mean": float(values.mean()), "ci_low": float(low), "ci_high": float(high),
-            "agree": f"{agree}/{len(values)}", "sign_p": float(sign_p), "verdict": verdict}
+        verdict = "supported" if oriented_low > -margin else "not supported" if oriented_high < 0 else "inconclusive"
+    return {
+        "seeds": len(values),
+        "mean": float(values.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "agree": f"{agree}/{len(values)}",
+        "sign_p": float(sign_p),
+        "verdict": verdict,
+    }
 
 
 @dataclass(frozen=True)
@@ -409,17 +551,20 @@ class Claim:
     kind: str = "superiority"
 
 
-def _per_seed(frame: pd.DataFrame, method: str, adversary: str, metric: str, variant: str = "",
-              mu: float | None = None) -> pd.Series:
-    rows = frame[frame["method"].eq(method) & frame["adversary"].eq(adversary)
-                 & frame["variant"].fillna("").eq(variant)]
+def _per_seed(
+    frame: pd.DataFrame, method: str, adversary: str, metric: str, variant: str = "", mu: float | None = None
+) -> pd.Series:
+    rows = frame[
+        frame["method"].eq(method) & frame["adversary"].eq(adversary) & frame["variant"].fillna("").eq(variant)
+    ]
     if mu is not None and adversary != "none":
         rows = rows[rows["mu"].eq(mu)]
     return rows.groupby("seed")[metric].mean()
 
 
-def claim_differences(results: pd.DataFrame, histories: pd.DataFrame, params: Params,
-                      direct_mAP: Mapping[str, float] | None = None) -> list[tuple[Claim, pd.Series]]:
+def claim_differences(
+    results: pd.DataFrame, histories: pd.DataFrame, params: Params, direct_mAP: Mapping[str, float] | None = None
+) -> list[tuple[Claim, pd.Series]]:
     """Every claim the finished runs can test, with its per-seed differences (seeds of the study that holds the
     comparison: Table IV and the oracle on `seeds`, the sweeps on `sweep_seeds`). With `direct_mAP` (per method,
     direct_transfer's mAP), first whether the regime works: each baseline's gain over direct transfer beyond
@@ -436,85 +581,217 @@ def claim_differences(results: pd.DataFrame, histories: pd.DataFrame, params: Pa
 
         if direct_mAP is not None and method in direct_mAP:
             bar = WORKING_REGIME_GAIN[method]
-            out.append((Claim(f"the regime works: {name} beats direct transfer by more than {bar:g} mAP (issue 12)",
-                              f"{name} - direct transfer - {bar:g}", "mAP", +1, 0.0),
-                        at_mu(table_seeds, "none", "target_mAP") - direct_mAP[method] - bar))
+            out.append(
+                (
+                    Claim(
+                        f"the regime works: {name} beats direct transfer by more than {bar:g} mAP (issue 12)",
+                        f"{name} - direct transfer - {bar:g}",
+                        "mAP",
+                        +1,
+                        0.0,
+                    ),
+                    at_mu(table_seeds, "none", "target_mAP") - direct_mAP[method] - bar,
+                )
+            )
 
         first_none = first[first["adversary"].eq("none") & first["method"].eq(method)].groupby("seed")
-        out.append((Claim("the first pseudo-labels carry more camera information than the true identities (Sec. III)",
-                          f"{name}, first clustering: pseudo-labels - true ids", "adj. MI (nats)", +1, 0.02),
-                    first_none["ami_pseudo_camera"].mean() - first_none["ami_true_camera"].mean()))
+        out.append(
+            (
+                Claim(
+                    "the first pseudo-labels carry more camera information than the true identities (Sec. III)",
+                    f"{name}, first clustering: pseudo-labels - true ids",
+                    "adj. MI (nats)",
+                    +1,
+                    0.02,
+                ),
+                first_none["ami_pseudo_camera"].mean() - first_none["ami_true_camera"].mean(),
+            )
+        )
         for better, worse, claim, kind in (
-                ("adv", "none", "a camera adversary improves the baseline (Table IV)", "superiority"),
-                ("canu", "none", "CANU improves the baseline (Table IV)", "superiority"),
-                ("canu", "adv", "CANU is at least as good as the plain adversary (Table IV)", "non-inferiority")):
-            out.append((Claim(claim, f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}", "mAP",
-                              +1, 1.0, kind),
-                        at_mu(table_seeds, better, "target_mAP") - at_mu(table_seeds, worse, "target_mAP")))
+            ("adv", "none", "a camera adversary improves the baseline (Table IV)", "superiority"),
+            ("canu", "none", "CANU improves the baseline (Table IV)", "superiority"),
+            ("canu", "adv", "CANU is at least as good as the plain adversary (Table IV)", "non-inferiority"),
+        ):
+            out.append(
+                (
+                    Claim(
+                        claim,
+                        f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}",
+                        "mAP",
+                        +1,
+                        1.0,
+                        kind,
+                    ),
+                    at_mu(table_seeds, better, "target_mAP") - at_mu(table_seeds, worse, "target_mAP"),
+                )
+            )
         for adversary in ("adv", "canu"):
-            out.append((Claim("adversarial training lowers the pseudo-labels' camera information (Fig. 3)",
-                              f"{METHOD_NAMES[(method, adversary)]} - {name}, last clustering", "adj. MI (nats)",
-                              -1, 0.02),
-                        at_mu(table_seeds, adversary, "ami_pseudo_camera")
-                        - at_mu(table_seeds, "none", "ami_pseudo_camera")))
+            out.append(
+                (
+                    Claim(
+                        "adversarial training lowers the pseudo-labels' camera information (Fig. 3)",
+                        f"{METHOD_NAMES[(method, adversary)]} - {name}, last clustering",
+                        "adj. MI (nats)",
+                        -1,
+                        0.02,
+                    ),
+                    at_mu(table_seeds, adversary, "ami_pseudo_camera")
+                    - at_mu(table_seeds, "none", "ami_pseudo_camera"),
+                )
+            )
         canu_first = at_mu(first, "canu", "ami_pseudo_camera")
-        out.append((Claim("the pseudo-labels' camera information falls during training (Fig. 3)",
-                          f"{canu}: last - first clustering", "adj. MI (nats)", -1, 0.02),
-                    at_mu(table_seeds, "canu", "ami_pseudo_camera") - canu_first))
-        oracle = at_mu(results[results["default_world"] & results["seed"].isin(params.seeds)], "canu",
-                       "target_mAP", "oracle")
-        out.append((Claim("diagnostic: CANU conditioned on the true identities improves the baseline",
-                          f"{canu} [oracle condition] - {name}", "mAP", +1, 1.0),
-                    oracle - at_mu(table_seeds, "none", "target_mAP")))
-        out.append((Claim("diagnostic: the right condition does better than the pseudo-labels' one",
-                          f"{canu} [oracle condition] - {canu}", "mAP", +1, 1.0),
-                    oracle - at_mu(table_seeds, "canu", "target_mAP")))
+        out.append(
+            (
+                Claim(
+                    "the pseudo-labels' camera information falls during training (Fig. 3)",
+                    f"{canu}: last - first clustering",
+                    "adj. MI (nats)",
+                    -1,
+                    0.02,
+                ),
+                at_mu(table_seeds, "canu", "ami_pseudo_camera") - canu_first,
+            )
+        )
+        oracle = at_mu(
+            results[results["default_world"] & results["seed"].isin(params.seeds)], "canu", "target_mAP", "oracle"
+        )
+        out.append(
+            (
+                Claim(
+                    "diagnostic: CANU conditioned on the true identities improves the baseline",
+                    f"{canu} [oracle condition] - {name}",
+                    "mAP",
+                    +1,
+                    1.0,
+                ),
+                oracle - at_mu(table_seeds, "none", "target_mAP"),
+            )
+        )
+        out.append(
+            (
+                Claim(
+                    "diagnostic: the right condition does better than the pseudo-labels' one",
+                    f"{canu} [oracle condition] - {canu}",
+                    "mAP",
+                    +1,
+                    1.0,
+                ),
+                oracle - at_mu(table_seeds, "canu", "target_mAP"),
+            )
+        )
         sweep = plain[plain["seed"].isin(params.sweep_seeds) & plain["mu"].le(0.4)]
         canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
         if canu_mu["mu"].nunique() > 1:
             spread = canu_mu.groupby("seed")["target_mAP"].agg(lambda v: v.max() - v.min())
-            out.append((Claim("CANU's mAP is flat in mu over [0.01, 0.4] (Table III): spread below 2 mAP",
-                              f"{canu}: max - min over mu <= 0.4, less 2", "mAP", -1, 0.0), spread - 2.0))
-    coverage = results[results["seed"].isin(params.sweep_seeds) & results["variant"].fillna("").eq("")
-                       & _at_paper_mu(results) & results["method"].eq(params.coverage_method)]
+            out.append(
+                (
+                    Claim(
+                        "CANU's mAP is flat in mu over [0.01, 0.4] (Table III): spread below 2 mAP",
+                        f"{canu}: max - min over mu <= 0.4, less 2",
+                        "mAP",
+                        -1,
+                        0.0,
+                    ),
+                    spread - 2.0,
+                )
+            )
+    coverage = results[
+        results["seed"].isin(params.sweep_seeds)
+        & results["variant"].fillna("").eq("")
+        & _at_paper_mu(results)
+        & results["method"].eq(params.coverage_method)
+    ]
     if len(coverage) and coverage["target_coverage"].nunique() > 1:
         low = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].min())]
         method, coverage_value = params.coverage_method, coverage["target_coverage"].min()
         per = {a: low[low["adversary"].eq(a)].groupby("seed")["target_mAP"].mean() for a in ADVERSARIES}
-        out.append((Claim(f"a plain adversary transfers negatively where ids are tied to few cameras "
-                          f"(coverage {coverage_value:g})", f"{METHOD_NAMES[(method, 'adv')]} - "
-                          f"{METHOD_NAMES[(method, 'none')]} at coverage {coverage_value:g}", "mAP", -1, 1.0),
-                    per["adv"] - per["none"]))
-        out.append((Claim(f"CANU avoids that negative transfer: it beats the plain adversary there "
-                          f"(coverage {coverage_value:g})", f"{METHOD_NAMES[(method, 'canu')]} - "
-                          f"{METHOD_NAMES[(method, 'adv')]} at coverage {coverage_value:g}", "mAP", +1, 1.0),
-                    per["canu"] - per["adv"]))
+        out.append(
+            (
+                Claim(
+                    f"a plain adversary transfers negatively where ids are tied to few cameras "
+                    f"(coverage {coverage_value:g})",
+                    f"{METHOD_NAMES[(method, 'adv')]} - "
+                    f"{METHOD_NAMES[(method, 'none')]} at coverage {coverage_value:g}",
+                    "mAP",
+                    -1,
+                    1.0,
+                ),
+                per["adv"] - per["none"],
+            )
+        )
+        out.append(
+            (
+                Claim(
+                    f"CANU avoids that negative transfer: it beats the plain adversary there "
+                    f"(coverage {coverage_value:g})",
+                    f"{METHOD_NAMES[(method, 'canu')]} - "
+                    f"{METHOD_NAMES[(method, 'adv')]} at coverage {coverage_value:g}",
+                    "mAP",
+                    +1,
+                    1.0,
+                ),
+                per["canu"] - per["adv"],
+            )
+        )
     return [(claim, differences.dropna()) for claim, differences in out if len(differences.dropna())]
 
 
-def claims_table(results: pd.DataFrame, histories: pd.DataFrame, params: Params,
-                 direct_mAP: Mapping[str, float] | None = None) -> pd.DataFrame:
+def claims_table(
+    results: pd.DataFrame, histories: pd.DataFrame, params: Params, direct_mAP: Mapping[str, float] | None = None
+) -> pd.DataFrame:
     """One row per testable claim: the comparison, its metric and claimed direction, the mean paired difference
     with its bootstrap 95% CI, how many seeds agree with the claim, the one-sided sign test's p and the verdict
     (paired_test). Numbers as numbers: `format_claims` writes them for reading."""
     rows = []
     for claim, differences in claim_differences(results, histories, params, direct_mAP):
         test = paired_test(differences.to_numpy(), claim.direction, claim.margin, claim.kind)
-        rows.append({"claim": claim.claim, "comparison": claim.comparison, "metric": claim.metric,
-                     "direction": claim.direction, "margin": claim.margin, **test})
-    return pd.DataFrame(rows, columns=["claim", "comparison", "metric", "direction", "margin", "seeds", "mean",
-                                       "ci_low", "ci_high", "agree", "sign_p", "verdict"])
+        rows.append(
+            {
+                "claim": claim.claim,
+                "comparison": claim.comparison,
+                "metric": claim.metric,
+                "direction": claim.direction,
+                "margin": claim.margin,
+                **test,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "claim",
+            "comparison",
+            "metric",
+            "direction",
+            "margin",
+            "seeds",
+            "mean",
+            "ci_low",
+            "ci_high",
+            "agree",
+            "sign_p",
+            "verdict",
+        ],
+    )
 
 
 def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims table for reading: signed differences (2 decimals for MI, 1 for mAP) and the CI as an interval."""
+
     def signed(value: float, metric: str) -> str:
         return f"{value + 0.0:+.{2 if 'MI' in metric else 1}f}"
 
-    return pd.DataFrame({
-        "claim": claims["claim"], "comparison": claims["comparison"], "metric": claims["metric"],
-        "difference": [signed(v, m) for v, m in zip(claims["mean"], claims["metric"])],
-        "95% CI": [f"[{signed(lo, m)}, {signed(hi, m)}]"
-                   for lo, hi, m in zip(claims["ci_low"], claims["ci_high"], claims["metric"])],
-        "seeds agreeing": claims["agree"], "sign test p": [f"{p:.3f}" for p in claims["sign_p"]],
-        "verdict": claims["verdict"]})
+    return pd.DataFrame(
+        {
+            "claim": claims["claim"],
+            "comparison": claims["comparison"],
+            "metric": claims["metric"],
+            "difference": [signed(v, m) for v, m in zip(claims["mean"], claims["metric"])],
+            "95% CI": [
+                f"[{signed(lo, m)}, {signed(hi, m)}]"
+                for lo, hi, m in zip(claims["ci_low"], claims["ci_high"], claims["metric"])
+            ],
+            "seeds agreeing": claims["agree"],
+            "sign test p": [f"{p:.3f}" for p in claims["sign_p"]],
+            "verdict": claims["verdict"],
+        }
+    )

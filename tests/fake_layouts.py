@@ -2,6 +2,7 @@
 
 Every image is the same valid 8x4 PNG, whatever its suffix, so readers and image loaders can both use them.
 """
+
 from __future__ import annotations
 
 import io
@@ -56,11 +57,22 @@ def write_msmt_layout(root: Path, version: str, lists: dict[str, Sequence[tuple[
 
 # A tiny Market-1501: 2 train ids (plus one junk and one train distractor, both dropped), 2 query images,
 # 4 gallery images kept (2 true matches, 2 distractors) and 2 junk dropped. Names deliberately unsorted.
-MARKET_TRAIN = ["0007_c3s1_000101_02.jpg", "0002_c1s1_000451_03.jpg", "-1_c1s1_000001_00.jpg",
-                "0002_c2s1_000301_01.jpg", "0000_c1s1_000002_00.jpg"]
+MARKET_TRAIN = [
+    "0007_c3s1_000101_02.jpg",
+    "0002_c1s1_000451_03.jpg",
+    "-1_c1s1_000001_00.jpg",
+    "0002_c2s1_000301_01.jpg",
+    "0000_c1s1_000002_00.jpg",
+]
 MARKET_QUERY = ["0007_c5s1_000001_01.jpg", "0002_c6s1_000001_01.jpg"]
-MARKET_GALLERY = ["0002_c4s1_000011_01.jpg", "-1_c1s1_000021_00.jpg", "0000_c2s1_000031_00.jpg",
-                  "0007_c1s1_000041_01.jpg", "-1_c4s1_000051_00.jpg", "0000_c3s1_000061_00.jpg"]
+MARKET_GALLERY = [
+    "0002_c4s1_000011_01.jpg",
+    "-1_c1s1_000021_00.jpg",
+    "0000_c2s1_000031_00.jpg",
+    "0007_c1s1_000041_01.jpg",
+    "-1_c4s1_000051_00.jpg",
+    "0000_c3s1_000061_00.jpg",
+]
 
 # A tiny DukeMTMC-reID, cameras up to 8.
 DUKE_TRAIN = ["0005_c2_f0046985.jpg", "0005_c8_f0051234.jpg", "0012_c1_f0000100.jpg"]
@@ -69,10 +81,16 @@ DUKE_GALLERY = ["0005_c3_f0046000.jpg", "0000_c4_f0001000.jpg"]
 
 # A tiny MSMT17: list labels 0..2 in train/val (one id only in val), 0..1 in query/gallery, cameras up to 15.
 MSMT_ENTRIES = {
-    "train": [("0000/0000_000_01_0303morning_0015_0.jpg", 0), ("0000/0000_001_05_0303morning_0016_0.jpg", 0),
-              ("0001/0001_000_15_0303noon_0001_1.jpg", 1)],
+    "train": [
+        ("0000/0000_000_01_0303morning_0015_0.jpg", 0),
+        ("0000/0000_001_05_0303morning_0016_0.jpg", 0),
+        ("0001/0001_000_15_0303noon_0001_1.jpg", 1),
+    ],
     "val": [("0000/0000_002_03_0303morning_0020_0.jpg", 0), ("0002/0002_000_07_0304noon_0003_0.jpg", 2)],
     "query": [("0001/0001_000_09_0113morning_0001_0.jpg", 1), ("0000/0000_000_02_0113morning_0002_0.jpg", 0)],
-    "gallery": [("0000/0000_001_04_0113noon_0003_0.jpg", 0), ("0001/0001_001_11_0113noon_0004_0.jpg", 1),
-                ("0001/0001_002_14_0114noon_0005_0.jpg", 1)],
+    "gallery": [
+        ("0000/0000_001_04_0113noon_0003_0.jpg", 0),
+        ("0001/0001_001_11_0113noon_0004_0.jpg", 1),
+        ("0001/0001_002_14_0114noon_0005_0.jpg", 1),
+    ],
 }

@@ -5,6 +5,7 @@ JupyterLab is started with its application exposed (`window.jupyterapp`), so a t
 command the Run menu calls and reads the cells' outputs from the notebook's model, not from pixels; the widgets are
 checked and moved in the page itself, since that is where they break.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,20 @@ import urllib.request
 from pathlib import Path
 
 # Chromium's own network chatter is refused on a closed machine (and slows every start); these flags silence it.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Every cell rendered, not only those in view (JupyterLab 4 renders a window of cells by default): the widgets of
 # the last cells must exist in the page for the test to find them.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 
 
@@ -33,8 +40,10 @@ def chromium_executable() -> str:
     """Debian's chromium (CI installs it: .ci/run); Playwright's own browser download cannot be reached here."""
     found = os.environ.get("CANU_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        raise RuntimeError("the browser tests need Chromium: `apt-get install chromium` (Debian's package; .ci/run "
-                           "installs it), or set CANU_CHROMIUM to a Chromium executable")
+        raise RuntimeError(
+            "the browser tests need Chromium: `apt-get install chromium` (Debian's package; .ci/run "
+            "installs it), or set CANU_CHROMIUM to a Chromium executable"
+        )
     return found
 
 
@@ -55,11 +64,22 @@ class JupyterLab:
             path = settings / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
-        command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                   f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
-                   "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-                   f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-                   f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={root.parent / 'workspaces'}"]
+        command = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={root.parent / 'workspaces'}",
+        ]
         if os.geteuid() == 0:  # CI containers and this machine run as root
             command.append("--allow-root")
         self.log = log.open("w")
@@ -116,6 +136,7 @@ def notebook_ready(name: str) -> str:
             && ({KERNEL_IDLE})();
     }}"""
 
+
 # Starts every cell, as Run > Run All Cells does.
 RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
 
@@ -134,5 +155,9 @@ CELL_OUTPUTS = f"""() => {_PANEL}.content.widgets.filter(cell => cell.model.type
 
 def error_outputs(cells: list[dict]) -> list[str]:
     """The error outputs of the cells (`CELL_OUTPUTS`), one line each: exception name and value."""
-    return [f"{output['ename']}: {output['evalue']}" for cell in cells for output in cell["outputs"]
-            if output["output_type"] == "error"]
+    return [
+        f"{output['ename']}: {output['evalue']}"
+        for cell in cells
+        for output in cell["outputs"]
+        if output["output_type"] == "error"
+    ]

@@ -1,5 +1,6 @@
 """The camera adversary's mechanics: the sign of the game, no gradient through the condition, permutation
 invariance, output sizes, the exact no-op at mu = 0, and D's isolation from the extractor's optimizer."""
+
 from __future__ import annotations
 
 import io
@@ -81,8 +82,9 @@ def test_generator_loss_is_minus_mu_times_the_camera_loss():
     features = make_extractor()(inputs)
     adversary = make_adversary("canu", mu=0.05)
     cond = conditions("canu", features, labels)
-    assert torch.equal(adversary.generator_loss(features, camids, cond),
-                       -0.05 * adversary.camera_loss(features, camids, cond))
+    assert torch.equal(
+        adversary.generator_loss(features, camids, cond), -0.05 * adversary.camera_loss(features, camids, cond)
+    )
 
 
 def extractor_gradient(extractor: nn.Linear, adversary: CameraAdversary, inputs, camids, cond):
@@ -98,8 +100,7 @@ def test_no_gradient_reaches_the_extractor_through_the_centroid():
     live_table = centroid_table(extractor(inputs), labels)  # built from the extractor's output, grad enabled
     assert live_table.requires_grad
     through_live = extractor_gradient(extractor, adversary, inputs, camids, live_table[labels])
-    through_detached = extractor_gradient(extractor, adversary, inputs, camids,
-                                          live_table.detach()[labels])
+    through_detached = extractor_gradient(extractor, adversary, inputs, camids, live_table.detach()[labels])
     for live, detached in zip(through_live, through_detached):
         assert torch.equal(live, detached)
         assert live.abs().sum() > 0
@@ -133,8 +134,9 @@ def test_relabelling_the_clusters_changes_nothing():
         adversary = make_adversary("canu")
         cond = rows[label_ids]
         stats = adversary.discriminator_step(extractor(inputs), camids, cond)
-        results.append((stats, discriminator_state(adversary),
-                        extractor_gradient(extractor, adversary, inputs, camids, cond)))
+        results.append(
+            (stats, discriminator_state(adversary), extractor_gradient(extractor, adversary, inputs, camids, cond))
+        )
     (stats, state, gradient), (permuted_stats, permuted_state, permuted_gradient) = results
     assert stats == permuted_stats
     assert_same_tensors(state, permuted_state)
@@ -236,8 +238,9 @@ def test_inactive_adversary_is_exactly_the_baseline(kind, mu):
 def test_discriminator_is_isolated_from_the_extractors_optimizer(kind):
     inputs, camids, labels = make_batch()
     extractor, adversary = make_extractor(), make_adversary(kind)
-    assert {id(p) for group in adversary.optimizer.param_groups for p in group["params"]} == \
-        {id(p) for p in adversary.discriminator.parameters()}
+    assert {id(p) for group in adversary.optimizer.param_groups for p in group["params"]} == {
+        id(p) for p in adversary.discriminator.parameters()
+    }
 
     features = extractor(inputs)
     cond = conditions(kind, features, labels)

@@ -3,6 +3,7 @@
 control must change what the widget shows. A screenshot of each notebook is kept in the test's tmp folder.
 
 Notebooks 02 and 03 read the source models that notebook 01's run leaves, so the tests run in order."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,13 @@ NOTEBOOKS = {
     "02_clusters": {"run_name": "browser_clusters", "pretrain_run": PRETRAIN},
     "03_train": {"run_name": "browser_train", "pretrain_run": PRETRAIN},
     # notebook 01's run above is finished, so the study only runs its three Table IV runs
-    "04_ablations": {"run_name": "browser_study", "pretrain_run": PRETRAIN, "studies": ["table_iv"],
-                     "methods": ["mmt"], "seeds": [0]},
+    "04_ablations": {
+        "run_name": "browser_study",
+        "pretrain_run": PRETRAIN,
+        "studies": ["table_iv"],
+        "methods": ["mmt"],
+        "seeds": [0],
+    },
 }
 RUN_ALL_TIMEOUT_MS = 300_000
 
@@ -52,12 +58,25 @@ def lab(tiny_data_root, tmp_path_factory):
     root = base / "notebooks"
     root.mkdir()
     for name, own in NOTEBOOKS.items():
-        values = {**yaml.safe_load(SMOKE.read_text()), "data_root": str(tiny_data_root), "device": "cpu",
-                  "threads": 1, "interactive": True, **TINY, **own}
+        values = {
+            **yaml.safe_load(SMOKE.read_text()),
+            "data_root": str(tiny_data_root),
+            "device": "cpu",
+            "threads": 1,
+            "interactive": True,
+            **TINY,
+            **own,
+        }
         make_params(values)  # the set is valid before a kernel starts
         source = project_root() / "notebooks" / f"{name}.ipynb"
-        papermill.execute_notebook(str(source), str(root / source.name), parameters=injected(source, values),
-                                   prepare_only=True, kernel_name="python3", progress_bar=False)
+        papermill.execute_notebook(
+            str(source),
+            str(root / source.name),
+            parameters=injected(source, values),
+            prepare_only=True,
+            kernel_name="python3",
+            progress_bar=False,
+        )
     # numba's cache shared by the kernels: UMAP compiles its functions once for the four notebooks, not four times
     env = {**os.environ, "CANU_OUTPUTS": str(base / "outputs"), "NUMBA_CACHE_DIR": str(base / "numba")}
     server = JupyterLab(root, env, log=base / "jupyter.log")
@@ -70,8 +89,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_executable(), headless=True,
-                                              args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
 

@@ -1,5 +1,6 @@
 """Datasets by name: synthetic folders per seed and camera coverage, regeneration of an older preset version, and
 the coverage knob refused for real datasets."""
+
 import dataclasses
 import json
 
@@ -42,8 +43,11 @@ def test_older_version_of_a_preset_is_regenerated(tmp_path, monkeypatch, capsys)
     world = load_dataset("synthetic:tiny", tmp_path)
     assert "regenerating" in capsys.readouterr().out
     manifest = json.loads((tmp_path / "synthetic_tiny_seed0" / "world.json").read_text())
-    assert manifest["spec"]["occlusion_rate"] == PRESETS["tiny"].occlusion_rate == world.extra["world"]["spec"][
-        "occlusion_rate"]
+    assert (
+        manifest["spec"]["occlusion_rate"]
+        == PRESETS["tiny"].occlusion_rate
+        == world.extra["world"]["spec"]["occlusion_rate"]
+    )
 
 
 def test_coverage_of_a_real_dataset_is_an_error(tmp_path):

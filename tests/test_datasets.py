@@ -1,4 +1,5 @@
 """Dataset readers on tiny fake datasets written in each real layout: every count, pid and camid checked."""
+
 from __future__ import annotations
 
 import shutil
@@ -41,6 +42,7 @@ def market_root(tmp_path: Path) -> Path:
 
 # ---------------------------------------------------------------- Market-1501 / Duke / Market-style
 
+
 def test_market_records_protocol_and_order(market_root: Path):
     data = read_market1501(market_root)
     assert data.name == "market1501"
@@ -60,9 +62,11 @@ def test_market_records_protocol_and_order(market_root: Path):
         ("bounding_box_test/0007_c1s1_000041_01.jpg", 7, 0),
     ]
     assert data.num_cams == 6
-    assert data.extra == {"root": str(market_root.absolute()),
-                          "dropped_junk": {"train": 1, "query": 0, "gallery": 2},
-                          "dropped_train_distractors": 1}
+    assert data.extra == {
+        "root": str(market_root.absolute()),
+        "dropped_junk": {"train": 1, "query": 0, "gallery": 2},
+        "dropped_train_distractors": 1,
+    }
 
 
 def test_market_summary(market_root: Path):
@@ -96,7 +100,9 @@ def test_market_style_suffixes_camera_count_from_data_and_ignored_files(tmp_path
     root = write_market_layout(
         tmp_path / "synth",
         train=["0001_c9s1_000001_00.png", "0001_c2s1_000002_00.jpeg", "0003_c1_x.JPG"],
-        query=["0001_c3.png"], gallery=["0003_c4.png"])
+        query=["0001_c3.png"],
+        gallery=["0003_c4.png"],
+    )
     (root / "bounding_box_train" / "notes.txt").write_text("not an image")
     (root / "bounding_box_train" / "0004_c1_in_a_subfolder.jpg").mkdir()
     data = read_market_style(root, "synth")
@@ -112,15 +118,19 @@ def test_market_style_suffixes_camera_count_from_data_and_ignored_files(tmp_path
 
 
 def test_market_bad_names_are_reported_with_count_and_five_examples(market_root: Path):
-    write_images(market_root / "bounding_box_train",
-                 ["foo.jpg", "0002_x1s1.jpg", "0003_c0s1_000001_00.jpg", "-2_c1s1_000001_00.jpg"])
+    write_images(
+        market_root / "bounding_box_train",
+        ["foo.jpg", "0002_x1s1.jpg", "0003_c0s1_000001_00.jpg", "-2_c1s1_000001_00.jpg"],
+    )
     write_images(market_root / "query", ["a_c1.png"])
     write_images(market_root / "bounding_box_test", ["12-3_c1s1.jpg"])
     with pytest.raises(DatasetLayoutError) as error:
         read_market1501(market_root)
     message = str(error.value)
-    assert "6 in all, e.g. bounding_box_train/-2_c1s1_000001_00.jpg, bounding_box_train/0002_x1s1.jpg, " \
-           "bounding_box_train/0003_c0s1_000001_00.jpg, bounding_box_train/foo.jpg, query/a_c1.png" in message
+    assert (
+        "6 in all, e.g. bounding_box_train/-2_c1s1_000001_00.jpg, bounding_box_train/0002_x1s1.jpg, "
+        "bounding_box_train/0003_c0s1_000001_00.jpg, bounding_box_train/foo.jpg, query/a_c1.png" in message
+    )
     assert "12-3_c1s1.jpg" not in message
 
 
@@ -159,16 +169,20 @@ MSMT_TRAIN_WITH_VAL = [  # list labels shifted by one: label 0 -> pid 1
     ("0002/0002_000_07_0304noon_0003_0.jpg", 3, 6),
 ]
 MSMT_QUERY = [("0000/0000_000_02_0113morning_0002_0.jpg", 1, 1), ("0001/0001_000_09_0113morning_0001_0.jpg", 2, 8)]
-MSMT_GALLERY = [("0000/0000_001_04_0113noon_0003_0.jpg", 1, 3), ("0001/0001_001_11_0113noon_0004_0.jpg", 2, 10),
-                ("0001/0001_002_14_0114noon_0005_0.jpg", 2, 13)]
+MSMT_GALLERY = [
+    ("0000/0000_001_04_0113noon_0003_0.jpg", 1, 3),
+    ("0001/0001_001_11_0113noon_0004_0.jpg", 2, 10),
+    ("0001/0001_002_14_0114noon_0005_0.jpg", 2, 13),
+]
 
 
 def prefixed(folder: str, rows):
     return [(f"{folder}/{path}", pid, camid) for path, pid, camid in rows]
 
 
-@pytest.mark.parametrize("version, train_folder, test_folder",
-                         [("V1", "train", "test"), ("V2", "mask_train_v2", "mask_test_v2")])
+@pytest.mark.parametrize(
+    "version, train_folder, test_folder", [("V1", "train", "test"), ("V2", "mask_train_v2", "mask_test_v2")]
+)
 def test_msmt_auto_version_with_train_and_val(tmp_path: Path, version, train_folder, test_folder):
     root = write_msmt_layout(tmp_path / "msmt", version, MSMT_ENTRIES)
     data = read_msmt17(root)
@@ -178,8 +192,13 @@ def test_msmt_auto_version_with_train_and_val(tmp_path: Path, version, train_fol
     assert relative(data.gallery, root) == prefixed(test_folder, MSMT_GALLERY)
     assert data.num_cams == 15
     assert data.num_train_pids == 3
-    assert data.extra == {"root": str(root.absolute()), "version": version, "combine_trainval": True,
-                          "val_images": 2, "pid_offset": 1}
+    assert data.extra == {
+        "root": str(root.absolute()),
+        "version": version,
+        "combine_trainval": True,
+        "val_images": 2,
+        "pid_offset": 1,
+    }
     assert data.summary()["train"] == {"images": 5, "ids": 3, "cameras": 5, "distractors": 0}
 
 
@@ -232,8 +251,10 @@ def test_msmt_bad_list_lines_are_reported_with_line_numbers(tmp_path: Path):
         read_msmt17(root)
     message = str(error.value)
     assert "list_query.txt: lines that do not parse" in message
-    assert ("3 in all, e.g. line 3: '0000/0000_000_02_0113morning_0009_0.jpg', "
-            "line 5: '0000/0000_000_xx_a.jpg 0', line 6: '0000/0000_000_03_b.jpg x'") in message
+    assert (
+        "3 in all, e.g. line 3: '0000/0000_000_02_0113morning_0009_0.jpg', "
+        "line 5: '0000/0000_000_xx_a.jpg 0', line 6: '0000/0000_000_03_b.jpg x'"
+    ) in message
 
 
 def test_msmt_listed_file_missing_on_disk(tmp_path: Path):
@@ -247,6 +268,7 @@ def test_msmt_listed_file_missing_on_disk(tmp_path: Path):
 
 # ---------------------------------------------------------------- dispatch
 
+
 def test_read_dataset_dispatches_by_name(tmp_path: Path, market_root: Path):
     assert read_dataset("market1501", market_root) == read_market1501(market_root)
     assert read_dataset("dukemtmc", market_root).name == "dukemtmc"
@@ -257,6 +279,7 @@ def test_read_dataset_dispatches_by_name(tmp_path: Path, market_root: Path):
 
 
 def test_read_dataset_unknown_name_lists_valid_names(tmp_path: Path):
-    with pytest.raises(ValueError, match="unknown dataset 'market'; valid names: market1501, dukemtmc, msmt17, "
-                                         "market_style"):
+    with pytest.raises(
+        ValueError, match="unknown dataset 'market'; valid names: market1501, dukemtmc, msmt17, market_style"
+    ):
         read_dataset("market", tmp_path)

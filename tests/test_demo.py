@@ -1,5 +1,6 @@
 """`make demo` on the tiny worlds: pretraining, MMT and CANU-MMT as run folders of their own, the table of the
 three models and the before / after figure; run again, it trains nothing and prints the same table."""
+
 import re
 
 import pandas as pd
@@ -14,8 +15,26 @@ pytestmark = pytest.mark.notebook
 
 def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
-    argv = ["demo", "-f", SMOKE, "-p", "data_root", str(tiny_data_root), "-p", "device", "cpu", "-p", "run_name",
-            "demo", "-p", "threads", "1", "-p", "eval_every_epoch", "false"]
+    argv = [
+        "demo",
+        "-f",
+        SMOKE,
+        "-p",
+        "data_root",
+        str(tiny_data_root),
+        "-p",
+        "device",
+        "cpu",
+        "-p",
+        "run_name",
+        "demo",
+        "-p",
+        "threads",
+        "1",
+        "-p",
+        "eval_every_epoch",
+        "false",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "A short CPU schedule" in out and "make study" in out
@@ -29,8 +48,11 @@ def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, ca
     assert RunFolder.for_run("demo-pretrain").read_params()["notebook"] == "01_pretrain"
     for name, adversary in (("demo-mmt", "none"), ("demo-canu-mmt", "canu")):
         recorded = RunFolder.for_run(name).read_params()
-        assert (recorded["notebook"], recorded["adversary"], recorded["pretrain_run"]) == ("03_train", adversary,
-                                                                                         "demo-pretrain")
+        assert (recorded["notebook"], recorded["adversary"], recorded["pretrain_run"]) == (
+            "03_train",
+            adversary,
+            "demo-pretrain",
+        )
         assert len(RunFolder.for_run(name).read_history()) == 2  # the smoke set's adapt_epochs
     assert table.loc["MMT", "mAP"] != table.loc["direct transfer", "mAP"]
 

@@ -34,8 +34,13 @@ def test_neighbour_agreement_by_hand():
 
 def test_cluster_summary():
     summary = cluster_summary([0, 0, 1, -1, -1, 2, 2, 2])
-    assert summary == {"num_points": 8, "num_clusters": 3, "num_outliers": 2, "outlier_fraction": 0.25,
-                       "largest_cluster": 3}
+    assert summary == {
+        "num_points": 8,
+        "num_clusters": 3,
+        "num_outliers": 2,
+        "outlier_fraction": 0.25,
+        "largest_cluster": 3,
+    }
     assert cluster_summary([-1, -1])["num_clusters"] == 0
 
 

@@ -1,5 +1,6 @@
 """Evaluation: ranking protocol on cases worked out by hand, distances, feature extraction, and the end-to-end
 `evaluate` on a few written images."""
+
 import numpy as np
 import pytest
 import torch
@@ -19,18 +20,22 @@ def rank(distances, q_pids, q_camids, g_pids, g_camids, max_rank=5):
 
 # ---------------------------------------------------------------- ranking protocol, by hand
 
+
 def test_two_queries_cmc_and_ap_by_hand():
     g_pids, g_camids = [1, 2, 1, 3, 2], [1, 1, 1, 1, 1]
-    distances = [[0.1, 0.2, 0.3, 0.4, 0.5],   # pid 1: order g0 g1 g2 g3 g4, matches g0, g2 at ranks 1, 3
-                 [0.3, 0.2, 0.1, 0.4, 0.5]]   # pid 2: order g2 g1 g0 g3 g4, matches g1, g4 at ranks 2, 5
+    distances = [
+        [0.1, 0.2, 0.3, 0.4, 0.5],  # pid 1: order g0 g1 g2 g3 g4, matches g0, g2 at ranks 1, 3
+        [0.3, 0.2, 0.1, 0.4, 0.5],
+    ]  # pid 2: order g2 g1 g0 g3 g4, matches g1, g4 at ranks 2, 5
     result = rank(distances, [1, 2], [0, 0], g_pids, g_camids, max_rank=10)
     ap = [(1 / 1 + 2 / 3) / 2, (1 / 2 + 2 / 5) / 2]
     assert result.mAP == pytest.approx(np.mean(ap), abs=1e-12)
     # First matches at ranks 1 and 2; beyond the 5 gallery images the curve stays at 1.
     np.testing.assert_allclose(result.cmc, [0.5] + [1.0] * 9)
     assert (result.num_valid_queries, result.num_skipped_queries) == (2, 0)
-    assert result.as_dict() == pytest.approx({"R1": 50.0, "R5": 100.0, "R10": 100.0, "mAP": 100 * np.mean(ap),
-                                              "skipped": 0})
+    assert result.as_dict() == pytest.approx(
+        {"R1": 50.0, "R5": 100.0, "R10": 100.0, "mAP": 100 * np.mean(ap), "skipped": 0}
+    )
 
 
 def test_same_pid_same_camera_removed_other_pids_of_that_camera_kept():
@@ -49,8 +54,9 @@ def test_junk_removed_distractors_kept_as_non_matches():
 
 def test_queries_without_match_are_skipped_and_counted():
     # q1's only pid-2 image is on its own camera; q2's pid is absent from the gallery.
-    result = rank([[0.2, 0.1, 0.3], [0.2, 0.1, 0.3], [0.2, 0.1, 0.3]], [1, 2, 9], [0, 0, 0],
-                  g_pids=[1, 2, 3], g_camids=[1, 0, 1])
+    result = rank(
+        [[0.2, 0.1, 0.3], [0.2, 0.1, 0.3], [0.2, 0.1, 0.3]], [1, 2, 9], [0, 0, 0], g_pids=[1, 2, 3], g_camids=[1, 0, 1]
+    )
     assert (result.num_valid_queries, result.num_skipped_queries) == (1, 2)
     assert result.mAP == pytest.approx(1 / 2)  # q0 alone: g1 (pid 2) then its match g0
     assert result.as_dict()["skipped"] == 2
@@ -120,6 +126,7 @@ def test_rank_input_errors():
 
 # ---------------------------------------------------------------- distances and devices
 
+
 def test_pairwise_distance_by_hand():
     query, gallery = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0], [3.0, 0.0]])
     np.testing.assert_allclose(pairwise_distance(query, gallery).numpy(), [[1.0, 0.0]], atol=1e-7)
@@ -141,6 +148,7 @@ def test_resolve_device():
 
 
 # ---------------------------------------------------------------- feature extraction
+
 
 class LinearParts(nn.Module):
     """A linear map of the flattened image (mirror-sensitive), with dropout to tell train mode from eval mode;
@@ -188,8 +196,9 @@ def test_extract_features_parts_normalised_separately_then_concatenated():
     samples, loader = image_batches()
     features, _, _ = extract_features(model, loader, device="cpu", flip=True)
     with torch.no_grad():
-        raw = torch.stack([model.linear(image.flatten()) + model.linear(image.flip(-1).flatten())
-                           for image, *_ in samples])
+        raw = torch.stack(
+            [model.linear(image.flatten()) + model.linear(image.flip(-1).flatten()) for image, *_ in samples]
+        )
     expected = torch.cat([F.normalize(raw[:, :3], dim=1), F.normalize(raw[:, 3:], dim=1)], dim=1)
     np.testing.assert_allclose(features.numpy(), expected.numpy(), atol=1e-6)
 
@@ -201,6 +210,7 @@ def test_extract_features_empty_loader_is_an_error():
 
 # ---------------------------------------------------------------- end to end
 
+
 class MeanColour(nn.Module):
     def forward(self, images):
         return images.mean(dim=(2, 3))
@@ -211,6 +221,7 @@ COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), 
 
 def colour_world(tmp_path) -> ReidDataset:
     """One query (camera 0) and four gallery images (cameras 1-4, slightly different shades) per colour = pid."""
+
     def record(pid: int, camid: int) -> ImageRecord:
         shade = tuple(max(0, value - 12 * camid) for value in COLOURS[pid - 1])
         path = tmp_path / f"{pid:04d}_c{camid}.png"
@@ -218,8 +229,13 @@ def colour_world(tmp_path) -> ReidDataset:
         return ImageRecord(str(path), pid, camid)
 
     pids = range(1, len(COLOURS) + 1)
-    return ReidDataset(name="colours", train=[], query=[record(pid, 0) for pid in pids],
-                       gallery=[record(pid, camid) for pid in pids for camid in range(1, 5)], num_cams=5)
+    return ReidDataset(
+        name="colours",
+        train=[],
+        query=[record(pid, 0) for pid in pids],
+        gallery=[record(pid, camid) for pid in pids for camid in range(1, 5)],
+        num_cams=5,
+    )
 
 
 @pytest.mark.parametrize("rerank", [False, True])

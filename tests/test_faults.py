@@ -2,6 +2,7 @@
 a run folder re-run with other parameters or from another notebook, a failed run over a finished one, a run that
 trains no epoch, divergence, damaged files, bad names, a thread count that would leave the bit-exact path, and a
 run killed with SIGKILL that resumes to the same bytes. Bad dataset files: tests/test_faults_data.py."""
+
 import json
 import os
 import re
@@ -78,6 +79,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # --- 1. no code execution from a run folder
 
+
 class RunsCode:
     """Unpickling this calls exec: what a hostile .pt can carry."""
 
@@ -106,11 +108,19 @@ def test_every_checkpoint_the_lab_writes_loads_with_weights_only(tiny_data_root,
     params = smoke(tiny_data_root, run_name="safe", n_models=2, epochs=1, adapt_epochs=1)
     source_run = pretrained(params)
     adapt = RunFolder.for_run("safe_mmt")
-    train_mmt(make_params({"run_name": "safe_mmt", "pretrain_run": "safe"}, base=params),
-              worlds(params)[1], adapt, source_run)
+    train_mmt(
+        make_params({"run_name": "safe_mmt", "pretrain_run": "safe"}, base=params), worlds(params)[1], adapt, source_run
+    )
     names = sorted(p.name for run in (source_run, adapt) for p in (run.path / "checkpoints").glob("*.pt"))
-    assert names == ["mmt_best_oracle.pt", "mmt_last.pt", "mmt_state.pt", "model1_best.pt", "model1_last.pt",
-                     "model2_best.pt", "model2_last.pt"]
+    assert names == [
+        "mmt_best_oracle.pt",
+        "mmt_last.pt",
+        "mmt_state.pt",
+        "model1_best.pt",
+        "model1_last.pt",
+        "model2_best.pt",
+        "model2_last.pt",
+    ]
     for run in (source_run, adapt):
         for path in (run.path / "checkpoints").glob("*.pt"):
             torch.load(path, weights_only=True)  # raises if anything but tensors and plain values is inside
@@ -130,6 +140,7 @@ def test_damaged_checkpoint_names_the_file(tmp_path, damage, size):
 
 # --- 2. run folders that cannot be clobbered
 
+
 def test_finished_run_with_other_parameters_is_refused_listing_each_difference(tiny_data_root, outputs):
     params = smoke(tiny_data_root, run_name="finished", n_models=1, epochs=1)
     run = pretrained(params)
@@ -137,16 +148,21 @@ def test_finished_run_with_other_parameters_is_refused_listing_each_difference(t
     before = snapshot(run.path)
     with pytest.raises(RunConflictError) as refused:
         open_run(make_params({"lr": 0.01, "seed": 7}, base=params), "01_pretrain")
-    assert f"run folder {run.path} holds a run with other parameters (lr: 0.00035 there, 0.01 asked, seed: 0 " \
-           "there, 7 asked)" in str(refused.value)
+    assert (
+        f"run folder {run.path} holds a run with other parameters (lr: 0.00035 there, 0.01 asked, seed: 0 "
+        "there, 7 asked)" in str(refused.value)
+    )
     with pytest.raises(RunConflictError, match=r"rho: 0.15 there, 0.004 asked\): to keep both"):
         open_run(make_params({"rho": 0.004}, base=params), "01_pretrain")
     with pytest.raises(RunConflictError, match="holds a run of notebook 01_pretrain: give this 03_train run its own"):
         open_run(params, "03_train")
     with pytest.raises(RunConflictError, match=r"add -p amend true"):
         open_run(make_params({"epochs": 2}, base=params), "01_pretrain")
-    with pytest.raises(RunConflictError, match=r"amend changes only adapt_epochs, adapt_lr, disc_lr, epochs, lr, "
-                                               r"ssg_lr \(epochs only grow\)"):
+    with pytest.raises(
+        RunConflictError,
+        match=r"amend changes only adapt_epochs, adapt_lr, disc_lr, epochs, lr, "
+        r"ssg_lr \(epochs only grow\)",
+    ):
         open_run(make_params({"epochs": 2, "seed": 3, "amend": True}, base=params), "01_pretrain")
     assert snapshot(run.path) == before
 
@@ -178,8 +194,14 @@ def test_failed_runs_leave_an_existing_folder_byte_identical(tiny_data_root, out
     import papermill
 
     source = pretrained(smoke(tiny_data_root, run_name="nb_source", n_models=2, epochs=1))
-    run_03 = {"data_root": str(tiny_data_root), "device": "cpu", "run_name": "nb_train", "pretrain_run": "nb_source",
-              "adapt_epochs": 1, "umap_figures": False}
+    run_03 = {
+        "data_root": str(tiny_data_root),
+        "device": "cpu",
+        "run_name": "nb_train",
+        "pretrain_run": "nb_source",
+        "adapt_epochs": 1,
+        "umap_figures": False,
+    }
     finished = Path(run_notebook("03_train", [SMOKE], run_03)).parent
     before = snapshot(finished)
     assert "03_train.ipynb" in before and "metrics.json" in before
@@ -204,14 +226,18 @@ def test_failed_runs_leave_an_existing_folder_byte_identical(tiny_data_root, out
 
 # --- 3. the smoke set trains; a run that trains nothing ends cleanly and says why
 
+
 def test_rho_rule_says_what_it_could_not_do():
     assert rho_rule_note(0.004, 2000, 0.3) == ""
     assert rho_rule_note(0.004, 20, 0.3) == ""  # 0.76 of a pair rounds to one
-    assert rho_rule_note(0.001, 20, 0.3) == ("rho 0.001 takes 0.19 of the 190 pairs of 20 points, fewer than one: "
-                                             "the smallest distance was used")
-    assert rho_rule_note(0.004, 50, 4.4e-17) == ("the rho rule's eps (4.4e-17) is zero: the smallest Jaccard "
-                                                 "distances are ties at 0, so DBSCAN joins only those; raise rho "
-                                                 "or set eps")
+    assert rho_rule_note(0.001, 20, 0.3) == (
+        "rho 0.001 takes 0.19 of the 190 pairs of 20 points, fewer than one: the smallest distance was used"
+    )
+    assert rho_rule_note(0.004, 50, 4.4e-17) == (
+        "the rho rule's eps (4.4e-17) is zero: the smallest Jaccard "
+        "distances are ties at 0, so DBSCAN joins only those; raise rho "
+        "or set eps"
+    )
 
 
 def test_run_that_trains_no_epoch_finishes_and_says_why(tiny_data_root, outputs):
@@ -225,8 +251,10 @@ def test_run_that_trains_no_epoch_finishes_and_says_why(tiny_data_root, outputs)
     assert set(history["status"]) == {"skipped"} and "target_mAP" not in history
     metrics = adaptation_metrics(history, None, adapt)
     assert metrics["epochs_trained"] == 0 and metrics["best_oracle"] is None
-    assert metrics["not_trained"].startswith("no epoch trained, the model is the source model: epoch 1: epoch "
-                                             "skipped, the model is unchanged: target clustering:")
+    assert metrics["not_trained"].startswith(
+        "no epoch trained, the model is the source model: epoch 1: epoch "
+        "skipped, the model is unchanged: target clustering:"
+    )
     assert "the rho rule's eps" in metrics["not_trained"] and "epoch 2:" in metrics["not_trained"]
     figure = plot_adaptation(history, num_cams=4, path=run.figure_path("curves.png"))
     assert "not evaluated\n(no epoch trained)" in [text.get_text() for text in figure.axes[5].texts]
@@ -234,6 +262,7 @@ def test_run_that_trains_no_epoch_finishes_and_says_why(tiny_data_root, outputs)
 
 
 # --- 4. divergence stops the run and keeps the last good checkpoint
+
 
 def test_divergence_stops_and_a_resume_with_a_smaller_rate_continues(tiny_data_root, outputs):
     params = smoke(tiny_data_root, run_name="diverging", n_models=1, epochs=1)
@@ -269,6 +298,7 @@ def test_non_finite_adaptation_stops_before_saving(tiny_data_root, outputs):
 
 # --- 5. messages that name the cause
 
+
 def test_bad_run_name_is_a_parameter_error():
     for name in ("../x", "a/b", ".hidden", "", "x y"):
         with pytest.raises(ConfigError, match=r"parameter 'run_name': expected a plain folder name"):
@@ -302,6 +332,7 @@ def test_leftover_temporaries_are_removed_and_writes_are_flushed(tmp_path, monke
 
 # --- 6. the thread count is part of the record
 
+
 def test_threads_are_recorded_and_a_resume_takes_them(tmp_path, outputs):
     params = make_params({"run_name": "threaded", "threads": 1})
     run, params = open_run(params, "01_pretrain")
@@ -319,20 +350,51 @@ def test_threads_are_recorded_and_a_resume_takes_them(tmp_path, outputs):
 
 # --- kill -9 in the middle of notebook 03, then the same command: the same bytes as a run never interrupted
 
+
 @pytest.mark.notebook
 def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outputs):
     pretrained(smoke(tiny_data_root, run_name="kill_source", n_models=2, epochs=1))
-    command = [sys.executable, "-m", "canu_core", "notebook", "03_train", "-f", str(SMOKE), "-p", "data_root",
-               str(tiny_data_root), "-p", "device", "cpu", "-p", "pretrain_run", "kill_source", "-p", "adapt_epochs",
-               "3", "-p", "umap_figures", "false", "-p", "threads", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "canu_core",
+        "notebook",
+        "03_train",
+        "-f",
+        str(SMOKE),
+        "-p",
+        "data_root",
+        str(tiny_data_root),
+        "-p",
+        "device",
+        "cpu",
+        "-p",
+        "pretrain_run",
+        "kill_source",
+        "-p",
+        "adapt_epochs",
+        "3",
+        "-p",
+        "umap_figures",
+        "false",
+        "-p",
+        "threads",
+        "2",
+    ]
     env = {**os.environ, "CANU_OUTPUTS": str(outputs)}
 
     def run_to_end(name):
         subprocess.run(command + ["-p", "run_name", name], env=env, check=True, capture_output=True, cwd=ROOT)
 
     run_to_end("whole")
-    killed = subprocess.Popen(command + ["-p", "run_name", "killed"], env=env, cwd=ROOT, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        command + ["-p", "run_name", "killed"],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = outputs / "killed" / "checkpoints" / "mmt_state.pt"
     deadline = time.monotonic() + 300
     while not state.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -345,11 +407,11 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outpu
     whole, resumed = RunFolder(outputs / "whole"), RunFolder(outputs / "killed")
     assert resumed.history_path.read_bytes() == whole.history_path.read_bytes()
     assert json.loads((resumed.path / "metrics.json").read_text()) == json.loads(
-        (whole.path / "metrics.json").read_text())
+        (whole.path / "metrics.json").read_text()
+    )
     for name in ("mmt_state", "mmt_last", "mmt_best_oracle"):
         expected, found = whole.load_checkpoint(name), resumed.load_checkpoint(name)
         assert_same(expected, found, name)
     notebook = nbformat.read(resumed.path / "03_train.ipynb", as_version=4)
     assert notebook.metadata["papermill"]["exception"] is None
     assert yaml.safe_load((resumed.path / "params.yaml").read_text())["threads"] == 2
-

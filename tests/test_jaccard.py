@@ -1,5 +1,6 @@
 """The sparse k-reciprocal Jaccard distances ("mmt" and "spcl") against dense step-by-step renderings of each public
 algorithm, against the dense SpCL reference of the benchmark, on cases worked out by hand, and SSG's source term."""
+
 import importlib.util
 import math
 from pathlib import Path
@@ -32,8 +33,9 @@ def load_dense_reference():
 reference = load_dense_reference()
 
 
-def dense_jaccard(unit: np.ndarray, ranking: np.ndarray, weight_distance: np.ndarray, list_length: int,
-                  half_list_length: int, k2: int) -> np.ndarray:
+def dense_jaccard(
+    unit: np.ndarray, ranking: np.ndarray, weight_distance: np.ndarray, list_length: int, half_list_length: int, k2: int
+) -> np.ndarray:
     """Zhong's k-reciprocal Jaccard distance, dense float64, one point at a time: `ranking` each point's neighbours
     nearest first, `weight_distance` the distance whose exp(-d) weighs the expanded set."""
     num_points = len(unit)
@@ -148,12 +150,17 @@ def test_mmt_by_hand_lists_of_k1_plus_one_and_row_scaled_weights():
     # Lists of 3: A, B, C list each other, D lists C and B, neither lists D: R(A) = R(B) = R(C) = {A, B, C},
     # R(D) = {D}; every H(c) lies inside, nothing is added. Weights exp(-d / row max) over {A, B, C}: the farthest
     # points are D for A (110 deg), for B (90 deg) and for C (60 deg; A is at 50).
-    scaled = {"A": np.array([0, chord(20), chord(50)]) / chord(110),
-              "B": np.array([chord(20), 0, chord(30)]) / chord(90),
-              "C": np.array([chord(50), chord(30), 0]) / chord(60)}
+    scaled = {
+        "A": np.array([0, chord(20), chord(50)]) / chord(110),
+        "B": np.array([chord(20), 0, chord(30)]) / chord(90),
+        "C": np.array([chord(50), chord(30), 0]) / chord(60),
+    }
     rows = {name: np.exp(-value) / np.exp(-value).sum() for name, value in scaled.items()}
-    expected = {(0, 1): jaccard_of(rows["A"], rows["B"]), (0, 2): jaccard_of(rows["A"], rows["C"]),
-                (1, 2): jaccard_of(rows["B"], rows["C"])}  # D shares nothing: 1, not stored
+    expected = {
+        (0, 1): jaccard_of(rows["A"], rows["B"]),
+        (0, 2): jaccard_of(rows["A"], rows["C"]),
+        (1, 2): jaccard_of(rows["B"], rows["C"]),
+    }  # D shares nothing: 1, not stored
     got = upper_dict(compute_jaccard_distance(on_circle(*FOUR), k1=2, k2=1, variant="mmt"))
     assert got == pytest.approx(expected, abs=1e-6)
     # Without the row scaling (the weights of SpCL with MMT's lists: the former formula) A-B would be farther.
@@ -230,15 +237,18 @@ def test_whole_spcl_step_with_rho_rule_matches_reference(features):
 
 def test_jaccard_of_an_encoding_by_hand():
     # Rows sum to 1. m = sum of element-wise minima; distance = 1 - m / (2 - m).
-    encoding = sp.csr_matrix(np.array([[0.50, 0.50, 0.00, 0.00],
-                                       [0.25, 0.50, 0.25, 0.00],
-                                       [0.00, 0.00, 1.00, 0.00],
-                                       [0.50, 0.50, 0.00, 0.00]]))
+    encoding = sp.csr_matrix(
+        np.array(
+            [[0.50, 0.50, 0.00, 0.00], [0.25, 0.50, 0.25, 0.00], [0.00, 0.00, 1.00, 0.00], [0.50, 0.50, 0.00, 0.00]]
+        )
+    )
     upper = upper_jaccard_from_encoding(encoding)
-    expected = {(0, 1): 1 - 0.75 / 1.25,  # m = 0.25 + 0.50
-                (0, 3): 0.0,  # identical rows: m = 1, stored as an explicit zero
-                (1, 2): 1 - 0.25 / 1.75,  # m = 0.25
-                (1, 3): 1 - 0.75 / 1.25}
+    expected = {
+        (0, 1): 1 - 0.75 / 1.25,  # m = 0.25 + 0.50
+        (0, 3): 0.0,  # identical rows: m = 1, stored as an explicit zero
+        (1, 2): 1 - 0.25 / 1.75,  # m = 0.25
+        (1, 3): 1 - 0.75 / 1.25,
+    }
     coo = upper.tocoo()  # (0, 2) and (2, 3) share nothing: distance 1, not stored
     assert dict(zip(zip(coo.row.tolist(), coo.col.tolist()), coo.data.tolist())) == pytest.approx(expected)
     full = symmetric_distance(upper)
@@ -265,8 +275,9 @@ def test_source_distance_vector_by_hand():
     expected = np.array([0.0, 1 - math.exp(-2), 1 - math.exp(-4)]) / (1 - math.exp(-4))
     np.testing.assert_allclose(source_distance_vector(target, source), expected, atol=1e-6)
     # A second source point at 180 degrees: each target point takes its nearest (0, 2, 0).
-    np.testing.assert_allclose(source_distance_vector(torch.from_numpy(target), on_circle(0, 180)),
-                               [0.0, 1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        source_distance_vector(torch.from_numpy(target), on_circle(0, 180)), [0.0, 1.0, 0.0], atol=1e-6
+    )
     np.testing.assert_array_equal(source_distance_vector(on_circle(0, 0), on_circle(0)), [0.0, 0.0])  # all at 0
 
 

@@ -1,4 +1,5 @@
 """Label-smoothed CE, batch-hard triplet and SSG's triplet against values worked out by hand."""
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """MMT adaptation on the tiny worlds: MMT's soft losses by hand, the mean teacher, chunked BatchNorm, a short run's
 history and pseudo-labelled set, exact resume, mu = 0 equal to the baseline, and degenerate clusterings."""
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,39 @@ from canu_core.runs import RunFolder, project_root
 
 # Diagnostics, losses, discriminator metrics and test metrics every epoch row must have.
 HISTORY_COLUMNS = {
-    "method", "epoch", "adversary", "mu", "status", "message", "eps", "num_clusters", "num_outliers", "lost_ids",
-    "mi_pseudo_camera", "mi_true_camera", "ami_pseudo_camera", "ami_true_camera", "camera_probe_acc",
-    "camera_probe_chance", "iterations", "loss",
-    "loss_ce1", "loss_ce2", "loss_tri1", "loss_tri2", "loss_soft_ce", "loss_soft_tri", "loss_adv1", "loss_adv2",
-    "disc_loss_1", "disc_acc_1", "disc_loss_2", "disc_acc_2", "train_acc1", "train_acc2", "target_mAP",
+    "method",
+    "epoch",
+    "adversary",
+    "mu",
+    "status",
+    "message",
+    "eps",
+    "num_clusters",
+    "num_outliers",
+    "lost_ids",
+    "mi_pseudo_camera",
+    "mi_true_camera",
+    "ami_pseudo_camera",
+    "ami_true_camera",
+    "camera_probe_acc",
+    "camera_probe_chance",
+    "iterations",
+    "loss",
+    "loss_ce1",
+    "loss_ce2",
+    "loss_tri1",
+    "loss_tri2",
+    "loss_soft_ce",
+    "loss_soft_tri",
+    "loss_adv1",
+    "loss_adv2",
+    "disc_loss_1",
+    "disc_acc_1",
+    "disc_loss_2",
+    "disc_acc_2",
+    "train_acc1",
+    "train_acc2",
+    "target_mAP",
     "target_R1",
 }
 
@@ -34,10 +63,24 @@ def adapt_params(data_root, **changes):
     """Smoke parameters for adaptation at 32 x 16 pixels: 2 epochs of 2 iterations, batches of 2 pseudo-ids x 4
     images. k1 = 10 and rho = 0.2 (eps about 0.3) give the tiny target's 50 images 4 to 6 clusters (the paper's
     rho, 1.6e-3, is made for ~10^4 images: here it would average the two smallest distances)."""
-    return load_params(project_root() / "params" / "smoke.yaml", overrides={
-        "data_root": str(data_root), "device": "cpu", "epochs": 1, "adapt_epochs": 2, "adapt_iters_per_epoch": 2,
-        "batch_ids": 2, "k1": 10, "rho": 0.2, "adversary": "canu", "mu": 0.1, "height": 32, "width": 16,
-        **changes})
+    return load_params(
+        project_root() / "params" / "smoke.yaml",
+        overrides={
+            "data_root": str(data_root),
+            "device": "cpu",
+            "epochs": 1,
+            "adapt_epochs": 2,
+            "adapt_iters_per_epoch": 2,
+            "batch_ids": 2,
+            "k1": 10,
+            "rho": 0.2,
+            "adversary": "canu",
+            "mu": 0.1,
+            "height": 32,
+            "width": 16,
+            **changes,
+        },
+    )
 
 
 def target_world(params):
@@ -142,7 +185,7 @@ def test_mean_teacher_update():
             p.fill_(0.0)
     mmt_module.update_teacher(teacher, student, step=9, max_alpha=0.999)  # alpha = 1 - 1/10
     assert teacher.weight[0, 0].item() == pytest.approx(0.1)
-    mmt_module.update_teacher(teacher, student, step=10 ** 6, max_alpha=0.5)  # capped: 0.5 * 0.1 + 0.5
+    mmt_module.update_teacher(teacher, student, step=10**6, max_alpha=0.5)  # capped: 0.5 * 0.1 + 0.5
     assert teacher.weight[0, 0].item() == pytest.approx(0.55)
 
 
@@ -234,10 +277,13 @@ def test_mu_zero_adversary_equals_the_baseline(tiny_data_root, source_run, tmp_p
     assert histories[0]["disc_loss_1"].isna().all() and (histories[0]["loss_adv1"] == 0).all()
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"min_samples": 51}, "target clustering: no cluster: all 50 points are outliers"),
-    ({"batch_ids": 16}, "fewer than the 16 identities of a batch"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"min_samples": 51}, "target clustering: no cluster: all 50 points are outliers"),
+        ({"batch_ids": 16}, "fewer than the 16 identities of a batch"),
+    ],
+)
 def test_degenerate_clustering_skips_the_epoch(tiny_data_root, source_run, tmp_path, changes, reason):
     params = adapt_params(tiny_data_root, **changes)
     run = RunFolder(tmp_path / "run")
@@ -297,10 +343,12 @@ def test_an_epoch_whose_clusters_cannot_fill_one_batch_is_unusable():
     records = [ImageRecord(f"{i}.jpg", label, i % 2) for i, label in enumerate(labels)]
     pseudo = {"target": pseudo_labels_from(np.eye(7, dtype=np.float32), np.array(labels))}
     assert unusable_reason(pseudo, records, batch_ids=4, instances=4) == (
-        "a pass of the sampler draws 11 images of the 5 clusters left, fewer than one batch of 4 x 4")
+        "a pass of the sampler draws 11 images of the 5 clusters left, fewer than one batch of 4 x 4"
+    )
     assert unusable_reason(pseudo, records, batch_ids=2, instances=4) is None
     assert unusable_reason(pseudo, records, batch_ids=6, instances=4) == (
-        "5 clusters left, fewer than the 6 identities of a batch")
+        "5 clusters left, fewer than the 6 identities of a batch"
+    )
 
 
 def test_discriminator_conditions_pseudo_and_oracle():
@@ -339,11 +387,19 @@ def test_the_oracle_condition_is_the_true_identitys_centroid(tiny_data_root, sou
         conditions[condition] = torch.cat(seen)
     assert not torch.equal(conditions["pseudo"], conditions["oracle"])
     world = target_world(params)
-    features = mmt_module.F.normalize(sum(
-        mmt_module.train_set_features(load_source_model(source_run, k, params.source_checkpoint), world.train, params)
-        for k in (1, 2)) / 2, dim=1)
-    everyone = discriminator_conditions(np.zeros(len(world.train), dtype=int), np.zeros((1, 1), np.float32), features,
-                                        world.train, "oracle")
+    features = mmt_module.F.normalize(
+        sum(
+            mmt_module.train_set_features(
+                load_source_model(source_run, k, params.source_checkpoint), world.train, params
+            )
+            for k in (1, 2)
+        )
+        / 2,
+        dim=1,
+    )
+    everyone = discriminator_conditions(
+        np.zeros(len(world.train), dtype=int), np.zeros((1, 1), np.float32), features, world.train, "oracle"
+    )
     table = torch.unique(everyone, dim=0)
     assert len(table) == len({r.pid for r in world.train})
     gaps = (conditions["oracle"][:, None, :] - table[None, :, :]).abs().amax(dim=2)  # [conditions x identities]

@@ -1,4 +1,5 @@
 """Backbones, the re-ID head and local weight loading."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def ibn_backbone():
 def fake_state_dict(entries) -> dict[str, torch.Tensor]:
     """Random tensors with the given names and shapes; BN counters are integers, as in a real checkpoint."""
     torch.manual_seed(0)
-    return {name: torch.tensor(7) if name.endswith("num_batches_tracked") else torch.randn(shape)
-            for name, shape in entries}
+    return {
+        name: torch.tensor(7) if name.endswith("num_batches_tracked") else torch.randn(shape) for name, shape in entries
+    }
 
 
 def test_ibn_resnet50a_names_and_shapes_equal_the_official_release(ibn_backbone, official_entries):

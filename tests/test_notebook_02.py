@@ -1,4 +1,5 @@
 """Notebook 02 headless on the tiny worlds: a pretraining run made directly by the engine, then the notebook."""
+
 import math
 
 import nbformat
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.notebook
 
 def pretraining(data_root, run_name: str, **changes) -> RunFolder:
     """What notebook 01 leaves in its run folder (params.yaml, checkpoints), for one smoke model."""
-    params = load_params(SMOKE, overrides={"data_root": str(data_root), "device": "cpu", "n_models": 1,
-                                           "run_name": run_name, **changes})
+    params = load_params(
+        SMOKE, overrides={"data_root": str(data_root), "device": "cpu", "n_models": 1, "run_name": run_name, **changes}
+    )
     run = RunFolder.for_run(params.run_name)
     run.record(params, "01_pretrain")
     pretrain(params, load_dataset(params.source, params.data_root), load_dataset(params.target, params.data_root), run)
@@ -33,15 +35,21 @@ def pretrain_run(tiny_data_root, tmp_path, monkeypatch):
 
 
 def notebook_text(notebook) -> str:
-    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                   for output in cell.outputs)
+    return "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )
 
 
 def test_02_clusters_smoke(tiny_data_root, pretrain_run):
     # eps: SpCL's fixed value. On the tiny world's 50 images the rho rule averages the 2 smallest of 1225 distances,
     # which can both be 0, an eps that sklearn's DBSCAN rejects.
-    overrides = {"data_root": str(tiny_data_root), "device": "cpu", "run_name": "nb02",
-                 "pretrain_run": pretrain_run.path.name, "eps": 0.6}
+    overrides = {
+        "data_root": str(tiny_data_root),
+        "device": "cpu",
+        "run_name": "nb02",
+        "pretrain_run": pretrain_run.path.name,
+        "eps": 0.6,
+    }
     executed = run_notebook("02_clusters", [SMOKE], overrides)
     run = RunFolder.for_run("nb02")
     notebook = nbformat.read(executed, as_version=4)
@@ -64,8 +72,13 @@ def test_02_clusters_smoke(tiny_data_root, pretrain_run):
 
     for figure in FIGURES:
         assert (run.figure_path(figure)).read_bytes()[:4] == b"\x89PNG"
-    shown = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-             if "image/png" in output.get("data", {})]
+    shown = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert len(shown) == len(FIGURES)  # each figure displayed once, as an image
     explanation = "degenerate" if metrics["status"] != "ok" else "MI(pseudo-labels; camera)"
     assert explanation in notebook_text(notebook)
@@ -75,9 +88,15 @@ def test_02_clusters_smoke(tiny_data_root, pretrain_run):
 
 def test_02_sets_the_first_clustering_of_another_pretraining_run_beside_this_one(tiny_data_root, pretrain_run):
     source_only = pretraining(tiny_data_root, "smoke_source_only", pretrain_target_forward=False)
-    overrides = {"data_root": str(tiny_data_root), "device": "cpu", "run_name": "nb02_compare", "eps": 0.6,
-                 "pretrain_run": pretrain_run.path.name, "compare_pretrain_run": source_only.path.name,
-                 "source_checkpoint": "last"}
+    overrides = {
+        "data_root": str(tiny_data_root),
+        "device": "cpu",
+        "run_name": "nb02_compare",
+        "eps": 0.6,
+        "pretrain_run": pretrain_run.path.name,
+        "compare_pretrain_run": source_only.path.name,
+        "source_checkpoint": "last",
+    }
     executed = run_notebook("02_clusters", [SMOKE], overrides)
     run = RunFolder.for_run("nb02_compare")
     notebook = nbformat.read(executed, as_version=4)
@@ -87,8 +106,15 @@ def test_02_sets_the_first_clustering_of_another_pretraining_run_beside_this_one
     comparison = metrics["pretraining_comparison"]
     assert set(comparison) == {"smoke_pretrain", "smoke_source_only", REFERENCE}
     this, other, reference = comparison["smoke_pretrain"], comparison["smoke_source_only"], comparison[REFERENCE]
-    quantities = {"clusters", "outliers", "pairwise precision", "pairwise recall", "NMI",
-                  "MI(pseudo-labels; camera), nats", "camera probe accuracy"}
+    quantities = {
+        "clusters",
+        "outliers",
+        "pairwise precision",
+        "pairwise recall",
+        "NMI",
+        "MI(pseudo-labels; camera), nats",
+        "camera probe accuracy",
+    }
     if "ami_pseudo_camera" in metrics:  # the chance-adjusted MI, where the report has it
         quantities.add("MI less its chance value, nats")
     assert set(this) == set(other) == set(reference) == quantities
@@ -104,7 +130,12 @@ def test_02_sets_the_first_clustering_of_another_pretraining_run_beside_this_one
     assert reference["MI(pseudo-labels; camera), nats"] == pytest.approx(metrics["mi_true_camera"])
 
     assert run.figure_path("pretraining_comparison.png").read_bytes()[:4] == b"\x89PNG"
-    shown = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-             if "image/png" in output.get("data", {})]
+    shown = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert len(shown) == len(FIGURES) + 1
     assert "No comparison" not in notebook_text(notebook)

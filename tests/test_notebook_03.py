@@ -1,5 +1,6 @@
 """Notebook 03 headless on the tiny worlds: a pretraining run made directly by the engine, then the adaptation
 notebook for CANU-MMT and for SSG with the plain adversary; and plain papermill rejecting a misspelled name."""
+
 import math
 import subprocess
 import sys
@@ -31,23 +32,35 @@ def outputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pretrain_run(tiny_data_root, outputs):
     """What notebook 01 leaves in its run folder (params.yaml, checkpoints): two source models, one epoch each."""
-    params = load_params(SMOKE, overrides={**TINY, "data_root": str(tiny_data_root), "epochs": 1,
-                                           "run_name": "smoke_pretrain"})
+    params = load_params(
+        SMOKE, overrides={**TINY, "data_root": str(tiny_data_root), "epochs": 1, "run_name": "smoke_pretrain"}
+    )
     run = RunFolder.for_run(params.run_name)
     run.record(params, "01_pretrain")
     pretrain(params, load_dataset(params.source, params.data_root), load_dataset(params.target, params.data_root), run)
     return run
 
 
-@pytest.mark.parametrize("method, adversary, mu, loss_columns", [
-    ("mmt", "canu", 0.1, ["loss_ce1", "loss_soft_tri", "loss_adv1", "disc_acc_1", "disc_acc_2"]),
-    ("ssg", "adv", 0.05, ["loss_tri_full", "loss_adv_upper", "disc_acc_full", "disc_acc_lower"]),
-])
+@pytest.mark.parametrize(
+    "method, adversary, mu, loss_columns",
+    [
+        ("mmt", "canu", 0.1, ["loss_ce1", "loss_soft_tri", "loss_adv1", "disc_acc_1", "disc_acc_2"]),
+        ("ssg", "adv", 0.05, ["loss_tri_full", "loss_adv_upper", "disc_acc_full", "disc_acc_lower"]),
+    ],
+)
 def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, loss_columns):
     run_name = f"nb03_{method}"
-    overrides = {**TINY, "data_root": str(tiny_data_root), "pretrain_run": pretrain_run.path.name,
-                 "run_name": run_name, "method": method, "adversary": adversary, "mu": mu, "adapt_epochs": 2,
-                 "adapt_iters_per_epoch": 2}
+    overrides = {
+        **TINY,
+        "data_root": str(tiny_data_root),
+        "pretrain_run": pretrain_run.path.name,
+        "run_name": run_name,
+        "method": method,
+        "adversary": adversary,
+        "mu": mu,
+        "adapt_epochs": 2,
+        "adapt_iters_per_epoch": 2,
+    }
     executed = run_notebook("03_train", [SMOKE], overrides)
     run = RunFolder.for_run(run_name)
     notebook = nbformat.read(executed, as_version=4)
@@ -58,8 +71,19 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     history = run.read_history()
     assert list(history["epoch"]) == [0, 1] and set(history["method"]) == {method}
     assert set(history["adversary"]) == {adversary} and (history["mu"] == mu).all()
-    for column in ["status", "num_clusters", "num_outliers", "lost_ids", "mi_pseudo_camera", "mi_true_camera",
-                   "ami_pseudo_camera", "ami_true_camera", "target_mAP", "target_R1", *loss_columns]:
+    for column in [
+        "status",
+        "num_clusters",
+        "num_outliers",
+        "lost_ids",
+        "mi_pseudo_camera",
+        "mi_true_camera",
+        "ami_pseudo_camera",
+        "ami_true_camera",
+        "target_mAP",
+        "target_R1",
+        *loss_columns,
+    ]:
         assert column in history, column
     trained = history[history["status"] == "trained"]
     assert len(trained) >= 1  # the tiny-world settings give usable clusters
@@ -69,13 +93,19 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
 
     for figure in FIGURES:
         assert run.figure_path(figure).read_bytes()[:4] == b"\x89PNG"
-    shown = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
-             if "image/png" in output.get("data", {})]
+    shown = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert len(shown) == len(FIGURES)
 
     metrics = run.read_metrics()
     assert {"method", "adversary", "mu", "pretrain_run", "epochs", "epochs_trained", "last", "best_oracle"} <= set(
-        metrics)
+        metrics
+    )
     assert metrics["method"] == method and metrics["epochs"] == 2 and metrics["epochs_trained"] == len(trained)
     last = metrics["last"]
     assert last["epoch"] == 1
@@ -85,10 +115,14 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     best = metrics["best_oracle"]
     assert best is not None and best["target_mAP"] == pytest.approx(trained["target_mAP"].max())
     assert "best_oracle (target labels: reference only)" in "".join(
-        output.get("data", {}).get("text/plain", "") for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.outputs)
-    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                      for output in cell.outputs)  # the CANU step by hand
+        output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )  # the CANU step by hand
     assert "two samples share a condition exactly when they share a cluster: True" in printed
     assert "gradient on the network's weights from D's steps: False" in printed
     assert "reaches: {'feature extractor': True, 'discriminator': False, 'centroid condition': False}" in printed
@@ -98,10 +132,26 @@ def test_03_plain_papermill_rejects_a_misspelled_name(tmp_path):
     """papermill only warns about an unknown -p name; the notebook's second cell must stop the run."""
     output = tmp_path / "out.ipynb"
     result = subprocess.run(
-        [sys.executable, "-m", "papermill", str(project_root() / "notebooks" / "03_train.ipynb"), str(output),
-         "-p", "muu", "0.1", "-p", "run_name", "nb03_typo", "-k", "python3"],
-        capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ,
-                                                            "CANU_OUTPUTS": str(tmp_path / "outputs")})
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(project_root() / "notebooks" / "03_train.ipynb"),
+            str(output),
+            "-p",
+            "muu",
+            "0.1",
+            "-p",
+            "run_name",
+            "nb03_typo",
+            "-k",
+            "python3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "CANU_OUTPUTS": str(tmp_path / "outputs")},
+    )
     assert result.returncode != 0
     assert "unknown parameter(s): 'muu' (did you mean 'mu'?)" in result.stdout + result.stderr
     assert not (tmp_path / "outputs" / "nb03_typo").exists()  # failed before the run folder was made

@@ -2,6 +2,7 @@
 adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it; CANU with
 the oracle condition) through notebook 03, and builds the tables, the claims and the figures; a second pass finds
 every run finished and runs nothing."""
+
 import nbformat
 import pandas as pd
 import pytest
@@ -19,16 +20,31 @@ pytestmark = pytest.mark.notebook
 
 def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
-    overrides = {**TINY, "data_root": str(tiny_data_root), "run_name": "smoke_study", "pretrain_run": "smoke_source",
-                 "target": "synthetic:tiny_target", "studies": ["table_iv", "oracle", "table_iii"],
-                 "methods": ["mmt"], "mu_grid": [0.1], "seeds": [0], "sweep_seeds": [0], "adapt_epochs": 2,
-                 "adapt_iters_per_epoch": 2, "parallel_runs": 2}
+    overrides = {
+        **TINY,
+        "data_root": str(tiny_data_root),
+        "run_name": "smoke_study",
+        "pretrain_run": "smoke_source",
+        "target": "synthetic:tiny_target",
+        "studies": ["table_iv", "oracle", "table_iii"],
+        "methods": ["mmt"],
+        "mu_grid": [0.1],
+        "seeds": [0],
+        "sweep_seeds": [0],
+        "adapt_epochs": 2,
+        "adapt_iters_per_epoch": 2,
+        "parallel_runs": 2,
+    }
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
 
     assert (tmp_path / "smoke_source" / "01_pretrain.ipynb").is_file()  # notebook 01 ran first
-    runs = ["smoke_study-mmt-none-seed0", "smoke_study-mmt-adv-mu0.1-seed0", "smoke_study-mmt-canu-mu0.1-seed0",
-            "smoke_study-mmt-canu-oracle-mu0.1-seed0"]
+    runs = [
+        "smoke_study-mmt-none-seed0",
+        "smoke_study-mmt-adv-mu0.1-seed0",
+        "smoke_study-mmt-canu-mu0.1-seed0",
+        "smoke_study-mmt-canu-oracle-mu0.1-seed0",
+    ]
     for name in runs:
         run = RunFolder.for_run(name)
         assert (run.path / "03_train.ipynb").is_file() and (run.path / "metrics.json").is_file()
@@ -50,7 +66,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert {"CANU-MMT [oracle condition] - CANU-MMT", "MMT (DBSCAN) - direct transfer - 5"} <= set(claims["comparison"])
     direct = pd.read_csv(study.path / "tables" / "direct_transfer.csv")
     assert list(direct["evaluated as"]) == ["MMT (one feature)"] and 0 <= direct["mAP"].item() <= 100
-    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    assert set(claims["verdict"]) <= {"too few seeds", "not measured"}  # one seed: no verdict
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure
     metrics = study.read_metrics()

@@ -5,8 +5,16 @@ from canu_core.notebook import params_from_namespace
 
 
 def test_namespace_variables_become_params():
-    namespace = {"In": [], "Out": {}, "_i1": "x", "__name__": "__main__", "get_ipython": print,
-                 "pytest": pytest, "seed": 5, "run_name": "nb"}
+    namespace = {
+        "In": [],
+        "Out": {},
+        "_i1": "x",
+        "__name__": "__main__",
+        "get_ipython": print,
+        "pytest": pytest,
+        "seed": 5,
+        "run_name": "nb",
+    }
     params = params_from_namespace(namespace)
     assert (params.seed, params.run_name) == (5, "nb")
 
@@ -35,10 +43,16 @@ def test_parameters_cells_repeat_the_typed_defaults(notebook):
     cells = nbformat.read(project_root() / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
     source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
     defaults = dataclasses.asdict(Params())
-    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
-              if isinstance(node, ast.Assign)}
-    drifted = {name: (value, defaults[name]) for name, value in values.items()
-               if name in defaults and name not in OWN_VALUES and value != defaults[name]}
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+    }
+    drifted = {
+        name: (value, defaults[name])
+        for name, value in values.items()
+        if name in defaults and name not in OWN_VALUES and value != defaults[name]
+    }
     assert not drifted, f"{notebook}: parameters cell value vs config.Params default: {drifted}"
 
 
@@ -56,9 +70,36 @@ def test_synthetic_default_file_is_notebook_03s_default_run():
 
     cells = nbformat.read(project_root() / "notebooks" / "03_train.ipynb", as_version=4).cells
     source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
-    cell = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
-            if isinstance(node, ast.Assign)}
+    cell = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+    }
     expected = {**dataclasses.asdict(Params()), **cell}
     written = yaml.safe_load((project_root() / "params" / "synthetic_default.yaml").read_text())
     differing = {name: (value, expected[name]) for name, value in written.items() if value != expected[name]}
     assert not differing, f"synthetic_default.yaml value vs notebook 03's default run: {differing}"
+
+
+def test_a_rerun_is_checked_with_the_notebooks_own_cell_values(tmp_path, monkeypatch):
+    """Notebook 04's cell sets seed 1: a run folder it recorded must be accepted when the same command runs again
+    (the check before the kernel starts once compared it with config.Params's seed 0 and refused every rerun)."""
+    import papermill
+
+    from canu_core.config import make_params
+    from canu_core.notebook import parameters_cell, run_notebook
+    from canu_core.runs import RunFolder, project_root
+
+    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
+    notebook = project_root() / "notebooks" / "04_ablations.ipynb"
+    cell = parameters_cell(notebook)
+    assert cell["seed"] == 1 and cell["run_name"] == "study"
+    RunFolder.for_run("study").record(make_params({**cell, "studies": ["table_iv"]}), "04_ablations")
+    executed = []
+    monkeypatch.setattr(
+        papermill,
+        "execute_notebook",
+        lambda source, output, **_: (executed.append(output), open(output, "w").write("{}")),
+    )
+    assert run_notebook("04_ablations", [], {"studies": ["table_iv"]}) == tmp_path / "study" / "04_ablations.ipynb"
+    assert len(executed) == 1

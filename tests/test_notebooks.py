@@ -1,4 +1,5 @@
 """Headless smoke runs of the notebooks through papermill, on params/smoke.yaml and the tiny worlds."""
+
 import json
 
 import nbformat
@@ -44,6 +45,10 @@ def test_misspelled_papermill_parameter_fails_inside_the_notebook(tmp_path, outp
     import papermill
 
     with pytest.raises(papermill.PapermillExecutionError, match="did you mean 'epochs'"):
-        papermill.execute_notebook(str(project_root() / "notebooks" / "01_pretrain.ipynb"),
-                                   str(tmp_path / "out.ipynb"), parameters={"epoch": 3}, kernel_name="python3",
-                                   progress_bar=False)
+        papermill.execute_notebook(
+            str(project_root() / "notebooks" / "01_pretrain.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"epoch": 3},
+            kernel_name="python3",
+            progress_bar=False,
+        )

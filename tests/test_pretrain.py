@@ -1,5 +1,6 @@
 """Source pretraining: an interrupted run resumes and ends exactly where an uninterrupted one ends (CPU, same seed);
 MMT's recipe: the soft-margin triplet, and a target batch forwarded each step that only BatchNorm statistics see."""
+
 import math
 
 import pytest
@@ -15,13 +16,24 @@ from canu_core.runs import RunFolder, project_root
 
 
 def smoke_params(data_root, **changes):
-    return load_params(project_root() / "params" / "smoke.yaml", overrides={
-        "data_root": str(data_root), "device": "cpu", "n_models": 1, "epochs": 3, "iters_per_epoch": 3, **changes})
+    return load_params(
+        project_root() / "params" / "smoke.yaml",
+        overrides={
+            "data_root": str(data_root),
+            "device": "cpu",
+            "n_models": 1,
+            "epochs": 3,
+            "iters_per_epoch": 3,
+            **changes,
+        },
+    )
 
 
 def worlds(params):
-    return (load_dataset(params.source, params.data_root, params.world_seed),
-            load_dataset(params.target, params.data_root, params.world_seed))
+    return (
+        load_dataset(params.source, params.data_root, params.world_seed),
+        load_dataset(params.target, params.data_root, params.world_seed),
+    )
 
 
 class Interrupted(Exception):
@@ -50,8 +62,9 @@ def interrupting_build_model(after_training_steps):
 
 
 @pytest.mark.parametrize("target_forward", [True, False])
-def test_interrupted_run_resumes_to_identical_weights_and_metrics(tiny_data_root, tmp_path, monkeypatch,
-                                                                  target_forward):
+def test_interrupted_run_resumes_to_identical_weights_and_metrics(
+    tiny_data_root, tmp_path, monkeypatch, target_forward
+):
     params = smoke_params(tiny_data_root, pretrain_target_forward=target_forward)
     source, target = worlds(params)
 
@@ -139,6 +152,7 @@ def test_load_source_model_round_trip_and_clear_error(tiny_data_root, tmp_path):
 
 # --- MMT's recipe: soft-margin triplet, target batches forwarded for the BatchNorm statistics only
 
+
 def test_soft_pretraining_triplet_is_mmts_soft_triplet_with_margin_zero():
     """MMT's SoftTripletLoss(margin=0.0) is -log softmax([d_ap, d_an])[1] = log(e^d_ap + e^d_an) - d_an per anchor,
     i.e. softplus(d_ap - d_an); the hinge is max(0, d_ap - d_an + triplet_margin). Points on a line: labels 0, 0, 1,
@@ -187,7 +201,7 @@ def test_endless_batches_cycle_passes_in_a_seeded_order_with_a_random_stream_of_
     assert torch.equal(torch.get_rng_state(), global_state)  # the global stream is left as it was
     torch.manual_seed(1)
     assert draw(epoch=0, count=5) == drawn  # whatever the global stream: order and draws set by (seed, epoch, pass)
-    passes = [sum((indices for indices, _ in drawn[start:start + 2]), []) for start in (0, 2)]
+    passes = [sum((indices for indices, _ in drawn[start : start + 2]), []) for start in (0, 2)]
     assert all(len(set(indices)) == 8 for indices in passes)  # each pass: 8 distinct of the 10 (drop_last)
     assert passes[0] != passes[1] and drawn[4][0] != drawn[0][0]  # a new pass, a new order
     assert draw(epoch=1, count=2) != drawn[:2] and draw(epoch=0, count=2, seed=4) != drawn[:2]
@@ -200,15 +214,21 @@ def test_endless_batches_cycle_passes_in_a_seeded_order_with_a_random_stream_of_
 def test_target_smaller_than_a_batch_is_refused_with_the_way_out(tiny_data_root):
     params = smoke_params(tiny_data_root, batch_ids=13)  # 13 x 4 = 52 images, the tiny target has 50
     _, target = worlds(params)
-    with pytest.raises(ValueError, match=r"50 training images, fewer than one batch of 52 .*pretrain_target_forward "
-                                         r"false"):
+    with pytest.raises(
+        ValueError,
+        match=r"50 training images, fewer than one batch of 52 .*pretrain_target_forward "
+        r"false",
+    ):
         pretrain_module.target_forward_loader(target, params, seed=0)
     assert len(pretrain_module.target_forward_loader(target, smoke_params(tiny_data_root), seed=0)) == 50 // 16
 
 
 def batchnorms(model):
-    return {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.BatchNorm1d)
-            or isinstance(module, torch.nn.BatchNorm2d)}
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.BatchNorm1d) or isinstance(module, torch.nn.BatchNorm2d)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +255,9 @@ def runs_with_and_without_target_forward(tiny_data_root, tmp_path_factory):
 
 
 def test_target_batches_give_no_gradient_only_batchnorm_statistics(runs_with_and_without_target_forward):
-    (with_target, history_with), (source_only, history_without) = (runs_with_and_without_target_forward[flag]
-                                                                   for flag in (True, False))
+    (with_target, history_with), (source_only, history_without) = (
+        runs_with_and_without_target_forward[flag] for flag in (True, False)
+    )
     learned = dict(source_only.named_parameters())
     for name, weight in with_target.named_parameters():  # the very same weights: the target gave no gradient
         assert torch.equal(weight, learned[name]), name
@@ -248,8 +269,9 @@ def test_target_batches_give_no_gradient_only_batchnorm_statistics(runs_with_and
         assert not torch.equal(norm.running_mean, source_norms[name].running_mean), name
 
 
-def test_target_forward_moves_batchnorm_statistics_towards_the_target(runs_with_and_without_target_forward,
-                                                                      tiny_data_root):
+def test_target_forward_moves_batchnorm_statistics_towards_the_target(
+    runs_with_and_without_target_forward, tiny_data_root
+):
     """The first BatchNorm normalises the first convolution's output: its running mean, placed on the segment from
     the source images' mean output (0) to the target images' (1), stays at the source without target forward and
     moves towards the target with it (not all the way: half the batches are the source's, and the augmentation's
@@ -260,8 +282,9 @@ def test_target_forward_moves_batchnorm_statistics_towards_the_target(runs_with_
 
     def mean_output(records):
         with torch.no_grad():
-            return torch.cat([conv1(images).mean(dim=(2, 3)) for images, *_ in
-                              ordered_loader(records, 64, 32, batch_size=64)]).mean(dim=0)
+            return torch.cat(
+                [conv1(images).mean(dim=(2, 3)) for images, *_ in ordered_loader(records, 64, 32, batch_size=64)]
+            ).mean(dim=0)
 
     source_mean, target_mean = mean_output(source.train), mean_output(target.train)
     gap = target_mean - source_mean

@@ -1,5 +1,6 @@
 """Pseudo-labels: the rho rule on sparse distances (missing entries valued exactly, with or without SSG's source
 term), relabelling, centroids, degenerate clusterings, the blended distance, k-means."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -43,7 +44,7 @@ def test_relabel_by_first_member():
 def test_centroids_are_normalised_cluster_means():
     features = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0], [3.0, 4.0]])
     centroids = cluster_centroids(features, np.array([0, 0, -1, 1]))
-    np.testing.assert_allclose(centroids, [[2 ** -0.5, 2 ** -0.5], [0.6, 0.8]], rtol=1e-6)
+    np.testing.assert_allclose(centroids, [[2**-0.5, 2**-0.5], [0.6, 0.8]], rtol=1e-6)
     assert centroids.dtype == np.float32
 
 
@@ -129,7 +130,7 @@ def test_rho_rule_giving_zero_still_clusters_exact_duplicates():
 def dense_rho_eps(distance: np.ndarray, rho: float) -> float:
     """The rho rule on a dense matrix, every upper-triangle entry counted."""
     upper = np.sort(distance[np.triu_indices(len(distance), 1)])
-    return float(upper[:max(1, round(rho * upper.size))].mean())
+    return float(upper[: max(1, round(rho * upper.size))].mean())
 
 
 def blended_dense(jaccard: sp.spmatrix, source: np.ndarray, weight: float) -> np.ndarray:
@@ -177,14 +178,15 @@ def test_source_term_diagonal_decides_whether_a_point_is_its_own_neighbour():
     source = SourceTerm(np.array([1.0, 0.0, 0.0, 0.0, 0.0]), 0.1)
     blended = source.combine(upper(5, {(0, 1): 0.0, (0, 2): 0.0, (0, 3): 0.0}))
     dense = blended_dense(upper(5, {(0, 1): 0.0, (0, 2): 0.0, (0, 3): 0.0}), source.vector, 0.1)
-    for eps, expected in [(0.15, [-1, -1, -1, -1, -1]),  # 0 has 3 neighbours, itself not among them: no core
-                          (0.2, [0, 0, 0, 0, -1])]:  # now 0 counts itself: 4, a core point
+    for eps, expected in [
+        (0.15, [-1, -1, -1, -1, -1]),  # 0 has 3 neighbours, itself not among them: no core
+        (0.2, [0, 0, 0, 0, -1]),
+    ]:  # now 0 counts itself: 4, a core point
         graph = neighbourhood_graph(blended, eps, source)
         np.testing.assert_allclose(graph.diagonal(), [0.2, 0, 0, 0, 0])  # stored even above eps
         labels = DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(graph)
         np.testing.assert_array_equal(labels, expected)
-        np.testing.assert_array_equal(DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense),
-                                      expected)
+        np.testing.assert_array_equal(DBSCAN(eps=eps, min_samples=4, metric="precomputed").fit_predict(dense), expected)
 
 
 @pytest.mark.parametrize("variant", ["mmt", "spcl"])
@@ -216,8 +218,9 @@ def test_eps_reaching_unstored_pairs_is_exact():
     labels = clustering(features, source_distance=source.vector).labels
     np.testing.assert_array_equal(labels, relabel_by_first_member(np.where(blob == 2, 1, 0)))
     dense = blended_dense(symmetric_distance(upper), source.vector, 0.1)
-    np.testing.assert_array_equal(labels, relabel_by_first_member(
-        DBSCAN(eps=0.93, min_samples=4, metric="precomputed").fit_predict(dense)))
+    np.testing.assert_array_equal(
+        labels, relabel_by_first_member(DBSCAN(eps=0.93, min_samples=4, metric="precomputed").fit_predict(dense))
+    )
 
 
 def test_eps_making_the_matrix_dense_is_refused(monkeypatch):
@@ -251,5 +254,6 @@ def test_float32_distances_meet_eps_as_in_the_dense_matrix():
     dense = np.full((4, 4), np.float32(0.1))
     np.fill_diagonal(dense, 0)
     for distance in (graph, dense):
-        np.testing.assert_array_equal(DBSCAN(eps=0.1, min_samples=4, metric="precomputed").fit_predict(distance),
-                                      [0, 0, 0, 0])
+        np.testing.assert_array_equal(
+            DBSCAN(eps=0.1, min_samples=4, metric="precomputed").fit_predict(distance), [0, 0, 0, 0]
+        )

@@ -1,5 +1,6 @@
 """Sparse k-reciprocal re-ranking against a dense, step-by-step rendering of Zhong et al.'s algorithm, and on a
 four-point case worked out by hand."""
+
 import math
 
 import numpy as np
@@ -9,8 +10,9 @@ import torch
 from canu_core.cluster.kreciprocal import k_reciprocal_encoding, nearest_neighbours, re_ranking, reciprocal_mask
 
 
-def dense_zhong_re_ranking(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int, k2: int,
-                           lambda_value: float) -> np.ndarray:
+def dense_zhong_re_ranking(
+    q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int, k2: int, lambda_value: float
+) -> np.ndarray:
     """Zhong et al. (CVPR 2017) as their public code runs it: dense (q+g)^2 matrices, one point at a time."""
     original = np.block([[q_q, q_g], [q_g.T, g_g]]).astype(np.float32) ** 2
     original = (original / original.max(axis=0)).T  # each column divided by its maximum, then transposed
@@ -18,7 +20,7 @@ def dense_zhong_re_ranking(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1
     initial_rank = np.argsort(original, axis=1)
 
     def k_reciprocal(i: int, k: int) -> np.ndarray:
-        return np.array([j for j in initial_rank[i, :k + 1] if i in initial_rank[j, :k + 1]])
+        return np.array([j for j in initial_rank[i, : k + 1] if i in initial_rank[j, : k + 1]])
 
     encoding = np.zeros_like(original)
     for i in range(num_all):
@@ -55,18 +57,27 @@ def clustered_features(seed: int, num_ids: int = 16, per_id: int = 5, dim: int =
     return rng.permutation(points).astype(np.float32)
 
 
-@pytest.mark.parametrize("k1, k2, lambda_value", [
-    (20, 6, 0.3),  # the paper's setting
-    (5, 3, 0.5),   # k1 / 2 = 2.5 rounds (half to even) to 2
-    (7, 1, 0.3),   # 3.5 rounds to 4; k2 = 1: no query expansion
-    (3, 6, 0.3),   # query expansion wider than the k-reciprocal lists
-])
+@pytest.mark.parametrize(
+    "k1, k2, lambda_value",
+    [
+        (20, 6, 0.3),  # the paper's setting
+        (5, 3, 0.5),  # k1 / 2 = 2.5 rounds (half to even) to 2
+        (7, 1, 0.3),  # 3.5 rounds to 4; k2 = 1: no query expansion
+        (3, 6, 0.3),  # query expansion wider than the k-reciprocal lists
+    ],
+)
 @pytest.mark.parametrize("seed", range(4))
 def test_re_ranking_equals_dense_reference(k1, k2, lambda_value, seed):
     points = clustered_features(seed)
     query, gallery = points[:30], points[30:]
-    expected = dense_zhong_re_ranking(cosine_distance(query, gallery), cosine_distance(query, query),
-                                      cosine_distance(gallery, gallery), k1, k2, lambda_value)
+    expected = dense_zhong_re_ranking(
+        cosine_distance(query, gallery),
+        cosine_distance(query, query),
+        cosine_distance(gallery, gallery),
+        k1,
+        k2,
+        lambda_value,
+    )
     got = re_ranking(torch.from_numpy(query), torch.from_numpy(gallery), k1=k1, k2=k2, lambda_value=lambda_value)
     assert got.shape == (30, 50) and got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5, rtol=0)
@@ -78,6 +89,7 @@ def four_points() -> tuple[torch.Tensor, torch.Tensor]:
     Cosine distances from A: A' 1/2, B' 3/2, B 2; squared and divided by the row maximum 4: 1/16, 9/16, 1.
     B, B' mirror A, A'.
     """
+
     def unit(degrees: float) -> list[float]:
         return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
 
@@ -108,8 +120,9 @@ def test_reciprocal_mask_by_hand():
     # Hand-made 2-nearest lists (self first): 0 -> 0,1 ; 1 -> 1,0 ; 2 -> 2,1 ; 3 -> 3,2.
     neighbours = np.array([[0, 1], [1, 0], [2, 1], [3, 2]])
     # 0 and 1 are mutual; 2 lists 1 but 1 does not list 2; 3 lists 2 but 2 does not list 3.
-    np.testing.assert_array_equal(reciprocal_mask(neighbours, 1),
-                                  [[True, True], [True, True], [True, False], [True, False]])
+    np.testing.assert_array_equal(
+        reciprocal_mask(neighbours, 1), [[True, True], [True, True], [True, False], [True, False]]
+    )
 
 
 def test_encoding_rows_sum_to_one_and_nearest_neighbours_start_with_self():

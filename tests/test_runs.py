@@ -35,7 +35,9 @@ def test_params_history_metrics_checkpoint(tmp_path):
 
     run.write_metrics({"mAP": 12.5, "diagnostics": {"precision": float("nan"), "per_epoch": [1.0, float("inf")]}})
     assert json.loads((run.path / "metrics.json").read_text()) == {
-        "mAP": 12.5, "diagnostics": {"precision": None, "per_epoch": [1.0, None]}}
+        "mAP": 12.5,
+        "diagnostics": {"precision": None, "per_epoch": [1.0, None]},
+    }
 
     assert run.load_checkpoint("last") is None
     run.save_checkpoint({"epoch": 3, "w": torch.arange(3)}, "last")

@@ -1,4 +1,5 @@
 """MMT's identity sampling (RandomMultipleGallerySampler): groups, other cameras first, repeats, determinism."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,18 +12,23 @@ from canu_core.data.samplers import RandomIdentitySampler
 
 def make_records(cameras_per_pid: dict[int, list[int]]) -> list[ImageRecord]:
     """One record per listed camera, e.g. {7: [0, 0, 1]} = pid 7 seen twice by camera 0 and once by camera 1."""
-    return [ImageRecord(f"{pid}_{i}.jpg", pid, camid)
-            for pid, cameras in cameras_per_pid.items() for i, camid in enumerate(cameras)]
+    return [
+        ImageRecord(f"{pid}_{i}.jpg", pid, camid)
+        for pid, cameras in cameras_per_pid.items()
+        for i, camid in enumerate(cameras)
+    ]
 
 
-RECORDS = make_records({
-    0: [0, 0, 1, 1, 2, 2],    # three cameras, two images each
-    1: [3, 3, 3, 3, 3],       # one camera only
-    2: [0, 1, 2, 3],
-    3: [4],                   # a single image
-    4: [1, 2],                # fewer images than K
-    5: [0, 0, 0, 1],          # one image from another camera than the other three
-})
+RECORDS = make_records(
+    {
+        0: [0, 0, 1, 1, 2, 2],  # three cameras, two images each
+        1: [3, 3, 3, 3, 3],  # one camera only
+        2: [0, 1, 2, 3],
+        3: [4],  # a single image
+        4: [1, 2],  # fewer images than K
+        5: [0, 0, 0, 1],  # one image from another camera than the other three
+    }
+)
 
 
 def groups(sampler: RandomIdentitySampler) -> list[list[int]]:

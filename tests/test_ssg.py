@@ -2,6 +2,7 @@
 run's history and pseudo-labelled set (cameras kept, an image dropped when any part calls it an outlier), the
 source distance, the discriminators' input, exact resume, mu = 0 equal to the baseline, and a degenerate
 clustering."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,19 +20,39 @@ from canu_core.models import build_model
 from canu_core.runs import RunFolder
 
 HISTORY_COLUMNS = {
-    "method", "epoch", "adversary", "mu", "status", "message", "num_clusters", "num_outliers", "lost_ids",
-    "mi_pseudo_camera", "mi_true_camera", "camera_probe_acc", "camera_probe_chance", "iterations", "loss", "lr",
-    "target_mAP", "target_R1", "loss_tri_embedding",
-    *(f"{name}_{part}" for part in ssg_module.PARTS
-      for name in ("eps", "num_clusters", "num_outliers", "loss_tri", "loss_adv", "disc_loss", "disc_acc")),
+    "method",
+    "epoch",
+    "adversary",
+    "mu",
+    "status",
+    "message",
+    "num_clusters",
+    "num_outliers",
+    "lost_ids",
+    "mi_pseudo_camera",
+    "mi_true_camera",
+    "camera_probe_acc",
+    "camera_probe_chance",
+    "iterations",
+    "loss",
+    "lr",
+    "target_mAP",
+    "target_R1",
+    "loss_tri_embedding",
+    *(
+        f"{name}_{part}"
+        for part in ssg_module.PARTS
+        for name in ("eps", "num_clusters", "num_outliers", "loss_tri", "loss_adv", "disc_loss", "disc_acc")
+    ),
 }
 # More than one pass of the sampler: the tiny target's 4 to 6 full-body clusters give passes of 1 to 3 batches.
 ITERATIONS = 5
 
 
 def ssg_params(data_root, **changes):
-    return adapt_params(data_root, **{"method": "ssg", "n_models": 1, "mu": 0.05,
-                                      "adapt_iters_per_epoch": ITERATIONS, **changes})
+    return adapt_params(
+        data_root, **{"method": "ssg", "n_models": 1, "mu": 0.05, "adapt_iters_per_epoch": ITERATIONS, **changes}
+    )
 
 
 def source_world(params):
@@ -104,8 +125,9 @@ def test_clustering_features_are_the_pooled_parts_flip_summed_and_normalised(tin
     features = ssg_module.clustering_features(model, records, params)
     images, *_ = next(iter(ordered_loader(records, params.height, params.width, 6)))
     with torch.no_grad():
-        summed = [a + b for a, b in zip(model.eval().pooled_features(images),
-                                        model.pooled_features(images.flip(dims=[3])))]
+        summed = [
+            a + b for a, b in zip(model.eval().pooled_features(images), model.pooled_features(images.flip(dims=[3])))
+        ]
     assert len(features) == 3
     for part, expected in zip(features, summed):
         assert torch.allclose(part, F.normalize(expected, dim=1), atol=1e-6)
@@ -121,8 +143,10 @@ def test_discriminators_read_the_pooled_features_or_their_normalised_bn_neck_out
     assert ssg_module.discriminator_inputs(model, pooled, "pooled") is pooled
     embedded = ssg_module.discriminator_inputs(model, pooled, "embedding")
     for part, (feature, embedding) in enumerate(zip(pooled, embedded)):
-        expected = F.normalize(F.batch_norm(feature, None, None, model.bn_necks[part].weight,
-                                            model.bn_necks[part].bias, training=True), dim=1)
+        expected = F.normalize(
+            F.batch_norm(feature, None, None, model.bn_necks[part].weight, model.bn_necks[part].bias, training=True),
+            dim=1,
+        )
         assert torch.allclose(embedding, expected, atol=1e-5)
         assert not torch.allclose(embedding, feature, atol=1e-3)
 
@@ -177,8 +201,9 @@ def test_source_dataset_is_required_only_with_a_source_term(tiny_data_root, sour
         ssg_module.train_ssg(params, target_world(params), RunFolder(tmp_path / "a"), source_run)
     kmeans = ssg_params(tiny_data_root, clustering="kmeans", n_clusters=5)
     with pytest.raises(ValueError, match="set ssg_source_weight 0"):
-        ssg_module.train_ssg(kmeans, target_world(params), RunFolder(tmp_path / "b"), source_run,
-                             source=source_world(params))
+        ssg_module.train_ssg(
+            kmeans, target_world(params), RunFolder(tmp_path / "b"), source_run, source=source_world(params)
+        )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -209,8 +234,9 @@ def test_interrupted_run_resumes_to_identical_state(tiny_data_root, source_run, 
     assert straight_run.read_history().equals(run.read_history())
 
 
-def test_mu_zero_adversary_equals_the_baseline_and_needs_no_source_at_weight_zero(tiny_data_root, source_run,
-                                                                                  straight, tmp_path):
+def test_mu_zero_adversary_equals_the_baseline_and_needs_no_source_at_weight_zero(
+    tiny_data_root, source_run, straight, tmp_path
+):
     histories, states = [], []
     for adversary, mu in (("canu", 0.0), ("none", 0.05)):
         params = ssg_params(tiny_data_root, adapt_epochs=1, adversary=adversary, mu=mu, ssg_source_weight=0.0)
@@ -237,8 +263,9 @@ def test_embedding_adversary_features_reach_the_discriminators(tiny_data_root, s
         return real_step(self, features, *args)
 
     monkeypatch.setattr(CameraAdversary, "discriminator_step", step_spy)
-    params = ssg_params(tiny_data_root, adapt_epochs=1, adapt_iters_per_epoch=1, adversary_features="embedding",
-                        ssg_source_weight=0.0)
+    params = ssg_params(
+        tiny_data_root, adapt_epochs=1, adapt_iters_per_epoch=1, adversary_features="embedding", ssg_source_weight=0.0
+    )
     ssg_module.train_ssg(params, target_world(params), RunFolder(tmp_path / "run"), source_run)
     assert len(received) == 3  # one step per part
     for features in received:  # the normalised BN-neck outputs, not the (non-negative, unnormalised) pooled ones

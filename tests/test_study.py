@@ -1,9 +1,11 @@
 """Studies (notebook 04's sweeps): the plan of runs and their names, when a run is skipped, resumed or refused, and
 the tables built from run folders written by hand with known numbers."""
+
 import pandas as pd
 import pytest
 import yaml
 
+from canu_core import study as study_module
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
 from canu_core.study import (
@@ -40,10 +42,19 @@ def test_default_plan_shares_runs_between_tables():
     # the paper's mu, the coverage sweep 3 x 3 less the 3 at the target's own coverage (0.2, Table IV's MMT runs)
     # and the ablation's 2 x 2 variants
     assert len(runs) == 5 * (6 + 2) + 3 * (20 + 6 + 4)
-    assert {"s-mmt-none-seed4", "s-mmt-canu-mu0.1-seed2", "s-ssg-canu-mu0.05-seed1", "s-ssg-adv-mu0.05-seed0",
-            "s-ssg-canu-mu1.8-seed0", "s-ssg-adv-mu1.8-seed2", "s-mmt-adv-mu0.1-cov0.0-seed1",
-            "s-mmt-none-cov0.6-seed2", "s-mmt-canu-oracle-mu0.1-seed4", "s-ssg-canu-embedding-mu0.05-seed2",
-            "s-mmt-canu-uniform-mu0.1-seed0"} <= set(names)
+    assert {
+        "s-mmt-none-seed4",
+        "s-mmt-canu-mu0.1-seed2",
+        "s-ssg-canu-mu0.05-seed1",
+        "s-ssg-adv-mu0.05-seed0",
+        "s-ssg-canu-mu1.8-seed0",
+        "s-ssg-adv-mu1.8-seed2",
+        "s-mmt-adv-mu0.1-cov0.0-seed1",
+        "s-mmt-none-cov0.6-seed2",
+        "s-mmt-canu-oracle-mu0.1-seed4",
+        "s-ssg-canu-embedding-mu0.05-seed2",
+        "s-mmt-canu-uniform-mu0.1-seed0",
+    } <= set(names)
     assert not any("cov0.2" in name for name in names)
     assert not any(name.endswith(("seed3", "seed4")) for name in names if "mu1.8" in name or "embedding" in name)
     assert sum(r.adversary == "none" for r in runs) == 5 * 2 + 3 * 2
@@ -60,19 +71,30 @@ def test_plan_follows_the_study_parameters():
     runs = plan_study(params, "x")
     assert [(r.name, r.method, r.adversary, r.mu, r.seed, r.target_coverage) for r in runs] == [
         ("x-mmt-none-seed5", "mmt", "none", 0.1, 5, None),
-        ("x-mmt-adv-mu0.1-seed5", "mmt", "adv", 0.1, 5, None), ("x-mmt-adv-mu0.4-seed5", "mmt", "adv", 0.4, 5, None),
+        ("x-mmt-adv-mu0.1-seed5", "mmt", "adv", 0.1, 5, None),
+        ("x-mmt-adv-mu0.4-seed5", "mmt", "adv", 0.4, 5, None),
         ("x-mmt-canu-mu0.1-seed5", "mmt", "canu", 0.1, 5, None),
-        ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None)]
+        ("x-mmt-canu-mu0.4-seed5", "mmt", "canu", 0.4, 5, None),
+    ]
 
 
 def test_named_studies_run_alone():
     runs = plan_study(make_params({"studies": ["oracle"], "methods": ["ssg"], "seeds": [0, 1]}), "o")
-    assert [r.name for r in runs] == ["o-ssg-none-seed0", "o-ssg-canu-mu0.05-seed0", "o-ssg-canu-oracle-mu0.05-seed0",
-                                      "o-ssg-none-seed1", "o-ssg-canu-mu0.05-seed1", "o-ssg-canu-oracle-mu0.05-seed1"]
+    assert [r.name for r in runs] == [
+        "o-ssg-none-seed0",
+        "o-ssg-canu-mu0.05-seed0",
+        "o-ssg-canu-oracle-mu0.05-seed0",
+        "o-ssg-none-seed1",
+        "o-ssg-canu-mu0.05-seed1",
+        "o-ssg-canu-oracle-mu0.05-seed1",
+    ]
     runs = plan_study(make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0]}), "a")
     assert [(r.name, r.overrides.get("adversary_features"), r.overrides.get("adversary_objective")) for r in runs] == [
-        ("a-mmt-none-seed0", None, None), ("a-mmt-canu-mu0.1-seed0", None, None),
-        ("a-mmt-canu-embedding-mu0.1-seed0", "embedding", None), ("a-mmt-canu-uniform-mu0.1-seed0", None, "uniform_ce")]
+        ("a-mmt-none-seed0", None, None),
+        ("a-mmt-canu-mu0.1-seed0", None, None),
+        ("a-mmt-canu-embedding-mu0.1-seed0", "embedding", None),
+        ("a-mmt-canu-uniform-mu0.1-seed0", None, "uniform_ce"),
+    ]
     with pytest.raises(ValueError, match="unknown study variant 'oracles'"):
         study_run("s", "mmt", "canu", 0.1, 0, variant="oracles")
 
@@ -86,9 +108,15 @@ def test_run_parameters_drop_the_study_fields_and_set_the_run():
     params = make_params({"adapt_epochs": 4, "seeds": [0, 1]})
     values = run_parameters(params, study_run("s", "ssg", "adv", 0.05, 1, 0.6))
     assert "seeds" not in values and "mu_grid" not in values and "parallel_runs" not in values
-    assert (values["run_name"], values["method"], values["adversary"], values["mu"], values["seed"],
-            values["target_coverage"], values["adapt_epochs"]) == ("s-ssg-adv-mu0.05-cov0.6-seed1", "ssg", "adv",
-                                                                   0.05, 1, 0.6, 4)
+    assert (
+        values["run_name"],
+        values["method"],
+        values["adversary"],
+        values["mu"],
+        values["seed"],
+        values["target_coverage"],
+        values["adapt_epochs"],
+    ) == ("s-ssg-adv-mu0.05-cov0.6-seed1", "ssg", "adv", 0.05, 1, 0.6, 4)
 
 
 def test_run_state_new_partial_finished_and_foreign(outputs):
@@ -108,35 +136,76 @@ def test_run_state_new_partial_finished_and_foreign(outputs):
     assert run_state(params, run) == "finished"
     del recorded["jaccard"]  # recorded before MMT's Jaccard: it computed another distance, not the default's
     folder.params_path.write_text(yaml.safe_dump(recorded))
-    with pytest.raises(ValueError, match=r"jaccard: '\(not recorded: the run predates this parameter\)' there, "
-                                         "'mmt' asked"):
+    with pytest.raises(
+        ValueError,
+        match=r"jaccard: '\(not recorded: the run predates this parameter\)' there, "
+        "'mmt' asked",
+    ):
         run_state(params, run)
 
 
 def write_run(run, last: dict, epochs: int = 2):
     """A finished run folder whose last epoch has the given metrics."""
     folder = RunFolder.for_run(run.name)
-    rows = [{"method": run.method, "epoch": e, "adversary": run.adversary, "mu": run.mu, "status": "trained",
-             "target_mAP": 0.0, "target_R1": 0.0, "mi_pseudo_camera": 9.0, "mi_true_camera": 0.5, "lost_ids": 1,
-             "ami_pseudo_camera": 1.0, "ami_true_camera": 0.3}
-            for e in range(epochs - 1)]
-    rows.append({"method": run.method, "epoch": epochs - 1, "adversary": run.adversary, "mu": run.mu,
-                 "status": "trained", "mi_true_camera": 0.5, "ami_true_camera": 0.3, "lost_ids": 0, **last})
-    pd.DataFrame(rows).to_csv(folder.history_path.parent.mkdir(parents=True, exist_ok=True) or folder.history_path,
-                              index=False)
+    rows = [
+        {
+            "method": run.method,
+            "epoch": e,
+            "adversary": run.adversary,
+            "mu": run.mu,
+            "status": "trained",
+            "target_mAP": 0.0,
+            "target_R1": 0.0,
+            "mi_pseudo_camera": 9.0,
+            "mi_true_camera": 0.5,
+            "lost_ids": 1,
+            "ami_pseudo_camera": 1.0,
+            "ami_true_camera": 0.3,
+        }
+        for e in range(epochs - 1)
+    ]
+    rows.append(
+        {
+            "method": run.method,
+            "epoch": epochs - 1,
+            "adversary": run.adversary,
+            "mu": run.mu,
+            "status": "trained",
+            "mi_true_camera": 0.5,
+            "ami_true_camera": 0.3,
+            "lost_ids": 0,
+            **last,
+        }
+    )
+    pd.DataFrame(rows).to_csv(
+        folder.history_path.parent.mkdir(parents=True, exist_ok=True) or folder.history_path, index=False
+    )
     folder.write_metrics({"finished": True})
 
 
 # Last-epoch numbers per (adversary, seed) for MMT: CANU beats the baseline on both seeds, +Adv. on one.
-NUMBERS = {("none", 0): (40.0, 20.0, 1.0), ("none", 1): (42.0, 22.0, 1.2),
-           ("adv", 0): (44.0, 21.0, 0.8), ("adv", 1): (40.0, 21.0, 0.9),
-           ("canu", 0): (45.0, 24.0, 0.9), ("canu", 1): (47.0, 26.0, 1.0)}
+NUMBERS = {
+    ("none", 0): (40.0, 20.0, 1.0),
+    ("none", 1): (42.0, 22.0, 1.2),
+    ("adv", 0): (44.0, 21.0, 0.8),
+    ("adv", 1): (40.0, 21.0, 0.9),
+    ("canu", 0): (45.0, 24.0, 0.9),
+    ("canu", 1): (47.0, 26.0, 1.0),
+}
 
 
 @pytest.fixture
 def finished_study(outputs):
-    params = make_params({"studies": ["table_iv", "table_iii", "coverage"], "methods": ["mmt"], "seeds": [0, 1],
-                          "sweep_seeds": [0, 1], "mu_grid": [0.1, 0.4], "coverage_grid": [0.0, 0.2]})
+    params = make_params(
+        {
+            "studies": ["table_iv", "table_iii", "coverage"],
+            "methods": ["mmt"],
+            "seeds": [0, 1],
+            "sweep_seeds": [0, 1],
+            "mu_grid": [0.1, 0.4],
+            "coverage_grid": [0.0, 0.2],
+        }
+    )
     runs = plan_study(params, "t")
     for run in runs:
         r1, mAP, mi = NUMBERS[(run.adversary, run.seed)]
@@ -154,8 +223,10 @@ def test_results_are_the_last_epochs_with_the_run_settings(finished_study):
     assert len(results) == len(runs) == 2 * (3 + 2 + 3)
     canu = results.set_index("run_name").loc["t-mmt-canu-mu0.1-seed1"]
     assert (canu["target_R1"], canu["target_mAP"], canu["epoch"], canu["target_coverage"]) == (47.0, 26.0, 1, 0.2)
-    assert bool(canu["default_world"]) and not results.set_index("run_name").loc[
-        "t-mmt-canu-mu0.1-cov0.0-seed1", "default_world"]
+    assert (
+        bool(canu["default_world"])
+        and not results.set_index("run_name").loc["t-mmt-canu-mu0.1-cov0.0-seed1", "default_world"]
+    )
 
 
 def test_table_iv_means_spreads_and_paper_numbers(finished_study, outputs):
@@ -189,36 +260,49 @@ def test_paired_test_interval_sign_test_and_verdicts():
     assert paired_test([-0.5, -0.2, -0.4], +1, 1.0, "non-inferiority")["verdict"] == "supported"
     assert paired_test([-3.0, -2.0, -4.0], +1, 1.0, "non-inferiority")["verdict"] == "not supported"
     assert paired_test([], +1, 1.0)["verdict"] == "not measured"
+    one = paired_test([5.0], +1, 1.0)  # a zero-width interval from one seed is no evidence either way
+    assert (one["ci_low"], one["ci_high"], one["verdict"]) == (5.0, 5.0, "too few seeds")
+    assert paired_test([5.0, 6.0], +1, 1.0)["verdict"] == "too few seeds"
 
 
-def test_claims_table_from_paired_seeds(finished_study):
+def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
+    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)  # the fixture's two seeds: verdicts to check
     params, runs = finished_study
     claims = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params))
     claims = claims.set_index("comparison")
     columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
     assert claims.loc["CANU-MMT - MMT (DBSCAN)", columns].tolist() == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
-    assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-1.0, +1.0]", "1/2",
-                                                                      "inconclusive"]
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-1.0, +1.0]", "1/2", "inconclusive"]
     assert claims.loc["CANU-MMT - MMT+Adv.", "verdict"] == "supported"  # non-inferior: +3 and +5
     assert claims.loc["CANU-MMT - MMT+Adv. at coverage 0", "verdict"] == "supported"
     assert claims.loc["MMT+Adv. - MMT (DBSCAN) at coverage 0", "verdict"] == "inconclusive"
     assert claims.loc["MMT (DBSCAN), first clustering: pseudo-labels - true ids", columns].tolist() == [
-        "+0.70", "[+0.70, +0.70]", "2/2", "supported"]
+        "+0.70",
+        "[+0.70, +0.70]",
+        "2/2",
+        "supported",
+    ]
     assert claims.loc["MMT+Adv. - MMT (DBSCAN), last clustering", ["difference", "verdict"]].tolist() == [
-        "-0.25", "supported"]
+        "-0.25",
+        "supported",
+    ]
     assert claims.loc["CANU-MMT: last - first clustering", "difference"] == "-0.55"
     flat = claims.loc["CANU-MMT: max - min over mu <= 0.4, less 2"]
     assert (flat["difference"], flat["verdict"]) == ("+8.0", "not supported")  # 10 mAP between mu 0.1 and 0.4
     assert not claims.index.str.contains("oracle").any()  # no oracle run: that claim is not listed
     assert not claims.index.str.contains("direct transfer").any()  # no direct transfer given
-    working = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params,
-                                         direct_mAP={"mmt": 14.0})).set_index("comparison")
+    working = format_claims(
+        claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params, direct_mAP={"mmt": 14.0})
+    ).set_index("comparison")
     # MMT (DBSCAN) at 20 and 22 mAP: 6 and 8 above direct transfer, 1 and 3 beyond the bar of 5
-    assert working.loc["MMT (DBSCAN) - direct transfer - 5", ["difference", "verdict"]].tolist() == ["+2.0",
-                                                                                                      "supported"]
+    assert working.loc["MMT (DBSCAN) - direct transfer - 5", ["difference", "verdict"]].tolist() == [
+        "+2.0",
+        "supported",
+    ]
 
 
-def test_variant_tables_show_the_oracle_beside_canu(outputs):
+def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
+    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)  # two seeds: a verdict to check
     params = make_params({"studies": ["oracle"], "methods": ["mmt"], "seeds": [0, 1]})
     runs = plan_study(params, "v")
     for run in runs:
@@ -227,11 +311,15 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs):
     results = collect_results(runs, 0.2)
     table = variant_table(results, ["oracle"], params.seeds)
     assert table[["Method", "mAP", "seeds"]].values.tolist() == [
-        ["MMT (DBSCAN)", "20.5 ± 0.7", 2], ["CANU-MMT", "22.5 ± 0.7", 2],
-        ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2]]
+        ["MMT (DBSCAN)", "20.5 ± 0.7", 2],
+        ["CANU-MMT", "22.5 ± 0.7", 2],
+        ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2],
+    ]
     claims = format_claims(claims_table(results, collect_histories(runs, 0.2), params)).set_index("comparison")
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT", ["difference", "verdict"]].tolist() == [
-        "+5.0", "supported"]
+        "+5.0",
+        "supported",
+    ]
 
 
 def test_table_iii_and_coverage_table(finished_study):
@@ -239,13 +327,21 @@ def test_table_iii_and_coverage_table(finished_study):
     results = collect_results(runs, 0.2)
     iii = table_iii(results, params.mu_grid)
     assert iii[["Method", "mu", "mAP"]].values.tolist() == [
-        ["MMT+Adv.", 0.1, "21.0 ± 0.0"], ["MMT+Adv.", 0.4, "11.0 ± 0.0"],
-        ["CANU-MMT", 0.1, "25.0 ± 1.4"], ["CANU-MMT", 0.4, "15.0 ± 1.4"]]
+        ["MMT+Adv.", 0.1, "21.0 ± 0.0"],
+        ["MMT+Adv.", 0.4, "11.0 ± 0.0"],
+        ["CANU-MMT", 0.1, "25.0 ± 1.4"],
+        ["CANU-MMT", 0.4, "15.0 ± 1.4"],
+    ]
     assert list(iii["paper Market->Duke R1/mAP"]) == ["-", "-", "83.3/70.3", "82.5/70.3"]
     coverage = coverage_table(results, params)
     assert coverage[["target_coverage", "Method", "mAP"]].values.tolist() == [
-        [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"], [0.0, "MMT+Adv.", "1.0 ± 0.0"], [0.0, "CANU-MMT", "5.0 ± 1.4"],
-        [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"], [0.2, "MMT+Adv.", "21.0 ± 0.0"], [0.2, "CANU-MMT", "25.0 ± 1.4"]]
+        [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"],
+        [0.0, "MMT+Adv.", "1.0 ± 0.0"],
+        [0.0, "CANU-MMT", "5.0 ± 1.4"],
+        [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"],
+        [0.2, "MMT+Adv.", "21.0 ± 0.0"],
+        [0.2, "CANU-MMT", "25.0 ± 1.4"],
+    ]
     adversarial, baselines = mu_sweep_rows(results, params)  # what the mu figure draws: the table's runs
     table_runs = list(zip(iii["Method"].map({"MMT+Adv.": "adv", "CANU-MMT": "canu"}), iii["mu"]))
     assert sorted(zip(adversarial["adversary"], adversarial["mu"])) == sorted(table_runs * 2)  # two sweep seeds

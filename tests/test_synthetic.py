@@ -1,4 +1,5 @@
 """The synthetic world (tiny preset): determinism, Market layout read back, splits, routes, knobs, reuse, figure."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,6 +50,7 @@ def tiny_world(tmp_path_factory):
 
 # ---------------------------------------------------------------- determinism
 
+
 def test_same_spec_and_seed_give_the_same_bytes(tmp_path, tiny_world):
     root, _ = tiny_world
     generate_world(TINY, tmp_path / "again", seed=0)
@@ -66,6 +68,7 @@ def test_another_seed_gives_other_people_and_images(tmp_path, tiny_world):
 
 # ---------------------------------------------------------------- layout, naming, splits
 
+
 def test_market_layout_and_names(tiny_world):
     root, dataset = tiny_world
     assert sorted(p.name for p in root.iterdir()) == sorted([*MARKET_FOLDERS.values(), "world.json"])
@@ -82,7 +85,10 @@ def test_read_back_counts_are_exactly_what_the_spec_implies(tmp_path):
     dataset = generate_world(spec, tmp_path / "w", seed=0)
     reread = read_market1501(tmp_path / "w", name=spec.name)
     assert [len(dataset.train), len(dataset.query), len(dataset.gallery)] == [
-        len(reread.train), len(reread.query), len(reread.gallery)]
+        len(reread.train),
+        len(reread.query),
+        len(reread.gallery),
+    ]
     assert len(dataset.train) == spec.num_train_ids * 2 * 3
     assert len(dataset.query) == spec.num_test_ids * 2
     assert len(dataset.gallery) == spec.num_test_ids * 2 * 2 + spec.num_distractors
@@ -120,6 +126,7 @@ def test_test_ids_are_disjoint_from_train_ids_and_distractors_only_in_gallery(ti
 
 # ---------------------------------------------------------------- routes: coverage knob and adjacency
 
+
 @pytest.mark.parametrize("coverage, expected", [(0.0, 2), (1.0, 4)])
 def test_coverage_knob_ends(tmp_path, coverage, expected):
     spec = tiny(num_cameras=4, camera_coverage=coverage)
@@ -128,8 +135,12 @@ def test_coverage_knob_ends(tmp_path, coverage, expected):
 
 
 def test_coverage_lowers_the_id_camera_mutual_information(tmp_path):
-    mi = [world_statistics(generate_world(tiny(camera_coverage=c), tmp_path / str(c), seed=0)).loc[
-        "train", "id_camera_mi"] for c in (0.0, 1.0)]
+    mi = [
+        world_statistics(generate_world(tiny(camera_coverage=c), tmp_path / str(c), seed=0)).loc[
+            "train", "id_camera_mi"
+        ]
+        for c in (0.0, 1.0)
+    ]
     assert mi[0] > mi[1] + 0.2
 
 
@@ -147,15 +158,19 @@ def test_ring_routes_are_arcs_and_some_wrap_around():
 
     def is_arc(route):
         return any(set(route) == {(start + i) % k for i in range(len(route))} for start in route)
+
     assert all(is_arc(route) for route in routes)
     assert any(0 in route and k - 1 in route and len(route) < k for route in routes)
 
 
 # ---------------------------------------------------------------- domains and camera styles
 
+
 def test_source_and_target_are_different_domains():
-    source, target = (plan_world(dataclasses.replace(PRESETS[name], num_train_ids=50, num_test_ids=50), seed=0)
-                      for name in ("source", "target"))
+    source, target = (
+        plan_world(dataclasses.replace(PRESETS[name], num_train_ids=50, num_test_ids=50), seed=0)
+        for name in ("source", "target")
+    )
     assert len(source.cameras) == 6 and len(target.cameras) == 8
     assert not {p.appearance() for p in source.identities} & {p.appearance() for p in target.identities}
     assert not {c.wall for c in source.cameras} & {c.wall for c in target.cameras}
@@ -209,22 +224,26 @@ def test_every_background_texture_renders(tmp_path):
 
 # ---------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("changes, field", [
-    ({"camera_coverage": 1.5}, "camera_coverage"),
-    ({"camera_coverage": -0.1}, "camera_coverage"),
-    ({"num_cameras": 1}, "num_cameras"),
-    ({"num_cameras": 2.5}, "num_cameras"),
-    ({"camera_layout": "grid"}, "camera_layout"),
-    ({"num_train_ids": 0}, "num_train_ids"),
-    ({"num_train_ids": 5000, "num_test_ids": 5000}, "9999"),
-    ({"images_per_camera": (1, 3)}, "images_per_camera"),
-    ({"images_per_camera": (4, 3)}, "images_per_camera"),
-    ({"num_distractors": -1}, "num_distractors"),
-    ({"height": 16}, "height"),
-    ({"width": 8}, "width"),
-    ({"style_strength": 3.0}, "style_strength"),
-    ({"occlusion_rate": 2.0}, "occlusion_rate"),
-])
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"camera_coverage": 1.5}, "camera_coverage"),
+        ({"camera_coverage": -0.1}, "camera_coverage"),
+        ({"num_cameras": 1}, "num_cameras"),
+        ({"num_cameras": 2.5}, "num_cameras"),
+        ({"camera_layout": "grid"}, "camera_layout"),
+        ({"num_train_ids": 0}, "num_train_ids"),
+        ({"num_train_ids": 5000, "num_test_ids": 5000}, "9999"),
+        ({"images_per_camera": (1, 3)}, "images_per_camera"),
+        ({"images_per_camera": (4, 3)}, "images_per_camera"),
+        ({"num_distractors": -1}, "num_distractors"),
+        ({"height": 16}, "height"),
+        ({"width": 8}, "width"),
+        ({"style_strength": 3.0}, "style_strength"),
+        ({"occlusion_rate": 2.0}, "occlusion_rate"),
+    ],
+)
 def test_bad_values_are_rejected_with_the_field_named(changes, field):
     with pytest.raises(ValueError, match=field):
         tiny(**changes)
@@ -237,12 +256,14 @@ def test_every_preset_is_valid_and_lists_are_accepted_for_the_range():
 
 # ---------------------------------------------------------------- world.json: reuse and mismatch
 
+
 def test_existing_world_is_reused_without_rendering(tiny_world, monkeypatch):
     root, dataset = tiny_world
     before = file_bytes(root)
 
     def no_rendering(*args, **kwargs):
         raise AssertionError("the world should have been reused")
+
     monkeypatch.setattr(world_write, "write_world", no_rendering)
     again = generate_world(TINY, root, seed=0)
     assert again.train == dataset.train and again.gallery == dataset.gallery and file_bytes(root) == before
@@ -278,6 +299,7 @@ def test_incomplete_world_and_foreign_folder_are_errors(tmp_path):
 
 
 # ---------------------------------------------------------------- statistics and figure
+
 
 def test_world_statistics_match_the_dataset(tiny_world):
     _, dataset = tiny_world

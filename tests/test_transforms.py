@@ -1,4 +1,5 @@
 """The training augmentation: output format, reproducibility, pad rule, random-erasing fill."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,8 +39,7 @@ def test_pad_scales_with_height(height, pad):
 
 def test_steps_follow_the_options():
     default = [type(step) for step in build_train_transform(64, 32).transforms]
-    assert default == [T.Resize, T.RandomHorizontalFlip, T.Pad, T.RandomCrop, T.ToTensor, T.Normalize,
-                       T.RandomErasing]
+    assert default == [T.Resize, T.RandomHorizontalFlip, T.Pad, T.RandomCrop, T.ToTensor, T.Normalize, T.RandomErasing]
     assert build_train_transform(64, 32).transforms[2].padding == 3
     assert build_train_transform(64, 32, pad=7).transforms[2].padding == 7
     bare = [type(step) for step in build_train_transform(64, 32, flip=False, pad=0, erasing_p=0).transforms]

@@ -1,5 +1,6 @@
 """Figures, tables and widgets of notebook 02 on tiny synthetic data: every figure function saves a PNG and returns
 the Figure; the tables are checked by hand."""
+
 import math
 
 import numpy as np
@@ -62,18 +63,31 @@ def blobs(num_per_blob=10, dim=8, seed=0):
 def test_group_table_by_hand():
     table = group_table(LABELS, CAMIDS, PIDS)
     assert table.index.tolist() == [0, 1]  # largest first, the outlier left out
-    assert table.loc[0].to_dict() == {"size": 3, "cameras": 2, "ids": 1, "camera_purity": pytest.approx(2 / 3),
-                                      "id_purity": 1.0, "main_camera": 1}
-    assert table.loc[1].to_dict() == {"size": 2, "cameras": 1, "ids": 2, "camera_purity": 1.0, "id_purity": 0.5,
-                                      "main_camera": 2}
+    assert table.loc[0].to_dict() == {
+        "size": 3,
+        "cameras": 2,
+        "ids": 1,
+        "camera_purity": pytest.approx(2 / 3),
+        "id_purity": 1.0,
+        "main_camera": 1,
+    }
+    assert table.loc[1].to_dict() == {
+        "size": 2,
+        "cameras": 1,
+        "ids": 2,
+        "camera_purity": 1.0,
+        "id_purity": 0.5,
+        "main_camera": 2,
+    }
     by_identity = group_table(PIDS, CAMIDS, PIDS)  # the true ids as groups: id 3 spans cameras 2 and 1
     assert by_identity["cameras"].to_dict() == {1: 2, 2: 1, 3: 2}
     assert group_table(np.full(3, -1), [0, 1, 2], [1, 2, 3]).empty
 
 
 def test_pick_clusters():
-    table = pd.DataFrame({"size": [5, 9, 4, 7], "cameras": [1, 1, 3, 2], "camera_purity": [1.0, 1.0, 0.4, 0.6]},
-                         index=[10, 11, 12, 13])
+    table = pd.DataFrame(
+        {"size": [5, 9, 4, 7], "cameras": [1, 1, 3, 2], "camera_purity": [1.0, 1.0, 0.4, 0.6]}, index=[10, 11, 12, 13]
+    )
     assert pick_clusters(table, n=2) == {"camera-pure": [11, 10], "mixed": [12, 13]}
 
 
@@ -128,14 +142,18 @@ def test_camera_bias_narrative_reads_the_report():
     assert "These clusters follow cameras no more than people do" in camera_bias_narrative(by_identity, checks, 4)
     degenerate = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), np.full(6, -1)), PIDS, CAMIDS)
     assert "This clustering is degenerate (no cluster: all 6 points are outliers" in camera_bias_narrative(
-        degenerate, checks, 4)
+        degenerate, checks, 4
+    )
 
 
 def test_plot_umap_panels(tmp_path):
     rng = np.random.default_rng(0)
     points = rng.normal(size=(60, 2))
-    labelings = {"camera": rng.integers(1, 4, 60), "identity": np.arange(60) // 2,
-                 "pseudo-label": np.where(np.arange(60) < 10, -1, np.arange(60) // 5)}
+    labelings = {
+        "camera": rng.integers(1, 4, 60),
+        "identity": np.arange(60) // 2,
+        "pseudo-label": np.where(np.arange(60) < 10, -1, np.arange(60) // 5),
+    }
     fig = plot_umap(points, labelings, path=tmp_path / "umap.png", max_groups=5)
     assert_saved(fig, tmp_path / "umap.png")
     titles = [ax.get_title() for ax in fig.axes]

@@ -1,5 +1,6 @@
 """Study figures on hand-made sweeps: every plotted mean, std band, error bar and baseline is checked against
 values computed by hand (std: pandas' ddof=1 over seeds, 0 for a single seed)."""
+
 import math
 
 import numpy as np
@@ -28,14 +29,23 @@ def histories_frame():
         for a, adversary in enumerate(ADVERSARIES):
             for seed in (0, 1):
                 for epoch in range(3):
-                    rows.append({"run_name": f"{method}_{adversary}_s{seed}", "method": method,
-                                 "adversary": adversary, "mu": 0.1, "seed": seed, "target_coverage": 1.0,
-                                 "epoch": epoch, "status": "skipped" if epoch == 0 else "trained",
-                                 "mi_pseudo_camera": 2 * m + a + epoch / 4 + seed / 2,
-                                 "mi_true_camera": (1 + m) / 4 + epoch / 8 + seed / 4,
-                                 "lost_ids": 10 * m + 3 * a + epoch + 2 * seed,
-                                 "target_mAP": math.nan if epoch == 0 else 30.0 + epoch,
-                                 "target_R1": math.nan if epoch == 0 else 50.0 + epoch})
+                    rows.append(
+                        {
+                            "run_name": f"{method}_{adversary}_s{seed}",
+                            "method": method,
+                            "adversary": adversary,
+                            "mu": 0.1,
+                            "seed": seed,
+                            "target_coverage": 1.0,
+                            "epoch": epoch,
+                            "status": "skipped" if epoch == 0 else "trained",
+                            "mi_pseudo_camera": 2 * m + a + epoch / 4 + seed / 2,
+                            "mi_true_camera": (1 + m) / 4 + epoch / 8 + seed / 4,
+                            "lost_ids": 10 * m + 3 * a + epoch + 2 * seed,
+                            "target_mAP": math.nan if epoch == 0 else 30.0 + epoch,
+                            "target_R1": math.nan if epoch == 0 else 50.0 + epoch,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -68,8 +78,9 @@ def test_mi_per_epoch_means_bands_and_true_ids(tmp_path):
 
 def test_adjusted_mi_per_epoch_reads_the_adjusted_columns():
     histories = histories_frame()
-    histories = histories.assign(ami_pseudo_camera=histories["mi_pseudo_camera"] - 1,
-                                 ami_true_camera=histories["mi_true_camera"] - 0.25)
+    histories = histories.assign(
+        ami_pseudo_camera=histories["mi_pseudo_camera"] - 1, ami_true_camera=histories["mi_true_camera"] - 0.25
+    )
     fig = plot_mi_per_epoch(histories, adjusted=True)
     ssg = fig.axes[0]
     assert ssg.get_ylabel() == "adjusted MI(pseudo-labels; camera) (nats)"
@@ -101,16 +112,36 @@ def test_lost_ids_per_epoch_without_true_ids(tmp_path):
 
 def results_frame():
     """Final results by hand: CANU at mu 0.1 and 1.0 and baselines, two seeds except where noted."""
-    rows = [("ssg", "canu", 0.1, 0, 40.0), ("ssg", "canu", 0.1, 1, 42.0),
-            ("ssg", "canu", 1.0, 0, 44.0), ("ssg", "canu", 1.0, 1, 47.0),
-            ("mmt", "canu", 0.1, 0, 50.0), ("mmt", "canu", 0.1, 1, 51.0),
-            ("mmt", "canu", 1.0, 0, 55.0),  # a single seed: std 0, not NaN
-            ("ssg", "none", 0.0, 0, 38.0), ("ssg", "none", 0.0, 1, 40.0),
-            ("mmt", "none", 0.0, 0, 48.0)]
-    return pd.DataFrame([{"run_name": f"{m}_{a}_mu{mu}_s{s}", "method": m, "adversary": a, "mu": mu, "seed": s,
-                          "target_coverage": 1.0, "target_mAP": mAP, "target_R1": mAP + 20,
-                          "mi_pseudo_camera": 0.5, "mi_true_camera": 0.25, "lost_ids": 3}
-                         for m, a, mu, s, mAP in rows])
+    rows = [
+        ("ssg", "canu", 0.1, 0, 40.0),
+        ("ssg", "canu", 0.1, 1, 42.0),
+        ("ssg", "canu", 1.0, 0, 44.0),
+        ("ssg", "canu", 1.0, 1, 47.0),
+        ("mmt", "canu", 0.1, 0, 50.0),
+        ("mmt", "canu", 0.1, 1, 51.0),
+        ("mmt", "canu", 1.0, 0, 55.0),  # a single seed: std 0, not NaN
+        ("ssg", "none", 0.0, 0, 38.0),
+        ("ssg", "none", 0.0, 1, 40.0),
+        ("mmt", "none", 0.0, 0, 48.0),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "run_name": f"{m}_{a}_mu{mu}_s{s}",
+                "method": m,
+                "adversary": a,
+                "mu": mu,
+                "seed": s,
+                "target_coverage": 1.0,
+                "target_mAP": mAP,
+                "target_R1": mAP + 20,
+                "mi_pseudo_camera": 0.5,
+                "mi_true_camera": 0.25,
+                "lost_ids": 3,
+            }
+            for m, a, mu, s, mAP in rows
+        ]
+    )
 
 
 def errorbars(ax):
@@ -125,8 +156,13 @@ def errorbars(ax):
 
 def test_metric_against_mu_with_baselines(tmp_path):
     results = results_frame()
-    fig = plot_metric_against(results[results["adversary"] == "canu"], x="mu", path=tmp_path / "mu.png",
-                              log_x=True, baselines=results[results["adversary"] == "none"])
+    fig = plot_metric_against(
+        results[results["adversary"] == "canu"],
+        x="mu",
+        path=tmp_path / "mu.png",
+        log_x=True,
+        baselines=results[results["adversary"] == "none"],
+    )
     assert_saved(fig, tmp_path / "mu.png")
     ssg, mmt = fig.axes
     assert ssg.get_xscale() == "log" and mmt.get_xscale() == "log"
@@ -212,9 +248,17 @@ def test_metric_against_errors():
 def test_plot_claims_one_panel_per_unit(tmp_path):
     from canu_core.viz.study import plot_claims
 
-    claims = pd.DataFrame({"comparison": ["A - B", "C - D", "E - F"], "metric": ["mAP", "mAP", "adj. MI (nats)"],
-                           "direction": [1, 1, -1], "mean": [2.0, -1.0, -0.1], "ci_low": [1.0, -3.0, -0.2],
-                           "ci_high": [3.0, 0.5, 0.0], "verdict": ["supported", "inconclusive", "inconclusive"]})
+    claims = pd.DataFrame(
+        {
+            "comparison": ["A - B", "C - D", "E - F"],
+            "metric": ["mAP", "mAP", "adj. MI (nats)"],
+            "direction": [1, 1, -1],
+            "mean": [2.0, -1.0, -0.1],
+            "ci_low": [1.0, -3.0, -0.2],
+            "ci_high": [3.0, 0.5, 0.0],
+            "verdict": ["supported", "inconclusive", "inconclusive"],
+        }
+    )
     fig = plot_claims(claims, path=tmp_path / "claims.png")
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["A - B (> 0)", "C - D (> 0)"]
@@ -226,8 +270,15 @@ def test_plot_claims_one_panel_per_unit(tmp_path):
 def test_plot_metric_per_epoch_skips_epochs_without_a_value(tmp_path):
     from canu_core.viz.study import plot_metric_per_epoch
 
-    histories = pd.DataFrame({"method": "mmt", "adversary": ["none", "none", "canu", "canu"], "seed": 0,
-                              "epoch": [0, 1, 0, 1], "target_mAP": [float("nan"), 30.0, float("nan"), 32.0]})
+    histories = pd.DataFrame(
+        {
+            "method": "mmt",
+            "adversary": ["none", "none", "canu", "canu"],
+            "seed": 0,
+            "epoch": [0, 1, 0, 1],
+            "target_mAP": [float("nan"), 30.0, float("nan"), 32.0],
+        }
+    )
     fig = plot_metric_per_epoch(histories, "target_mAP", path=tmp_path / "map.png")
     lines = [line for line in fig.axes[0].get_lines() if line.get_label() in ("baseline", "CANU")]
     assert [list(line.get_xdata()) for line in lines] == [[2], [2]]

@@ -1,5 +1,6 @@
 """Notebook 03's CANU step by hand: one real batch of the first clustering, its conditions, and where the
 generator term's gradient goes."""
+
 import torch
 
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
@@ -13,8 +14,10 @@ from canu_core.runs import project_root
 
 
 def test_one_batch_and_where_the_generator_gradient_goes(tiny_data_root):
-    params = load_params(project_root() / "params" / "smoke.yaml", overrides={
-        "data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16})
+    params = load_params(
+        project_root() / "params" / "smoke.yaml",
+        overrides={"data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16},
+    )
     target = load_dataset(params.target, params.data_root)
     torch.manual_seed(0)
     model = build_model("compact", num_classes=5)
@@ -38,12 +41,17 @@ def test_one_batch_and_where_the_generator_gradient_goes(tiny_data_root):
     term = adversary.generator_loss(batch.features, batch.camids, batch.conditions)
     assert term.item() < 0
     assert gradient_reach(batch, term, adversary.discriminator) == {
-        "feature extractor": True, "discriminator": False, "centroid condition": False}
+        "feature extractor": True,
+        "discriminator": False,
+        "centroid condition": False,
+    }
 
 
 def test_one_batch_says_when_the_clusters_cannot_fill_a_batch(tiny_data_root, capsys):
-    params = load_params(project_root() / "params" / "smoke.yaml", overrides={
-        "data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16})
+    params = load_params(
+        project_root() / "params" / "smoke.yaml",
+        overrides={"data_root": str(tiny_data_root), "device": "cpu", "batch_ids": 2, "height": 32, "width": 16},
+    )
     target = load_dataset(params.target, params.data_root)
     features = torch.randn(len(target.train), 8)
     labels = -torch.ones(len(target.train), dtype=torch.long).numpy()

@@ -1,4 +1,5 @@
 """Diagnostics of a feature set or a clustering: what the features group by, and how labels relate to cameras."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def _nearest_neighbours(features: np.ndarray | torch.Tensor, k: int, chunk: int 
     x = torch.nn.functional.normalize(torch.as_tensor(np.asarray(features), dtype=torch.float32), dim=1)
     out = []
     for start in range(0, len(x), chunk):
-        sims = x[start:start + chunk] @ x.t()
+        sims = x[start : start + chunk] @ x.t()
         sims[torch.arange(len(sims)), torch.arange(start, start + len(sims))] = float("-inf")
         out.append(sims.topk(k, dim=1).indices)
     return torch.cat(out).numpy()
@@ -37,8 +38,13 @@ def neighbour_agreement(features, labels, k: int = 10) -> dict[str, float]:
     values, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     chance = float((counts * (counts - 1)).sum() / (len(labels) * (len(labels) - 1)))
     attainable = float((np.minimum(k, counts[inverse] - 1) / k).mean())
-    return {"same_label_rate": observed, "chance_rate": chance, "lift": observed / chance,
-            "attainable_rate": attainable, "attained": observed / attainable}
+    return {
+        "same_label_rate": observed,
+        "chance_rate": chance,
+        "lift": observed / chance,
+        "attainable_rate": attainable,
+        "attained": observed / attainable,
+    }
 
 
 def cluster_summary(labels) -> dict[str, float]:
@@ -46,9 +52,13 @@ def cluster_summary(labels) -> dict[str, float]:
     labels = np.asarray(labels)
     sizes = np.unique(labels[labels >= 0], return_counts=True)[1]
     num_outliers = int((labels < 0).sum())
-    return {"num_points": len(labels), "num_clusters": len(sizes), "num_outliers": num_outliers,
-            "outlier_fraction": num_outliers / max(len(labels), 1),
-            "largest_cluster": int(sizes.max()) if len(sizes) else 0}
+    return {
+        "num_points": len(labels),
+        "num_clusters": len(sizes),
+        "num_outliers": num_outliers,
+        "outlier_fraction": num_outliers / max(len(labels), 1),
+        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+    }
 
 
 def clustering_quality(pseudo_labels, true_ids) -> dict[str, float]:
@@ -62,10 +72,12 @@ def clustering_quality(pseudo_labels, true_ids) -> dict[str, float]:
     same_both = _pairs(contingency.data)
     same_cluster = _pairs(np.asarray(contingency.sum(axis=0)).ravel())
     same_id = _pairs(np.asarray(contingency.sum(axis=1)).ravel())
-    return {"nmi": normalized_mutual_info_score(true_ids, singletons),
-            "ari": adjusted_rand_score(true_ids, singletons),
-            "pairwise_precision": same_both / same_cluster if same_cluster else float("nan"),
-            "pairwise_recall": same_both / same_id if same_id else float("nan")}
+    return {
+        "nmi": normalized_mutual_info_score(true_ids, singletons),
+        "ari": adjusted_rand_score(true_ids, singletons),
+        "pairwise_precision": same_both / same_cluster if same_cluster else float("nan"),
+        "pairwise_recall": same_both / same_id if same_id else float("nan"),
+    }
 
 
 def camera_mutual_information(labels, camids) -> float:
@@ -97,10 +109,12 @@ def camera_information(pseudo_labels, true_ids, camids) -> dict[str, float]:
     """The paper's Fig. 3 quantities, under the one name each has everywhere (adaptation history, notebook 02's
     report, the study's tables): MI with the camera of the pseudo-labels and of the true ids (its reference line),
     plug-in (mi_*) and chance-adjusted (ami_*), in nats."""
-    return {"mi_pseudo_camera": camera_mutual_information(pseudo_labels, camids),
-            "mi_true_camera": camera_mutual_information(true_ids, camids),
-            "ami_pseudo_camera": camera_adjusted_mutual_information(pseudo_labels, camids),
-            "ami_true_camera": camera_adjusted_mutual_information(true_ids, camids)}
+    return {
+        "mi_pseudo_camera": camera_mutual_information(pseudo_labels, camids),
+        "mi_true_camera": camera_mutual_information(true_ids, camids),
+        "ami_pseudo_camera": camera_adjusted_mutual_information(pseudo_labels, camids),
+        "ami_true_camera": camera_adjusted_mutual_information(true_ids, camids),
+    }
 
 
 def lost_identities(pseudo_labels, true_ids) -> np.ndarray:

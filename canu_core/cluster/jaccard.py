@@ -18,6 +18,7 @@ distance of 1 is for any eps < 1 (pseudo_labels.neighbourhood_graph adds them fo
 symmetric, so it is computed for pairs j > i only (`upper_jaccard_distance`); clustering needs no more (eps from
 the upper triangle, then the pairs within eps, mirrored).
 """
+
 from __future__ import annotations
 
 import faiss
@@ -34,7 +35,7 @@ VARIANTS = ("mmt", "spcl")
 # larger blocks here, and lighter).
 SEARCH_BLOCK = 1024
 # Work per block of rows of the Jaccard distance (min terms + dense accumulator entries): tens of MB of temporaries.
-JACCARD_BLOCK = 2 ** 21
+JACCARD_BLOCK = 2**21
 
 
 def check_variant(variant: str) -> None:
@@ -50,24 +51,28 @@ def reciprocal_list_lengths(k1: int, variant: str) -> tuple[int, int]:
     return k1 + 1 if variant == "mmt" else k1, round(k1 / 2) + 1
 
 
-def compute_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt",
-                             progress: bool = False) -> sp.csr_matrix:
+def compute_jaccard_distance(
+    features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt", progress: bool = False
+) -> sp.csr_matrix:
     """[N, N] Jaccard distance of the features (compared by cosine similarity), `variant` "mmt" or "spcl": a
     symmetric float32 CSR matrix holding every pair with a distance below 1 and the diagonal (explicit zeros);
     missing entries are 1."""
     return symmetric_distance(upper_jaccard_distance(features, k1, k2, variant, progress))
 
 
-def upper_jaccard_distance(features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt",
-                           progress: bool = False) -> sp.csr_matrix:
+def upper_jaccard_distance(
+    features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt", progress: bool = False
+) -> sp.csr_matrix:
     """The strict upper triangle (j > i) of the Jaccard distance, pairs below 1 only, float32 CSR."""
     list_lengths = reciprocal_list_lengths(k1, variant)
     features = torch.as_tensor(features)
     if len(features) <= k1:
         raise ValueError(f"the Jaccard distance needs more than k1={k1} points, got {len(features)}")
     if variant == "spcl" and k2 > k1:
-        raise ValueError(f"SpCL's query expansion reads its k1={k1} neighbour lists: k2={k2} would average only "
-                         f"{k1} rows there; use k2 <= k1")
+        raise ValueError(
+            f"SpCL's query expansion reads its k1={k1} neighbour lists: k2={k2} would average only "
+            f"{k1} rows there; use k2 <= k1"
+        )
     neighbours = nearest_neighbour_lists(features, max(list_lengths[0], k2), progress)
     # MMT divides each row by its largest distance, 2 - 2 * its lowest similarity (0 only if all points coincide).
     row_max = np.maximum(2.0 - 2.0 * neighbours.lowest_similarity, np.finfo(np.float64).tiny)
@@ -97,8 +102,8 @@ def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = Fal
         row_ids = np.arange(row, min(row + SEARCH_BLOCK, num_points))
         col_ids = np.arange(col, min(col + SEARCH_BLOCK, num_points))
         if col == row:  # the first pair of each row of blocks
-            row_block = F.normalize(features[row:row + SEARCH_BLOCK].float(), dim=1)
-        similarity = row_block @ F.normalize(features[col:col + SEARCH_BLOCK].float(), dim=1).T
+            row_block = F.normalize(features[row : row + SEARCH_BLOCK].float(), dim=1)
+        similarity = row_block @ F.normalize(features[col : col + SEARCH_BLOCK].float(), dim=1).T
         block = similarity.cpu().numpy()
         for heap in (best, lowest):
             heap.add_result_subset(row_ids, block, col_ids)
@@ -111,8 +116,9 @@ def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = Fal
     return Neighbours(best.I, lowest.D[:, 0].astype(np.float64))
 
 
-def source_distance_vector(target_features: torch.Tensor | np.ndarray,
-                           source_features: torch.Tensor | np.ndarray) -> np.ndarray:
+def source_distance_vector(
+    target_features: torch.Tensor | np.ndarray, source_features: torch.Tensor | np.ndarray
+) -> np.ndarray:
     """SSG's source term (its `re_ranking`, also MMT's `compute_jaccard_dist` with source features): for each
     target point, s_i = min over source points j of 1 - exp(-||t_i - s_j||^2), divided by the largest s_i (all 0s
     stay 0s). A point close to the source set (likely a known kind of image) gets a small s_i. Features are used as
@@ -121,13 +127,15 @@ def source_distance_vector(target_features: torch.Tensor | np.ndarray,
     target = torch.as_tensor(target_features).float()
     source = torch.as_tensor(source_features).float().to(target.device)
     if target.ndim != 2 or source.ndim != 2 or target.shape[1] != source.shape[1] or not len(source):
-        raise ValueError(f"need [N, D] target and non-empty [M, D] source features, got {tuple(target.shape)} "
-                         f"and {tuple(source.shape)}")
+        raise ValueError(
+            f"need [N, D] target and non-empty [M, D] source features, got {tuple(target.shape)} "
+            f"and {tuple(source.shape)}"
+        )
     source_norms = source.square().sum(dim=1)
     block_rows = max(1, BLOCK_ELEMENTS // len(source))
     nearest = []
     for start in range(0, len(target), block_rows):
-        block = target[start:start + block_rows]
+        block = target[start : start + block_rows]
         squared = block.square().sum(dim=1, keepdim=True) + source_norms - 2.0 * block @ source.T
         nearest.append(squared.min(dim=1).values.clamp_min(0.0).double().cpu())
     # 1 - exp(-x) increases with x: the minimum over j is taken on the squared distance.

@@ -15,6 +15,7 @@ The pieces are shared by re-ranking and by the clustering distances, which diffe
   neighbour lists hold k1 points where Zhong's and MMT's hold k1 + 1 (`k_reciprocal_encoding`'s list_lengths).
 Features are compared by cosine similarity (they are L2-normalised here), so both are functions of it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 # Elements (floats) that one block of work may hold: bounds the memory of every chunked step below.
-BLOCK_ELEMENTS = 2 ** 22
+BLOCK_ELEMENTS = 2**22
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def nearest_neighbours(features: torch.Tensor, k: int) -> Neighbours:
     indices, lowest = [], []
     block_rows = max(1, BLOCK_ELEMENTS // num_points)
     for start in range(0, num_points, block_rows):
-        similarity = features[start:start + block_rows] @ features.T
+        similarity = features[start : start + block_rows] @ features.T
         indices.append(similarity.topk(k, dim=1).indices.cpu())
         lowest.append(similarity.min(dim=1).values.cpu())
     return Neighbours(torch.cat(indices).numpy().astype(np.int64), torch.cat(lowest).double().numpy())
@@ -61,7 +62,7 @@ def pair_similarity(features: torch.Tensor, rows: np.ndarray, cols: np.ndarray) 
     numpy, single-threaded: on these small blocks torch's thread synchronisation costs more than the arithmetic
     (up to 10x slower on a busy machine); blocks of a few MB stay in cache (4x faster than large ones)."""
     features = F.normalize(features.float(), dim=1).cpu().numpy()
-    block_pairs = max(1, 2 ** 20 // features.shape[1])
+    block_pairs = max(1, 2**20 // features.shape[1])
     out = np.empty(len(rows), dtype=np.float64)
     for start in range(0, len(rows), block_pairs):
         stop = start + block_pairs
@@ -72,8 +73,8 @@ def pair_similarity(features: torch.Tensor, rows: np.ndarray, cols: np.ndarray) 
 def reciprocal_mask(neighbours: np.ndarray, k: int) -> np.ndarray:
     """[N, k+1] mask over each point's first k+1 neighbours: True where the point is among that neighbour's first
     k+1 too. On the k+1 nearest (the point itself first), the k-reciprocal set R(i, k) of Zhong et al."""
-    forward = neighbours[:, :k + 1]
-    backward = neighbours[forward, :k + 1]  # [N, k+1, k+1]
+    forward = neighbours[:, : k + 1]
+    backward = neighbours[forward, : k + 1]  # [N, k+1, k+1]
     return (backward == np.arange(len(neighbours))[:, None, None]).any(axis=2)
 
 
@@ -83,8 +84,9 @@ def zhong_list_lengths(k1: int) -> tuple[int, int]:
     return k1 + 1, round(k1 / 2) + 1
 
 
-def expanded_reciprocal_pairs(neighbours: np.ndarray, list_length: int,
-                              half_list_length: int) -> tuple[np.ndarray, np.ndarray]:
+def expanded_reciprocal_pairs(
+    neighbours: np.ndarray, list_length: int, half_list_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The (i, j) pairs, sorted and unique, of Zhong's expanded set R*(i): R(i), the points among i's first
     `list_length` neighbours that list i among their first `list_length`, plus the half set H(c) (the same with
     `half_list_length`) of every c in R(i) that has more than 2/3 of its H(c) inside R(i).
@@ -103,7 +105,7 @@ def expanded_reciprocal_pairs(neighbours: np.ndarray, list_length: int,
 
     rows = [np.nonzero(is_reciprocal)[0]]
     cols = [forward[is_reciprocal]]
-    block_rows = max(1, BLOCK_ELEMENTS // (list_length ** 2 * half_list_length))
+    block_rows = max(1, BLOCK_ELEMENTS // (list_length**2 * half_list_length))
     for start in range(0, num_points, block_rows):
         stop = min(start + block_rows, num_points)
         own, own_mask = forward[start:stop], is_reciprocal[start:stop]
@@ -119,9 +121,13 @@ def expanded_reciprocal_pairs(neighbours: np.ndarray, list_length: int,
     return keys // num_points, keys % num_points
 
 
-def k_reciprocal_encoding(neighbours: np.ndarray, k1: int, k2: int,
-                          pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                          list_lengths: tuple[int, int] | None = None) -> sp.csr_matrix:
+def k_reciprocal_encoding(
+    neighbours: np.ndarray,
+    k1: int,
+    k2: int,
+    pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    list_lengths: tuple[int, int] | None = None,
+) -> sp.csr_matrix:
     """Zhong's V: row i holds exp(-d(i, j)) over j in R*(i), normalised to sum 1, then (k2 > 1) is replaced by
     the mean of the rows of its k2 nearest points (local query expansion).
 
@@ -139,7 +145,8 @@ def k_reciprocal_encoding(neighbours: np.ndarray, k1: int, k2: int,
         return encoding
     averaging = sp.csr_matrix(
         (np.full(num_points * k2, 1.0 / k2), (np.repeat(np.arange(num_points), k2), neighbours[:, :k2].ravel())),
-        shape=(num_points, num_points))
+        shape=(num_points, num_points),
+    )
     return (averaging @ encoding).tocsr()
 
 
@@ -192,8 +199,9 @@ def _zhong_distance(similarity: np.ndarray) -> np.ndarray:
     return np.square(distance, out=distance)
 
 
-def re_ranking(query_features: torch.Tensor, gallery_features: torch.Tensor, k1: int = 20, k2: int = 6,
-               lambda_value: float = 0.3) -> torch.Tensor:
+def re_ranking(
+    query_features: torch.Tensor, gallery_features: torch.Tensor, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> torch.Tensor:
     """k-reciprocal re-ranking (Zhong et al. 2017): the [num_query, num_gallery] distance
     (1 - lambda) * Jaccard + lambda * original, where original is the squared cosine distance divided by the
     largest one in its row (over queries and gallery), as torchreid's `re_ranking` computes it from cosine

@@ -7,6 +7,7 @@ outliers), and each cluster's centroid (mean of its clustering features, L2-norm
 classifier rows and conditions CANU's camera discriminator. A clustering that yields no cluster or a single one is
 not an error: it comes back with a status saying so, and the training loop decides what to do.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,10 +24,10 @@ from .kreciprocal import _blocks_by_cost
 # DBSCAN's worker count: n_jobs=-1 has got processes killed for memory (reference notes).
 DBSCAN_JOBS = 2
 # Pairs examined per block when enumerating entries a sparse distance does not store.
-MISSING_BLOCK = 2 ** 22
+MISSING_BLOCK = 2**22
 # Most unstored pairs DBSCAN may be given as neighbours (eps >= 1 - source weight): beyond, the sparse matrix would
 # be as large as a dense one (2^26 pairs: about 2 GB inside sklearn).
-MAX_MISSING_NEIGHBOURS = 2 ** 26
+MAX_MISSING_NEIGHBOURS = 2**26
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3, source: SourceTerm | Non
     limit = min(limit, _missing_bound(source, take, stored=len(values)))
     if limit < source.lowest_missing():
         return float(smallest_stored.mean())
-    missing = [found for _, _, found in _missing_entries_at_most(rows[in_upper], distance.indices[in_upper],
-                                                                 source, limit)]
+    missing = [
+        found for _, _, found in _missing_entries_at_most(rows[in_upper], distance.indices[in_upper], source, limit)
+    ]
     return float(_smallest(np.concatenate([values[values <= limit], *missing]), take).mean())
 
 
@@ -134,7 +136,7 @@ def _missing_entries_at_most(stored_rows: np.ndarray, stored_cols: np.ndarray, s
     order = np.argsort(source.vector, kind="stable")
     ordered = source.vector[order]
     counts = _candidate_counts(ordered, source.weight, limit)
-    for start, stop in _blocks_by_cost(counts[:np.count_nonzero(counts)], MISSING_BLOCK):
+    for start, stop in _blocks_by_cost(counts[: np.count_nonzero(counts)], MISSING_BLOCK):
         block_counts = counts[start:stop]
         first = np.repeat(np.arange(start, stop), block_counts)
         second = first + 1 + np.arange(len(first)) - np.repeat(np.cumsum(block_counts) - block_counts, block_counts)
@@ -166,11 +168,15 @@ def rho_rule_note(rho: float, num_points: int, eps: float) -> str:
     pairs = num_points * (num_points - 1) // 2
     notes = []
     if rho * pairs < 0.5:
-        notes.append(f"rho {rho:g} takes {rho * pairs:.2g} of the {pairs} pairs of {num_points} points, fewer than "
-                     "one: the smallest distance was used")
+        notes.append(
+            f"rho {rho:g} takes {rho * pairs:.2g} of the {pairs} pairs of {num_points} points, fewer than "
+            "one: the smallest distance was used"
+        )
     if eps < 1e-6:
-        notes.append(f"the rho rule's eps ({eps:.2g}) is zero: the smallest Jaccard distances are ties at 0, so "
-                     "DBSCAN joins only those; raise rho or set eps")
+        notes.append(
+            f"the rho rule's eps ({eps:.2g}) is zero: the smallest Jaccard distances are ties at 0, so "
+            "DBSCAN joins only those; raise rho or set eps"
+        )
     return "; ".join(notes)
 
 
@@ -181,9 +187,18 @@ class DBSCANClustering:
     unless given. DBSCAN gets only the pairs within eps (the others are no neighbours at any distance above eps),
     which gives the same labels as the whole matrix."""
 
-    def __init__(self, eps: float | None = None, rho: float = 1.6e-3, min_samples: int = 4, k1: int = 20,
-                 k2: int = 6, jaccard: str = "mmt", source_weight: float = 0.0, n_jobs: int = DBSCAN_JOBS,
-                 progress: bool = False):
+    def __init__(
+        self,
+        eps: float | None = None,
+        rho: float = 1.6e-3,
+        min_samples: int = 4,
+        k1: int = 20,
+        k2: int = 6,
+        jaccard: str = "mmt",
+        source_weight: float = 0.0,
+        n_jobs: int = DBSCAN_JOBS,
+        progress: bool = False,
+    ):
         check_variant(jaccard)
         if not 0 <= source_weight < 1:
             raise ValueError(f"source_weight must be in [0, 1), got {source_weight}")
@@ -192,8 +207,9 @@ class DBSCANClustering:
         self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
         self.n_jobs, self.progress = n_jobs, progress
 
-    def __call__(self, features: torch.Tensor | np.ndarray,
-                 source_distance: np.ndarray | torch.Tensor | None = None) -> PseudoLabels:
+    def __call__(
+        self, features: torch.Tensor | np.ndarray, source_distance: np.ndarray | torch.Tensor | None = None
+    ) -> PseudoLabels:
         """`source_distance`: s of every point (`jaccard.source_distance_vector`), required when source_weight > 0
         and refused otherwise (it would be ignored)."""
         source = self._source_term(source_distance, len(features))
@@ -204,8 +220,9 @@ class DBSCANClustering:
             # sklearn needs eps > 0; a rule that gives 0 (the smallest distances are exact duplicates, as on tiny
             # data) keeps its meaning with the smallest positive float: only distance-0 pairs are neighbours.
             self.eps = max(rho_eps(upper, self.rho, source), float(np.finfo(np.float32).tiny))
-        labels = DBSCAN(eps=self.eps, min_samples=self.min_samples, metric="precomputed",
-                        n_jobs=self.n_jobs).fit_predict(neighbourhood_graph(upper, self.eps, source))
+        labels = DBSCAN(
+            eps=self.eps, min_samples=self.min_samples, metric="precomputed", n_jobs=self.n_jobs
+        ).fit_predict(neighbourhood_graph(upper, self.eps, source))
         pseudo = pseudo_labels_from(features, labels, eps=self.eps)
         note = rho_rule_note(self.rho, upper.shape[0], self.eps) if self.eps_by_rule else ""
         return dataclasses.replace(pseudo, message=f"{pseudo.message}; {note}") if note else pseudo
@@ -213,16 +230,21 @@ class DBSCANClustering:
     def _source_term(self, source_distance, num_points: int) -> SourceTerm | None:
         if self.source_weight == 0:
             if source_distance is not None:
-                raise ValueError("source_distance given to a clustering with source_weight 0, which would ignore "
-                                 "it: set source_weight > 0 or do not pass it")
+                raise ValueError(
+                    "source_distance given to a clustering with source_weight 0, which would ignore "
+                    "it: set source_weight > 0 or do not pass it"
+                )
             return None
         if source_distance is None:
-            raise ValueError(f"source_weight is {self.source_weight}: the clustering needs source_distance (each "
-                             "point's source distance, jaccard.source_distance_vector)")
+            raise ValueError(
+                f"source_weight is {self.source_weight}: the clustering needs source_distance (each "
+                "point's source distance, jaccard.source_distance_vector)"
+            )
         vector = np.asarray(torch.as_tensor(source_distance).detach().cpu().double().numpy())
         if vector.shape != (num_points,) or not np.isfinite(vector).all():
-            raise ValueError(f"source_distance must be {num_points} finite values (one per point), got shape "
-                             f"{vector.shape}")
+            raise ValueError(
+                f"source_distance must be {num_points} finite values (one per point), got shape {vector.shape}"
+            )
         return SourceTerm(vector, self.source_weight)
 
 
@@ -241,9 +263,11 @@ def neighbourhood_graph(upper: sp.spmatrix, eps: float, source: SourceTerm | Non
         ordered = np.sort(source.vector)
         candidates = int(_candidate_counts(ordered, source.weight, eps).sum())
         if candidates > MAX_MISSING_NEIGHBOURS:
-            raise ValueError(f"eps={eps:.6g} reaches the pairs whose k-reciprocal encodings share nothing (worth "
-                             f"{source.lowest_missing():.6g} or more): up to {candidates} of them would be "
-                             "neighbours, a dense matrix; use a smaller eps")
+            raise ValueError(
+                f"eps={eps:.6g} reaches the pairs whose k-reciprocal encodings share nothing (worth "
+                f"{source.lowest_missing():.6g} or more): up to {candidates} of them would be "
+                "neighbours, a dense matrix; use a smaller eps"
+            )
         stored = upper.tocoo()
         for found in _missing_entries_at_most(stored.row, stored.col, source, eps):
             for pieces, piece in zip((rows, cols, values), found):
@@ -263,14 +287,16 @@ class KMeansClustering:
     def __call__(self, features: torch.Tensor | np.ndarray) -> PseudoLabels:
         features = _as_array(features)
         if not 1 <= self.n_clusters <= len(features):
-            raise ValueError(f"k-means into {self.n_clusters} clusters needs at least as many points, "
-                             f"got {len(features)}")
+            raise ValueError(
+                f"k-means into {self.n_clusters} clusters needs at least as many points, got {len(features)}"
+            )
         labels = KMeans(self.n_clusters, random_state=self.seed, n_init=self.n_init).fit_predict(features)
         return pseudo_labels_from(features, labels)
 
 
-def pseudo_labels_from(features: torch.Tensor | np.ndarray, labels: np.ndarray,
-                       eps: float | None = None) -> PseudoLabels:
+def pseudo_labels_from(
+    features: torch.Tensor | np.ndarray, labels: np.ndarray, eps: float | None = None
+) -> PseudoLabels:
     """Relabel a clustering (clusters numbered by their first image, outliers -1), with centroids and status."""
     features = _as_array(features)
     labels = relabel_by_first_member(labels)
@@ -304,8 +330,10 @@ def cluster_centroids(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """[C, D] float32: mean feature of each cluster 0..C-1 (outliers ignored), L2-normalised."""
     clustered = np.nonzero(labels >= 0)[0]
     num_clusters = int(labels.max()) + 1 if len(clustered) else 0
-    membership = sp.csr_matrix((np.ones(len(clustered), dtype=features.dtype), (labels[clustered], clustered)),
-                               shape=(num_clusters, len(labels)))
+    membership = sp.csr_matrix(
+        (np.ones(len(clustered), dtype=features.dtype), (labels[clustered], clustered)),
+        shape=(num_clusters, len(labels)),
+    )
     sums = np.asarray(membership @ features, dtype=np.float64)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, np.finfo(np.float64).tiny)).astype(np.float32)

@@ -1,4 +1,5 @@
 """Datasets by name: "synthetic:<preset>" worlds generated on first use, or real datasets under `data_root`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,29 +22,32 @@ REAL_FOLDERS = {
 
 def world_spec(name: str, camera_coverage: float | None = None) -> WorldSpec:
     """The spec of synthetic world `name` ("synthetic:<preset>"), its camera coverage replaced when given."""
-    preset = name[len(SYNTHETIC_PREFIX):]
+    preset = name[len(SYNTHETIC_PREFIX) :]
     if preset not in PRESETS:
         raise ValueError(f"unknown synthetic preset {preset!r}: expected one of {sorted(PRESETS)}")
     spec = PRESETS[preset]
     return spec if camera_coverage is None else dataclasses.replace(spec, camera_coverage=camera_coverage)
 
 
-def dataset_root(name: str, data_root: str | Path = "data", world_seed: int = 0,
-                 camera_coverage: float | None = None) -> Path:
+def dataset_root(
+    name: str, data_root: str | Path = "data", world_seed: int = 0, camera_coverage: float | None = None
+) -> Path:
     """Where dataset `name` lives (or, for a synthetic world, will be generated: one folder per seed and
     coverage)."""
     root = resolve_path(data_root)
     if name.startswith(SYNTHETIC_PREFIX):
         coverage = "" if camera_coverage is None else f"_coverage{camera_coverage}"
-        return root / f"synthetic_{name[len(SYNTHETIC_PREFIX):]}_seed{world_seed}{coverage}"
+        return root / f"synthetic_{name[len(SYNTHETIC_PREFIX) :]}_seed{world_seed}{coverage}"
     if name not in REAL_FOLDERS:
         raise ValueError(
             f"unknown dataset {name!r}: expected one of {sorted(REAL_FOLDERS)} or "
             f"{[SYNTHETIC_PREFIX + p for p in PRESETS]}"
         )
     if camera_coverage is not None:
-        raise ValueError(f"camera coverage is a knob of synthetic worlds; {name!r} is a real dataset: leave "
-                         f"target_coverage unset (found {camera_coverage})")
+        raise ValueError(
+            f"camera coverage is a knob of synthetic worlds; {name!r} is a real dataset: leave "
+            f"target_coverage unset (found {camera_coverage})"
+        )
     candidates = [root / folder for folder in REAL_FOLDERS[name]]
     for folder in candidates:
         if folder.is_dir():
@@ -54,8 +58,9 @@ def dataset_root(name: str, data_root: str | Path = "data", world_seed: int = 0,
     )
 
 
-def load_dataset(name: str, data_root: str | Path = "data", world_seed: int = 0,
-                 camera_coverage: float | None = None) -> ReidDataset:
+def load_dataset(
+    name: str, data_root: str | Path = "data", world_seed: int = 0, camera_coverage: float | None = None
+) -> ReidDataset:
     """Read a real dataset, or generate (once) and read a synthetic world, then check it (checks.py): a bad image
     file or a test split that cannot be evaluated fails here, before any training."""
     root = dataset_root(name, data_root, world_seed, camera_coverage)

@@ -4,6 +4,7 @@ once, naming what to fix, rather than in the middle of training or after a whole
 Image files are checked from their first and last bytes and their header, without decoding a pixel: about 0.3 s
 per 10,000 files in the OS cache, so even MSMT17's 126,000 images are checked on every read.
 """
+
 from __future__ import annotations
 
 import os
@@ -87,7 +88,8 @@ def check_image_files(records: Sequence[ImageRecord]) -> None:
         more = f"; ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise BadImageFilesError(
             f"{len(problems)} of {len(paths)} image files cannot be read: {listed}{more}. Replace these files or "
-            "remove them from the dataset folder.")
+            "remove them from the dataset folder."
+        )
 
 
 def check_evaluable(dataset: ReidDataset) -> None:
@@ -105,7 +107,8 @@ def check_evaluable(dataset: ReidDataset) -> None:
         f"the test split of {folder} cannot be evaluated: no query has a gallery image of the same identity from "
         f"another camera (query cameras: {_cameras(dataset.query)}; gallery cameras: {_cameras(dataset.gallery)}). "
         "The test split needs identities seen by at least two cameras (a query image in one, a gallery image in "
-        "another).")
+        "another)."
+    )
 
 
 def _cameras(records: Sequence[ImageRecord]) -> str:

@@ -4,6 +4,7 @@ Readers never open images; they parse names and list files, check the layout, an
 cannot account for. Only the protocol's junk images (pid -1) are dropped, plus distractors (pid 0) from train.
 Record paths are absolute; every split is sorted by path, so results do not depend on the file system's order.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,12 @@ DISTRACTOR_PID = 0
 MARKET_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_NAME = re.compile(r"([-\d]+)_c(\d+)")
 MSMT_FOLDERS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2")}
-MSMT_LISTS = {"train": "list_train.txt", "val": "list_val.txt", "query": "list_query.txt",
-              "gallery": "list_gallery.txt"}
+MSMT_LISTS = {
+    "train": "list_train.txt",
+    "val": "list_val.txt",
+    "query": "list_query.txt",
+    "gallery": "list_gallery.txt",
+}
 # MSMT17 labels start at 0 for a real person, while records reserve pid 0 for distractors: shift every label by one.
 MSMT_PID_OFFSET = 1
 MAX_EXAMPLES = 5
@@ -51,8 +56,7 @@ def _require(root: Path, folders: Iterable[str], files: Iterable[str], layout: s
     missing = [f + "/" for f in folders if not (root / f).is_dir()]
     missing += [f for f in files if not (root / f).is_file()]
     if missing:
-        raise DatasetLayoutError(
-            f"{layout} layout expected, missing: {', '.join(missing)}; {_describe_root(root)}")
+        raise DatasetLayoutError(f"{layout} layout expected, missing: {', '.join(missing)}; {_describe_root(root)}")
 
 
 def _count_cameras(*splits: list[ImageRecord]) -> int:
@@ -61,6 +65,7 @@ def _count_cameras(*splits: list[ImageRecord]) -> int:
 
 
 # ---------------------------------------------------------------- Market naming (Market-1501, Duke, synthetic)
+
 
 def _parse_market_name(file_name: str) -> tuple[int, int] | None:
     """(pid, 0-based camid) from a name like 0002_c1s1_000451_03.jpg, or None if it does not parse."""
@@ -102,16 +107,18 @@ def read_market_style(root: str | Path, name: str) -> ReidDataset:
         bad_names += bad
     if bad_names:
         raise DatasetLayoutError(
-            f"file names that do not parse as <pid>_c<camera>... (pid -1 or >= 0, camera >= 1): "
-            f"{_examples(bad_names)}")
+            f"file names that do not parse as <pid>_c<camera>... (pid -1 or >= 0, camera >= 1): {_examples(bad_names)}"
+        )
     dropped_junk = {split: sum(r.pid == JUNK_PID for r in records) for split, records in splits.items()}
     dropped_train_distractors = sum(r.pid == DISTRACTOR_PID for r in splits["train"])
     splits = {split: [r for r in records if r.pid != JUNK_PID] for split, records in splits.items()}
     splits["train"] = [r for r in splits["train"] if r.pid != DISTRACTOR_PID]
     return ReidDataset(
-        name=name, **splits, num_cams=_count_cameras(*splits.values()),
-        extra={"root": str(root), "dropped_junk": dropped_junk,
-               "dropped_train_distractors": dropped_train_distractors})
+        name=name,
+        **splits,
+        num_cams=_count_cameras(*splits.values()),
+        extra={"root": str(root), "dropped_junk": dropped_junk, "dropped_train_distractors": dropped_train_distractors},
+    )
 
 
 def read_market1501(root: str | Path, name: str = "market1501") -> ReidDataset:
@@ -125,6 +132,7 @@ def read_dukemtmc(root: str | Path) -> ReidDataset:
 
 
 # ---------------------------------------------------------------- MSMT17
+
 
 def _detect_msmt_version(root: Path) -> str:
     """'V1' or 'V2' from the image folders present; raise if neither or both are there."""
@@ -162,7 +170,8 @@ def _read_msmt_list(list_path: Path, image_dir: Path) -> list[ImageRecord]:
     if bad_lines:
         raise DatasetLayoutError(
             f"{list_path}: lines that do not parse as '<dir>/<pid>_<n>_<camera>_....jpg <label>': "
-            f"{_examples(bad_lines)}")
+            f"{_examples(bad_lines)}"
+        )
     if missing:
         raise DatasetLayoutError(f"{list_path} lists files missing on disk: {_examples(missing)}")
     return records
@@ -191,9 +200,19 @@ def read_msmt17(root: str | Path, version: str = "auto", combine_trainval: bool 
     train = sorted(read("train", train_folder) + val)
     query, gallery = sorted(read("query", test_folder)), sorted(read("gallery", test_folder))
     return ReidDataset(
-        name="msmt17", train=train, query=query, gallery=gallery, num_cams=_count_cameras(train, query, gallery),
-        extra={"root": str(root), "version": version, "combine_trainval": combine_trainval,
-               "val_images": len(val), "pid_offset": MSMT_PID_OFFSET})
+        name="msmt17",
+        train=train,
+        query=query,
+        gallery=gallery,
+        num_cams=_count_cameras(train, query, gallery),
+        extra={
+            "root": str(root),
+            "version": version,
+            "combine_trainval": combine_trainval,
+            "val_images": len(val),
+            "pid_offset": MSMT_PID_OFFSET,
+        },
+    )
 
 
 # ---------------------------------------------------------------- dispatch

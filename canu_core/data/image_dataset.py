@@ -1,5 +1,6 @@
 """A torch Dataset over ImageRecords. Decoded images are cached per file for the whole process: the synthetic
 worlds fit in memory, and training evaluates the same test images after every epoch."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -28,8 +29,9 @@ def load_image(path: str) -> Image.Image:
             return f.convert("RGB")
     except (OSError, SyntaxError) as error:
         cause = image_file_problem(path) or str(error)
-        raise ImageFileError(f"cannot decode image {path}: {cause}. Replace the file or remove it from the dataset "
-                             "folder.") from error
+        raise ImageFileError(
+            f"cannot decode image {path}: {cause}. Replace the file or remove it from the dataset folder."
+        ) from error
 
 
 class ImageDataset(Dataset):

@@ -1,4 +1,5 @@
 """The one record type every dataset reader and the synthetic world produce."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Identity sampling for the triplet loss: MMT's RandomMultipleGallerySampler (mmt/utils/data/sampler.py)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -48,8 +49,10 @@ class RandomIdentitySampler(Sampler[int]):
         self.epoch = 0
         self.pass_index = 0
         if len(self) < batch_ids * instances:
-            raise ValueError(f"a pass draws {len(self)} images (identities with a single image give one), fewer than "
-                             f"one batch of {batch_ids} x {instances}")
+            raise ValueError(
+                f"a pass draws {len(self)} images (identities with a single image give one), fewer than "
+                f"one batch of {batch_ids} x {instances}"
+            )
 
     def set_epoch(self, epoch: int, pass_index: int = 0) -> None:
         """Select the order of pass `pass_index` of `epoch` (an epoch of fixed iterations may need several passes)."""

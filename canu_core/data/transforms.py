@@ -1,4 +1,5 @@
 """Image transforms: the deterministic test transform; training augmentation lives beside it."""
+
 from __future__ import annotations
 
 import torchvision.transforms as T
@@ -9,11 +10,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def build_test_transform(height: int, width: int) -> T.Compose:
     """Resize to the network's input size and normalise with ImageNet statistics (as MMT / torchreid)."""
-    return T.Compose([
-        T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return T.Compose(
+        [
+            T.Resize((height, width), interpolation=T.InterpolationMode.BILINEAR),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def scaled_pad(height: int) -> int:
@@ -22,8 +25,9 @@ def scaled_pad(height: int) -> int:
     return max(1, int(10 * height / 256 + 0.5))
 
 
-def build_train_transform(height: int, width: int, flip: bool = True, pad: int | None = None,
-                          erasing_p: float = 0.5) -> T.Compose:
+def build_train_transform(
+    height: int, width: int, flip: bool = True, pad: int | None = None, erasing_p: float = 0.5
+) -> T.Compose:
     """MMT's training augmentation: resize, horizontal flip, pad + random crop, normalise, random erasing.
 
     pad=None scales MMT's 10 px to the input size (scaled_pad); pad=0 disables pad + crop. Random erasing follows

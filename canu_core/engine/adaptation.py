@@ -5,6 +5,7 @@ The pseudo-labelled set keeps each image's true camera id (the public SSG code s
 needs it). The target's true ids are read for diagnostics only (cluster quality, lost ids, the oracle-chosen
 model): no training step ever sees them.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,20 @@ def make_clustering(params: Params, source_weight: float = 0.0) -> DBSCANCluster
     `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term)."""
     if params.clustering == "kmeans":
         if source_weight > 0:
-            raise ValueError("k-means clusters the features, not a distance, so it has no source term: set "
-                             "ssg_source_weight 0 to run SSG with k-means")
+            raise ValueError(
+                "k-means clusters the features, not a distance, so it has no source term: set "
+                "ssg_source_weight 0 to run SSG with k-means"
+            )
         return KMeansClustering(params.n_clusters, seed=params.seed)
-    return DBSCANClustering(eps=params.eps, rho=params.rho, min_samples=params.min_samples, k1=params.k1,
-                            k2=params.k2, jaccard=params.jaccard, source_weight=source_weight)
+    return DBSCANClustering(
+        eps=params.eps,
+        rho=params.rho,
+        min_samples=params.min_samples,
+        k1=params.k1,
+        k2=params.k2,
+        jaccard=params.jaccard,
+        source_weight=source_weight,
+    )
 
 
 def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:
@@ -59,14 +69,17 @@ def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | No
         clustering.eps = eps
 
 
-def train_set_features(model: nn.Module, records: Sequence[ImageRecord], params: Params,
-                       flip: bool = False) -> torch.Tensor:
+def train_set_features(
+    model: nn.Module, records: Sequence[ImageRecord], params: Params, flip: bool = False
+) -> torch.Tensor:
     """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised)."""
     loader = ordered_loader(records, params.height, params.width, params.eval_batch_size, params.num_workers)
     features, _, _ = extract_features(model, loader, device=params.device, flip=flip)
     if not torch.isfinite(features).all():
-        raise DivergenceError("the model gives non-finite features of the target training set: its weights are "
-                              "not finite (a model saved by a run that diverged?); start from a sound checkpoint")
+        raise DivergenceError(
+            "the model gives non-finite features of the target training set: its weights are "
+            "not finite (a model saved by a run that diverged?); start from a sound checkpoint"
+        )
     return features
 
 
@@ -75,8 +88,9 @@ def pseudo_labelled(records: Sequence[ImageRecord], labels: np.ndarray) -> list[
     return [record._replace(pid=int(label)) for record, label in zip(records, labels) if label >= 0]
 
 
-def discriminator_conditions(labels: np.ndarray, centroids: np.ndarray, features: torch.Tensor,
-                             records: Sequence[ImageRecord], condition: str) -> torch.Tensor:
+def discriminator_conditions(
+    labels: np.ndarray, centroids: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord], condition: str
+) -> torch.Tensor:
     """[pseudo-labelled records x D], in pseudo_labelled's order: what conditions CANU's discriminator for each
     training record. "pseudo": its cluster's centroid (Eq. 8; `centroids` row `labels[i]`); "oracle", a diagnostic
     that reads the target's labels: the centroid of its TRUE identity's `features` (the clustering features; all
@@ -88,8 +102,9 @@ def discriminator_conditions(labels: np.ndarray, centroids: np.ndarray, features
     return torch.from_numpy(cluster_centroids(features.cpu().numpy(), identity)[identity[kept]])
 
 
-def unusable_reason(pseudo: dict[str, PseudoLabels], records: Sequence[ImageRecord], batch_ids: int,
-                    instances: int) -> str | None:
+def unusable_reason(
+    pseudo: dict[str, PseudoLabels], records: Sequence[ImageRecord], batch_ids: int, instances: int
+) -> str | None:
     """Why this epoch's pseudo-labelled `records` cannot train, or None: a clustering (by name) that found no cluster
     or a single one, fewer clusters left in the training set than a P x K batch needs (SSG keeps an image only if
     every part clusters it), or too few images for one batch (the sampler draws one image of a single-image
@@ -102,23 +117,30 @@ def unusable_reason(pseudo: dict[str, PseudoLabels], records: Sequence[ImageReco
         return f"{len(sizes)} clusters left, fewer than the {batch_ids} identities of a batch"
     drawn = images_per_pass(list(sizes.values()), instances)
     if drawn < batch_ids * instances:
-        return (f"a pass of the sampler draws {drawn} images of the {len(sizes)} clusters left, fewer than one batch "
-                f"of {batch_ids} x {instances}")
+        return (
+            f"a pass of the sampler draws {drawn} images of the {len(sizes)} clusters left, fewer than one batch "
+            f"of {batch_ids} x {instances}"
+        )
     return None
 
 
-def clustering_diagnostics(labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord],
-                           seed: int) -> dict[str, float]:
+def clustering_diagnostics(
+    labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord], seed: int
+) -> dict[str, float]:
     """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the constant
     MI(true ids; camera) reference (paper Fig. 3), plug-in and chance-adjusted (ami_*: the expectation for labels
     that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the clustering features
     (cross-validated linear probe accuracy, beside chance)."""
     pids, camids = ids_and_cameras(records)
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
-    return {**cluster_summary(labels), **clustering_quality(labels, pids),
-            **camera_information(labels, pids, camids),
-            "lost_ids": len(lost_identities(labels, pids)),
-            "camera_probe_acc": probe["accuracy"], "camera_probe_chance": probe["chance"]}
+    return {
+        **cluster_summary(labels),
+        **clustering_quality(labels, pids),
+        **camera_information(labels, pids, camids),
+        "lost_ids": len(lost_identities(labels, pids)),
+        "camera_probe_acc": probe["accuracy"],
+        "camera_probe_chance": probe["chance"],
+    }
 
 
 class TwoViews:
@@ -189,21 +211,34 @@ def skipped_row(epoch: int, reason: str) -> dict[str, str]:
     return {"status": "skipped", "message": message}
 
 
-def evaluate_epoch(model: nn.Module, target: ReidDataset, params: Params, device: torch.device, epoch: int,
-                   flip: bool) -> dict[str, float]:
+def evaluate_epoch(
+    model: nn.Module, target: ReidDataset, params: Params, device: torch.device, epoch: int, flip: bool
+) -> dict[str, float]:
     """This epoch's target test mAP and R1, or nothing when `params.eval_every_epoch` is off and it is not the
     last epoch (the sweeps of notebook 04 only use the last; evaluating costs seconds an epoch)."""
     if not params.eval_every_epoch and epoch != params.adapt_epochs - 1:
         return {}
-    metrics = evaluate(model, target, params.height, params.width, batch_size=params.eval_batch_size, device=device,
-                       flip=flip, rerank=params.rerank, num_workers=params.num_workers)
+    metrics = evaluate(
+        model,
+        target,
+        params.height,
+        params.width,
+        batch_size=params.eval_batch_size,
+        device=device,
+        flip=flip,
+        rerank=params.rerank,
+        num_workers=params.num_workers,
+    )
     return {"target_mAP": metrics["mAP"], "target_R1": metrics["R1"]}
 
 
 def epoch_summary(row: dict) -> str:
     """The end of an epoch's printed line: its loss and, if evaluated, target mAP and R1."""
-    scores = (f", target mAP {row['target_mAP']:.1f}, R1 {row['target_R1']:.1f}" if "target_mAP" in row
-              else " (not evaluated)")
+    scores = (
+        f", target mAP {row['target_mAP']:.1f}, R1 {row['target_R1']:.1f}"
+        if "target_mAP" in row
+        else " (not evaluated)"
+    )
     return f"loss {row['loss']:.3g}{scores}"
 
 
@@ -217,8 +252,17 @@ def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:
 def save_adapted_model(run: RunFolder, name: str, model: ReidModel, architecture: dict, row: dict) -> None:
     """The evaluated model's weights with what `load_adapted_model` needs to rebuild it."""
     num_classes = model.classifier.out_features if model.classifier is not None else 0
-    run.save_checkpoint({"model": model.state_dict(), **architecture, "parts": model.parts,
-                         "num_classes": num_classes, "epoch": row["epoch"], "metrics": row}, name)
+    run.save_checkpoint(
+        {
+            "model": model.state_dict(),
+            **architecture,
+            "parts": model.parts,
+            "num_classes": num_classes,
+            "epoch": row["epoch"],
+            "metrics": row,
+        },
+        name,
+    )
 
 
 def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> ReidModel:
@@ -228,28 +272,48 @@ def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> Reid
     state = run.load_checkpoint(name)
     if state is None:
         raise FileNotFoundError(f"no checkpoint {run.checkpoint_path(name)}: run the {method} adaptation first")
-    model = build_model(state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"],
-                        parts=state["parts"])
+    model = build_model(
+        state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"], parts=state["parts"]
+    )
     model.load_state_dict(state["model"])
     return model
 
 
-SUMMARY_KEYS = ("epoch", "status", "target_mAP", "target_R1", "num_clusters", "num_outliers", "lost_ids",
-                "mi_pseudo_camera", "mi_true_camera", "ami_pseudo_camera", "ami_true_camera")
+SUMMARY_KEYS = (
+    "epoch",
+    "status",
+    "target_mAP",
+    "target_R1",
+    "num_clusters",
+    "num_outliers",
+    "lost_ids",
+    "mi_pseudo_camera",
+    "mi_true_camera",
+    "ami_pseudo_camera",
+    "ami_true_camera",
+)
 
 
 def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: Params) -> dict:
     """notebook 03's metrics.json: the run's settings, how many epochs trained, the last epoch's and the
     oracle-chosen epoch's summary, and, when no epoch trained, `not_trained` saying why (each skipped epoch's
     reason), so that such a run ends cleanly and says so."""
+
     def summary(row: dict) -> dict:
         return {key: (row[key].item() if hasattr(row.get(key), "item") else row.get(key)) for key in SUMMARY_KEYS}
 
     last = history.sort_values("epoch").iloc[-1].to_dict()
     trained = int((history["status"] == "trained").sum())
-    metrics = {"method": params.method, "adversary": params.adversary, "mu": params.mu,
-               "pretrain_run": params.pretrain_run, "epochs_trained": trained, "epochs": len(history),
-               "last": summary(last), "best_oracle": summary(best_oracle) if best_oracle is not None else None}
+    metrics = {
+        "method": params.method,
+        "adversary": params.adversary,
+        "mu": params.mu,
+        "pretrain_run": params.pretrain_run,
+        "epochs_trained": trained,
+        "epochs": len(history),
+        "last": summary(last),
+        "best_oracle": summary(best_oracle) if best_oracle is not None else None,
+    }
     if not trained:
         reasons = [f"epoch {int(row.epoch) + 1}: {row.message}" for row in history.sort_values("epoch").itertuples()]
         metrics["not_trained"] = "no epoch trained, the model is the source model: " + "; ".join(reasons)

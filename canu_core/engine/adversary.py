@@ -23,6 +23,7 @@ CANU-SSG (Eq. 10): three adversaries, for the upper, lower and full-body feature
 CANU-MMT (Eq. 11): one adversary per student network. kind "none" or mu = 0 builds no discriminator (so no RNG is
 drawn) and every call is a no-op: such a loop is exactly its baseline. Camera ids are 0-based (ImageRecord.camid).
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,17 +42,25 @@ class CameraAdversary:
     learning rate. merge ("sum" | "product") applies to "canu" only (see models.discriminators); `objective` is the
     extractor's (module docstring)."""
 
-    def __init__(self, kind: str, feature_dim: int, num_cameras: int, mu: float, lr: float,
-                 weight_decay: float = 0.0, merge: str = "sum", device: torch.device | str = "cpu",
-                 objective: str = "maximise_ce"):
+    def __init__(
+        self,
+        kind: str,
+        feature_dim: int,
+        num_cameras: int,
+        mu: float,
+        lr: float,
+        weight_decay: float = 0.0,
+        merge: str = "sum",
+        device: torch.device | str = "cpu",
+        objective: str = "maximise_ce",
+    ):
         if kind not in ADVERSARY_KINDS:
             raise ValueError(f"adversary kind must be one of {ADVERSARY_KINDS}, got {kind!r}")
         if objective not in OBJECTIVES:
             raise ValueError(f"adversary objective must be one of {OBJECTIVES}, got {objective!r}")
         if mu < 0:
             raise ValueError(f"mu must be >= 0 (the minus sign of Eq. 4 is applied here), got {mu}")
-        self.config = {"kind": kind, "feature_dim": feature_dim, "num_cameras": num_cameras, "mu": mu,
-                       "merge": merge}
+        self.config = {"kind": kind, "feature_dim": feature_dim, "num_cameras": num_cameras, "mu": mu, "merge": merge}
         self.mu = mu
         self.objective = objective
         self.num_cameras = num_cameras
@@ -66,8 +75,9 @@ class CameraAdversary:
     def active(self) -> bool:
         return self.discriminator is not None
 
-    def discriminator_step(self, features: torch.Tensor, camids: torch.Tensor,
-                           centroids: torch.Tensor | None = None) -> dict[str, float]:
+    def discriminator_step(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """The max over D of Eq. 4 / 9: one optimizer step minimising D's camera cross-entropy on the detached
         features (the extractor gets no gradient). Returns the loss and accuracy before the step; {} if inactive."""
         inputs = self._inputs(features.detach(), camids, centroids)
@@ -81,8 +91,9 @@ class CameraAdversary:
         self.optimizer.step()
         return {"loss": loss.item(), "accuracy": (logits.argmax(1) == camids).float().mean().item()}
 
-    def _frozen_logits(self, features: torch.Tensor, camids: torch.Tensor,
-                       centroids: torch.Tensor | None) -> torch.Tensor:
+    def _frozen_logits(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None
+    ) -> torch.Tensor:
         """D's camera logits as D stands, differentiable with respect to the features only: D's weights get no
         gradient and its running statistics are not updated."""
         inputs = self._inputs(features, camids, centroids)
@@ -93,19 +104,22 @@ class CameraAdversary:
         with torch.autocast(features.device.type, enabled=False):
             return torch.func.functional_call(self.discriminator, frozen, inputs).float()
 
-    def camera_loss(self, features: torch.Tensor, camids: torch.Tensor,
-                    centroids: torch.Tensor | None = None) -> torch.Tensor:
+    def camera_loss(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """L_CAM (Eq. 5) or L_C-CAM (Eq. 8) under D as it stands (see _frozen_logits)."""
         return F.cross_entropy(self._frozen_logits(features, camids, centroids), camids)
 
-    def uniform_loss(self, features: torch.Tensor, camids: torch.Tensor,
-                     centroids: torch.Tensor | None = None) -> torch.Tensor:
+    def uniform_loss(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Cross-entropy of D's camera distribution to the uniform one, under D as it stands: >= log K, equal
         when D outputs the same probability for every camera."""
         return -F.log_softmax(self._frozen_logits(features, camids, centroids), dim=1).mean(dim=1).mean()
 
-    def generator_loss(self, features: torch.Tensor, camids: torch.Tensor,
-                       centroids: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_loss(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The extractor's adversarial term, added to its re-ID loss: -mu * L_CAM (the min over phi of Eq. 4 / 9)
         or, with the "uniform_ce" objective, mu * uniform_loss. An exact 0 without a graph when inactive, so the
         baseline's loss and gradients are unchanged bit for bit."""
@@ -116,22 +130,28 @@ class CameraAdversary:
             return self.mu * self.uniform_loss(features, camids, centroids)
         return -self.mu * self.camera_loss(features, camids, centroids)
 
-    def _inputs(self, features: torch.Tensor, camids: torch.Tensor,
-                centroids: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    def _inputs(
+        self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
         """The discriminator's arguments, (features,) or (features, centroids), once the shapes are checked (also
         when inactive, so that a loop failing with mu > 0 fails with mu = 0 too)."""
         if features.dim() != 2 or camids.shape != features.shape[:1]:
-            raise ValueError(f"expected features (N x D) and camids (N), got {tuple(features.shape)} and "
-                             f"{tuple(camids.shape)}")
+            raise ValueError(
+                f"expected features (N x D) and camids (N), got {tuple(features.shape)} and {tuple(camids.shape)}"
+            )
         if camids.numel() and (camids.min() < 0 or camids.max() >= self.num_cameras):
-            raise ValueError(f"camids must be 0-based camera indices below {self.num_cameras}, got "
-                             f"[{camids.min().item()}, {camids.max().item()}]")
+            raise ValueError(
+                f"camids must be 0-based camera indices below {self.num_cameras}, got "
+                f"[{camids.min().item()}, {camids.max().item()}]"
+            )
         if not self.conditional:
             return (features.float(),)
         if centroids is None or centroids.shape != features.shape:
             shape = None if centroids is None else tuple(centroids.shape)
-            raise ValueError(f"the conditional adversary needs one centroid per sample, shaped like the features "
-                             f"{tuple(features.shape)}, got {shape}")
+            raise ValueError(
+                f"the conditional adversary needs one centroid per sample, shaped like the features "
+                f"{tuple(features.shape)}, got {shape}"
+            )
         return features.float(), centroids.float()
 
     def state_dict(self) -> dict:

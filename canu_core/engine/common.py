@@ -1,4 +1,5 @@
 """Pieces every training loop shares: pseudo/true label relabelling, loaders, the LR schedule, divergence checks."""
+
 from __future__ import annotations
 
 import itertools
@@ -22,19 +23,38 @@ def relabel(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], dict[int
     return [r._replace(pid=mapping[r.pid]) for r in records], mapping
 
 
-def identity_loader(records: Sequence[ImageRecord], height: int, width: int, batch_ids: int, instances: int,
-                    seed: int, num_workers: int = 0) -> DataLoader:
+def identity_loader(
+    records: Sequence[ImageRecord],
+    height: int,
+    width: int,
+    batch_ids: int,
+    instances: int,
+    seed: int,
+    num_workers: int = 0,
+) -> DataLoader:
     """P x K batches of augmented images, to be drawn through `batches` (which sets the sampler's epoch)."""
     sampler = RandomIdentitySampler(records, batch_ids=batch_ids, instances=instances, seed=seed)
     dataset = ImageDataset(records, build_train_transform(height, width))
-    return DataLoader(dataset, batch_size=batch_ids * instances, sampler=sampler, num_workers=num_workers,
-                      drop_last=True, persistent_workers=num_workers > 0)
+    return DataLoader(
+        dataset,
+        batch_size=batch_ids * instances,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        persistent_workers=num_workers > 0,
+    )
 
 
-def warmup_multistep(optimizer: torch.optim.Optimizer, warmup_epochs: int, milestones: Sequence[int],
-                     gamma: float = 0.1, warmup_factor: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_multistep(
+    optimizer: torch.optim.Optimizer,
+    warmup_epochs: int,
+    milestones: Sequence[int],
+    gamma: float = 0.1,
+    warmup_factor: float = 0.01,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """MMT's WarmupMultiStepLR, stepped once per epoch: linear warm-up from `warmup_factor`, then x`gamma` at each
     milestone."""
+
     def factor(epoch: int) -> float:
         warm = 1.0
         if epoch < warmup_epochs:
@@ -79,14 +99,20 @@ class ShuffledSampler(Sampler[int]):
         yield from np.random.default_rng([self.seed, self.epoch, self.pass_index]).permutation(self.size).tolist()
 
 
-def shuffled_loader(records: Sequence[ImageRecord], height: int, width: int, batch_size: int, seed: int,
-                    num_workers: int = 0) -> DataLoader:
+def shuffled_loader(
+    records: Sequence[ImageRecord], height: int, width: int, batch_size: int, seed: int, num_workers: int = 0
+) -> DataLoader:
     """Shuffled batches of augmented images, no identity sampling, the last incomplete batch dropped (MMT's target
     loader of its source pretraining); to be drawn through `endless_batches`. Workers are not persistent: each pass
     starts its own, seeded from that pass's generator, so a resumed epoch repeats the augmentations."""
     dataset = ImageDataset(records, build_train_transform(height, width))
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShuffledSampler(len(records), seed),
-                      num_workers=num_workers, drop_last=True)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=ShuffledSampler(len(records), seed),
+        num_workers=num_workers,
+        drop_last=True,
+    )
 
 
 def endless_batches(loader: DataLoader, epoch: int, seed: int) -> Iterator:
@@ -117,37 +143,50 @@ class DivergenceError(FloatingPointError):
     """Training diverged: a loss or feature that is not finite, or a loss term past `loss_limit`."""
 
 
-def check_finite(losses: Mapping[str, float], tensors: Mapping[str, torch.Tensor], epoch: int, iteration: int,
-                 loss_limit: float, lr_parameter: str) -> None:
+def check_finite(
+    losses: Mapping[str, float],
+    tensors: Mapping[str, torch.Tensor],
+    epoch: int,
+    iteration: int,
+    loss_limit: float,
+    lr_parameter: str,
+) -> None:
     """Stop before the optimizer step when training has diverged, naming the epoch, iteration and term. No
     checkpoint of this epoch has been written then, so the last good one stays, and a resume with a smaller
     learning rate (`-p <lr_parameter> ... -p amend true`) continues from it."""
     problems = [f"{name} is not finite" for name, value in tensors.items() if not torch.isfinite(value).all()]
     for name, value in losses.items():
         if not math.isfinite(value) or abs(value) > loss_limit:
-            problems.append(f"{name} = {value:.4g}" + ("" if not math.isfinite(value) else
-                                                       f", past loss_limit {loss_limit:g}"))
+            problems.append(
+                f"{name} = {value:.4g}" + ("" if not math.isfinite(value) else f", past loss_limit {loss_limit:g}")
+            )
     if problems:
         raise DivergenceError(
             f"training diverged at epoch {epoch + 1}, iteration {iteration + 1}: {'; '.join(problems)}. The run "
             "stopped before this step; its checkpoints are those of its last finished epoch: run the same command "
-            f"again with a smaller {lr_parameter} and -p amend true to continue from there")
+            f"again with a smaller {lr_parameter} and -p amend true to continue from there"
+        )
 
 
 def check_weights(models: Mapping[str, nn.Module], epoch: int, lr_parameter: str) -> None:
     """Refuse to checkpoint non-finite weights (a step can produce them from finite losses)."""
     for name, model in models.items():
-        bad = [weight for weight, value in model.state_dict().items()
-               if value.is_floating_point() and not torch.isfinite(value).all()]
+        bad = [
+            weight
+            for weight, value in model.state_dict().items()
+            if value.is_floating_point() and not torch.isfinite(value).all()
+        ]
         if bad:
             raise DivergenceError(
                 f"training diverged in epoch {epoch + 1}: {name}'s {', '.join(bad[:3])} hold non-finite values. "
                 "The run stopped before saving this epoch; its checkpoints are those of its last finished epoch: run "
-                f"the same command again with a smaller {lr_parameter} and -p amend true to continue from there")
+                f"the same command again with a smaller {lr_parameter} and -p amend true to continue from there"
+            )
 
 
-def use_learning_rate(optimizer: torch.optim.Optimizer, lr: float,
-                      scheduler: torch.optim.lr_scheduler.LambdaLR | None = None) -> None:
+def use_learning_rate(
+    optimizer: torch.optim.Optimizer, lr: float, scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+) -> None:
     """Give a restored optimizer (and its schedule) the parameter's learning rate: a saved state would otherwise
     keep the rate it was saved with, whatever `amend` changed. With the rate it was saved with, nothing changes."""
     if scheduler is not None:

@@ -17,6 +17,7 @@ split every epoch (or only after the last with eval_every_epoch off).
 Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_oracle` (teacher 1 of the last
 epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
 """
+
 from __future__ import annotations
 
 import copy
@@ -77,23 +78,39 @@ def load_with_classifier(model: ReidModel, state: dict) -> None:
     model.load_state_dict(state)
 
 
-def mmt_losses(outputs: list[tuple], teacher_outputs: list[tuple], labels: torch.Tensor,
-               ce: CrossEntropyLabelSmooth) -> dict[str, torch.Tensor]:
+def mmt_losses(
+    outputs: list[tuple], teacher_outputs: list[tuple], labels: torch.Tensor, ce: CrossEntropyLabelSmooth
+) -> dict[str, torch.Tensor]:
     """Each student's CE and (soft-margin) triplet on its own (pooled feature, logits), and the soft CE and soft
     triplet that each student gets from the other network's teacher, summed over the two students."""
     triplet, soft_ce, soft_triplet = TripletLoss(margin=None), SoftEntropy(), SoftTripletLoss()
     (features1, logits1), (features2, logits2) = outputs
     (teacher_features1, teacher_logits1), (teacher_features2, teacher_logits2) = teacher_outputs
-    return {"loss_ce1": ce(logits1, labels), "loss_ce2": ce(logits2, labels),
-            "loss_tri1": triplet(features1, labels), "loss_tri2": triplet(features2, labels),
-            "loss_soft_ce": soft_ce(logits1, teacher_logits2) + soft_ce(logits2, teacher_logits1),
-            "loss_soft_tri": (soft_triplet(features1, teacher_features2, labels)
-                              + soft_triplet(features2, teacher_features1, labels))}
+    return {
+        "loss_ce1": ce(logits1, labels),
+        "loss_ce2": ce(logits2, labels),
+        "loss_tri1": triplet(features1, labels),
+        "loss_tri2": triplet(features2, labels),
+        "loss_soft_ce": soft_ce(logits1, teacher_logits2) + soft_ce(logits2, teacher_logits1),
+        "loss_soft_tri": (
+            soft_triplet(features1, teacher_features2, labels) + soft_triplet(features2, teacher_features1, labels)
+        ),
+    }
 
 
-def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversaries: list[CameraAdversary], loader,
-                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, num_classes: int,
-                conditions: torch.Tensor, params: Params, device: torch.device, epoch: int) -> dict[str, float]:
+def train_epoch(
+    students: list[ReidModel],
+    teachers: list[ReidModel],
+    adversaries: list[CameraAdversary],
+    loader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    num_classes: int,
+    conditions: torch.Tensor,
+    params: Params,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
     """One epoch of MMT (+ camera adversaries) on the pseudo-labelled loader (`conditions`: row i, CANU's condition
     for the loader's record i); returns the mean of every loss, the students' training accuracies and the
     discriminators' losses and accuracies."""
@@ -103,8 +120,9 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         model.train()
     averages = Averages()
     iterations = params.adapt_iters_per_epoch
-    for step, (views, labels, camids, indices) in enumerate(tqdm(batches(loader, iterations, epoch), total=iterations,
-                                                            desc=f"mmt epoch {epoch + 1}", leave=False)):
+    for step, (views, labels, camids, indices) in enumerate(
+        tqdm(batches(loader, iterations, epoch), total=iterations, desc=f"mmt epoch {epoch + 1}", leave=False)
+    ):
         views = [view.to(device) for view in views]
         labels, camids = labels.to(device), camids.to(device)
         with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
@@ -117,24 +135,36 @@ def train_epoch(students: list[ReidModel], teachers: list[ReidModel], adversarie
         condition = conditions[indices.to(device)]
         metrics = {}
         for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
-            seen, = discriminator_inputs(student, [features], params.adversary_features)
+            (seen,) = discriminator_inputs(student, [features], params.adversary_features)
             metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
             losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
         values = {name: value.item() for name, value in losses.items()}
-        check_finite(values, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, epoch, step,
-                     params.loss_limit, "adapt_lr (or disc_lr)")
-        loss = ((1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
-                + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
-                + w_ce * losses["loss_soft_ce"] + w_tri * losses["loss_soft_tri"]
-                + losses["loss_adv1"] + losses["loss_adv2"])
+        check_finite(
+            values,
+            {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)},
+            epoch,
+            step,
+            params.loss_limit,
+            "adapt_lr (or disc_lr)",
+        )
+        loss = (
+            (1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
+            + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
+            + w_ce * losses["loss_soft_ce"]
+            + w_tri * losses["loss_soft_tri"]
+            + losses["loss_adv1"]
+            + losses["loss_adv2"]
+        )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         for teacher, student in zip(teachers, students):
             update_teacher(teacher, student, epoch * iterations + step, params.ema_alpha)
-        accuracies = {f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
-                      for k, (_, logits) in zip(NETWORKS, outputs)}
+        accuracies = {
+            f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
+            for k, (_, logits) in zip(NETWORKS, outputs)
+        }
         averages.add({"loss": loss.item(), **values, **accuracies, **metrics})
     return averages.means()
 
@@ -151,9 +181,20 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     students = [load_source_model(source_run, k, params.source_checkpoint).to(device) for k in NETWORKS]
     teachers = [copy.deepcopy(student) for student in students]
     architecture = source_architecture(source_run, 1, params.source_checkpoint)
-    adversaries = [CameraAdversary(params.adversary, students[0].feature_dim, target.num_cams, params.mu,
-                                   params.disc_lr, params.weight_decay, params.merge, device,
-                                   params.adversary_objective) for _ in NETWORKS]
+    adversaries = [
+        CameraAdversary(
+            params.adversary,
+            students[0].feature_dim,
+            target.num_cams,
+            params.mu,
+            params.disc_lr,
+            params.weight_decay,
+            params.merge,
+            device,
+            params.adversary_objective,
+        )
+        for _ in NETWORKS
+    ]
     clustering = make_clustering(params)
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
 
@@ -175,8 +216,14 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     for epoch in range(start_epoch, params.adapt_epochs):
         features = F.normalize(sum(train_set_features(t, target.train, params) for t in teachers) / 2, dim=1)
         pseudo = clustering(features)
-        row = {"method": METHOD, "epoch": epoch, "adversary": params.adversary, "mu": params.mu,
-               "eps": pseudo.eps, **clustering_diagnostics(pseudo.labels, features, target.train, params.seed)}
+        row = {
+            "method": METHOD,
+            "epoch": epoch,
+            "adversary": params.adversary,
+            "mu": params.mu,
+            "eps": pseudo.eps,
+            **clustering_diagnostics(pseudo.labels, features, target.train, params.seed),
+        }
         records = pseudo_labelled(target.train, pseudo.labels)
         reason = unusable_reason({"target": pseudo}, records, params.batch_ids, params.instances)
         if reason is not None:
@@ -185,18 +232,50 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             centroids = torch.from_numpy(pseudo.centroids).to(device)
             for model in (*students, *teachers):
                 model.reset_classifier(len(centroids), init_weights=centroids)
-            optimizer = torch.optim.Adam([p for s in students for p in s.parameters() if p.requires_grad],
-                                         lr=params.adapt_lr, weight_decay=params.weight_decay)
-            loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances,
-                                     params.seed, params.num_workers)
+            optimizer = torch.optim.Adam(
+                [p for s in students for p in s.parameters() if p.requires_grad],
+                lr=params.adapt_lr,
+                weight_decay=params.weight_decay,
+            )
+            loader = identity_loader(
+                records,
+                params.height,
+                params.width,
+                params.batch_ids,
+                params.instances,
+                params.seed,
+                params.num_workers,
+            )
             loader.dataset.transform = TwoViews(loader.dataset.transform)
-            conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train,
-                                                  params.canu_condition).to(device)
-            row |= {"status": "trained", "message": pseudo.message, "lr": params.adapt_lr,
-                    **train_epoch(students, teachers, adversaries, loader, optimizer, scaler, len(centroids),
-                                  conditions, params, device, epoch)}
-            check_weights({**{f"student {k}": s for k, s in zip(NETWORKS, students)},
-                           **{f"teacher {k}": t for k, t in zip(NETWORKS, teachers)}}, epoch, "adapt_lr")
+            conditions = discriminator_conditions(
+                pseudo.labels, pseudo.centroids, features, target.train, params.canu_condition
+            ).to(device)
+            row |= {
+                "status": "trained",
+                "message": pseudo.message,
+                "lr": params.adapt_lr,
+                **train_epoch(
+                    students,
+                    teachers,
+                    adversaries,
+                    loader,
+                    optimizer,
+                    scaler,
+                    len(centroids),
+                    conditions,
+                    params,
+                    device,
+                    epoch,
+                ),
+            }
+            check_weights(
+                {
+                    **{f"student {k}": s for k, s in zip(NETWORKS, students)},
+                    **{f"teacher {k}": t for k, t in zip(NETWORKS, teachers)},
+                },
+                epoch,
+                "adapt_lr",
+            )
             row |= evaluate_epoch(teachers[0], target, params, device, epoch, flip=params.flip_eval)
             print(f"mmt epoch {epoch + 1}: {pseudo.message}; {epoch_summary(row)}")
             if row.get("target_mAP", -math.inf) > best_map:
@@ -204,9 +283,17 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
                 save_adapted_model(run, f"{METHOD}_best_oracle", teachers[0], architecture, row)
         run.append_history(row, key=HISTORY_KEY)
         save_adapted_model(run, f"{METHOD}_last", teachers[0], architecture, row)
-        run.save_checkpoint({
-            "students": [s.state_dict() for s in students], "teachers": [t.state_dict() for t in teachers],
-            "adversaries": [a.state_dict() for a in adversaries], "scaler": scaler.state_dict(),
-            "eps": clustering_eps(clustering), "rng": rng_state(), "epoch": epoch, "best_oracle_mAP": best_map,
-        }, f"{METHOD}_state")
+        run.save_checkpoint(
+            {
+                "students": [s.state_dict() for s in students],
+                "teachers": [t.state_dict() for t in teachers],
+                "adversaries": [a.state_dict() for a in adversaries],
+                "scaler": scaler.state_dict(),
+                "eps": clustering_eps(clustering),
+                "rng": rng_state(),
+                "epoch": epoch,
+                "best_oracle_mAP": best_map,
+            },
+            f"{METHOD}_state",
+        )
     return teachers[0]

@@ -24,6 +24,7 @@ was trained with its own).
 Checkpoints: `ssg_state` (everything to resume exactly), `ssg_last` and `ssg_best_oracle` (the model of the last
 epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
 """
+
 from __future__ import annotations
 
 import copy
@@ -105,19 +106,33 @@ def clustering_features(model: ReidModel, records: Sequence[ImageRecord], params
     return list(features.split(model.feature_dim, dim=1))
 
 
-def cluster_parts(clusterings: list[DBSCANClustering | KMeansClustering], features: list[torch.Tensor],
-                  source_features: list[torch.Tensor] | None) -> list[PseudoLabels]:
+def cluster_parts(
+    clusterings: list[DBSCANClustering | KMeansClustering],
+    features: list[torch.Tensor],
+    source_features: list[torch.Tensor] | None,
+) -> list[PseudoLabels]:
     """Each part's pseudo-labels; with source features, each part's distance also reads its images' distances to
     the source set in the same part's features."""
     if source_features is None:
         return [clustering(part) for clustering, part in zip(clusterings, features)]
-    return [clustering(part, source_distance=source_distance_vector(part, source_part))
-            for clustering, part, source_part in zip(clusterings, features, source_features)]
+    return [
+        clustering(part, source_distance=source_distance_vector(part, source_part))
+        for clustering, part, source_part in zip(clusterings, features, source_features)
+    ]
 
 
-def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, part_labels: torch.Tensor,
-                conditions: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                params: Params, device: torch.device, epoch: int) -> dict[str, float]:
+def train_epoch(
+    model: ReidModel,
+    adversaries: list[CameraAdversary],
+    loader,
+    part_labels: torch.Tensor,
+    conditions: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: Params,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
     """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `part_labels` [3, N]: each training
     record's label per part (the loader's labels are the full-body ones, the sampler's identities); `conditions`:
     row i, CANU's condition for record i (its full-body centroid). Returns the mean losses and discriminator losses
@@ -126,8 +141,9 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
     model.train()
     averages = Averages()
     iterations = params.adapt_iters_per_epoch
-    for step, (images, full_labels, camids, indices) in enumerate(tqdm(
-            batches(loader, iterations, epoch), total=iterations, desc=f"ssg epoch {epoch + 1}", leave=False)):
+    for step, (images, full_labels, camids, indices) in enumerate(
+        tqdm(batches(loader, iterations, epoch), total=iterations, desc=f"ssg epoch {epoch + 1}", leave=False)
+    ):
         images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
         labels = part_labels[:, indices].to(device)
         condition = conditions[indices.to(device)]
@@ -135,17 +151,26 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
             pooled = forward_in_chunks(model, images, params.bn_chunk)
             embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
         pooled, embedding = [feature.float() for feature in pooled], embedding.float()
-        losses = {f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)
-                  for part, feature, part_label in zip(PARTS, pooled, labels)}
+        losses = {
+            f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)
+            for part, feature, part_label in zip(PARTS, pooled, labels)
+        }
         losses["loss_tri_embedding"] = triplet(embedding, full_labels)
         metrics = {}
-        for part, adversary, feature in zip(PARTS, adversaries,
-                                            discriminator_inputs(model, pooled, params.adversary_features)):
+        for part, adversary, feature in zip(
+            PARTS, adversaries, discriminator_inputs(model, pooled, params.adversary_features)
+        ):
             metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
             losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
         values = {name: value.item() for name, value in losses.items()}
-        check_finite(values, {**dict(zip(PARTS, pooled)), "embedding": embedding}, epoch, step, params.loss_limit,
-                     "ssg_lr (or disc_lr)")
+        check_finite(
+            values,
+            {**dict(zip(PARTS, pooled)), "embedding": embedding},
+            epoch,
+            step,
+            params.loss_limit,
+            "ssg_lr (or disc_lr)",
+        )
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -155,8 +180,13 @@ def train_epoch(model: ReidModel, adversaries: list[CameraAdversary], loader, pa
     return averages.means()
 
 
-def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None,
-              source: ReidDataset | None = None) -> ReidModel:
+def train_ssg(
+    params: Params,
+    target: ReidDataset,
+    run: RunFolder,
+    source_run: RunFolder | None = None,
+    source: ReidDataset | None = None,
+) -> ReidModel:
     """Adapt source model `params.model_index` of `source_run` (default: the run `params.pretrain_run`) to `target`
     with SSG (+ the camera adversary `params.adversary`); resumes from `run`'s `ssg_state` if there is one. `source`:
     the source dataset, whose training images the clustering distance reads when params.ssg_source_weight > 0.
@@ -164,20 +194,37 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     if params.adapt_iters_per_epoch < 1:
         raise ValueError("SSG trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
     if params.ssg_source_weight > 0 and source is None:
-        raise ValueError(f"SSG's clustering distance reads each target image's distance to the source training set "
-                         f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
-                         "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0")
+        raise ValueError(
+            f"SSG's clustering distance reads each target image's distance to the source training set "
+            f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
+            "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0"
+        )
     device = resolve_device(params.device)
     source_run = source_run or RunFolder.for_run(params.pretrain_run)
     seed_everything(params.seed)
     model = parts_model(load_source_model(source_run, params.model_index, params.source_checkpoint)).to(device)
     architecture = source_architecture(source_run, params.model_index, params.source_checkpoint)
-    adversaries = [CameraAdversary(params.adversary, model.feature_dim, target.num_cams, params.mu, params.disc_lr,
-                                   params.weight_decay, params.merge, device, params.adversary_objective)
-                   for _ in PARTS]
+    adversaries = [
+        CameraAdversary(
+            params.adversary,
+            model.feature_dim,
+            target.num_cams,
+            params.mu,
+            params.disc_lr,
+            params.weight_decay,
+            params.merge,
+            device,
+            params.adversary_objective,
+        )
+        for _ in PARTS
+    ]
     clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=params.ssg_lr,
-                                momentum=MOMENTUM, weight_decay=params.weight_decay)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=params.ssg_lr,
+        momentum=MOMENTUM,
+        weight_decay=params.weight_decay,
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
 
     start_epoch, best_map = 0, -math.inf
@@ -204,11 +251,16 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
         labels = np.stack([p.labels for p in pseudo])
         # An image is kept only if every part clusters it; the full-body label is its identity for the sampler.
         kept_labels = np.where((labels >= 0).all(axis=0), labels[0], -1)
-        row = {"method": METHOD, "epoch": epoch, "adversary": params.adversary, "mu": params.mu,
-               **{f"eps_{part}": p.eps for part, p in zip(PARTS, pseudo)},
-               **{f"num_clusters_{part}": p.num_clusters for part, p in zip(PARTS, pseudo)},
-               **{f"num_outliers_{part}": int(p.outliers.sum()) for part, p in zip(PARTS, pseudo)},
-               **clustering_diagnostics(kept_labels, features[0], target.train, params.seed)}
+        row = {
+            "method": METHOD,
+            "epoch": epoch,
+            "adversary": params.adversary,
+            "mu": params.mu,
+            **{f"eps_{part}": p.eps for part, p in zip(PARTS, pseudo)},
+            **{f"num_clusters_{part}": p.num_clusters for part, p in zip(PARTS, pseudo)},
+            **{f"num_outliers_{part}": int(p.outliers.sum()) for part, p in zip(PARTS, pseudo)},
+            **clustering_diagnostics(kept_labels, features[0], target.train, params.seed),
+        }
         records = pseudo_labelled(target.train, kept_labels)
         reason = unusable_reason(dict(zip(PARTS, pseudo)), records, params.batch_ids, params.instances)
         message = "; ".join(f"{part}: {p.message}" for part, p in zip(PARTS, pseudo))
@@ -216,13 +268,26 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
             row |= skipped_row(epoch, reason)
         else:
             part_labels = torch.from_numpy(labels[:, kept_labels >= 0])
-            loader = identity_loader(records, params.height, params.width, params.batch_ids, params.instances,
-                                     params.seed, params.num_workers)
-            conditions = discriminator_conditions(kept_labels, pseudo[0].centroids, features[0], target.train,
-                                                  params.canu_condition).to(device)
-            row |= {"status": "trained", "message": message, "lr": optimizer.param_groups[0]["lr"],
-                    **train_epoch(model, adversaries, loader, part_labels, conditions, optimizer, scaler,
-                                  params, device, epoch)}
+            loader = identity_loader(
+                records,
+                params.height,
+                params.width,
+                params.batch_ids,
+                params.instances,
+                params.seed,
+                params.num_workers,
+            )
+            conditions = discriminator_conditions(
+                kept_labels, pseudo[0].centroids, features[0], target.train, params.canu_condition
+            ).to(device)
+            row |= {
+                "status": "trained",
+                "message": message,
+                "lr": optimizer.param_groups[0]["lr"],
+                **train_epoch(
+                    model, adversaries, loader, part_labels, conditions, optimizer, scaler, params, device, epoch
+                ),
+            }
             check_weights({"model": model}, epoch, "ssg_lr")
             row |= evaluate_epoch(model, target, params, device, epoch, flip=True)
             print(f"ssg epoch {epoch + 1}: {message}; {epoch_summary(row)}")
@@ -231,10 +296,17 @@ def train_ssg(params: Params, target: ReidDataset, run: RunFolder, source_run: R
                 save_adapted_model(run, f"{METHOD}_best_oracle", model, architecture, row)
         run.append_history(row, key=HISTORY_KEY)
         save_adapted_model(run, f"{METHOD}_last", model, architecture, row)
-        run.save_checkpoint({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "adversaries": [a.state_dict() for a in adversaries], "scaler": scaler.state_dict(),
-            "eps": [clustering_eps(c) for c in clusterings], "rng": rng_state(), "epoch": epoch,
-            "best_oracle_mAP": best_map,
-        }, f"{METHOD}_state")
+        run.save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "adversaries": [a.state_dict() for a in adversaries],
+                "scaler": scaler.state_dict(),
+                "eps": [clustering_eps(c) for c in clusterings],
+                "rng": rng_state(),
+                "epoch": epoch,
+                "best_oracle_mAP": best_map,
+            },
+            f"{METHOD}_state",
+        )
     return model

@@ -1,5 +1,6 @@
 """One CANU step by hand, for notebook 03: the pieces that a training iteration of `mmt.train_epoch` calls, on one
 real batch, each returned so that a cell can look at it. Nothing here trains a model that is kept."""
+
 from __future__ import annotations
 
 import copy
@@ -19,6 +20,7 @@ from .common import batches, identity_loader
 @dataclass
 class Batch:
     """One P x K batch of pseudo-labelled target images through the network in training mode."""
+
     model: ReidModel  # a copy of the network the features come from (the caller's model is left untouched)
     features: torch.Tensor  # pooled features, part of the model's autograd graph [N x D]
     labels: torch.Tensor  # pseudo-labels (cluster indices) [N]
@@ -26,8 +28,9 @@ class Batch:
     conditions: torch.Tensor  # CANU's condition of each sample: its cluster's centroid [N x D], no gradient
 
 
-def one_batch(model: ReidModel, records: Sequence[ImageRecord], pseudo: PseudoLabels, conditions: torch.Tensor,
-              params: Params) -> Batch | None:
+def one_batch(
+    model: ReidModel, records: Sequence[ImageRecord], pseudo: PseudoLabels, conditions: torch.Tensor, params: Params
+) -> Batch | None:
     """The first P x K batch that an adaptation epoch on `pseudo` would train on (same sampler, same seed), through
     a copy of `model` in training mode. `conditions`: one row per pseudo-labelled record, as
     `adaptation.discriminator_conditions` gives them. None, with the reason printed, when the clustering cannot
@@ -54,6 +57,8 @@ def gradient_reach(batch: Batch, loss: torch.Tensor, discriminator: torch.nn.Mod
     def reached(parameters) -> bool:
         return any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in parameters)
 
-    return {"feature extractor": reached(batch.model.parameters()),
-            "discriminator": reached(discriminator.parameters()),
-            "centroid condition": batch.conditions.requires_grad}
+    return {
+        "feature extractor": reached(batch.model.parameters()),
+        "discriminator": reached(discriminator.parameters()),
+        "centroid condition": batch.conditions.requires_grad,
+    }

@@ -3,6 +3,7 @@
 All share torchvision's ResNet module names (conv1, bn1, layer1..layer4), so ImageNet state dicts of torchvision's
 ResNet-50 and of the official IBN-ResNet-50-a load into them without renaming.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -17,8 +18,9 @@ from .ibn import apply_ibn_a
 class ResNetTrunk(nn.Module):
     """conv1 -> bn1 -> relu -> maxpool -> layer1..layer4 of a ResNet, exposing `out_channels`."""
 
-    def __init__(self, conv1: nn.Module, bn1: nn.Module, maxpool: nn.Module, layers: list[nn.Sequential],
-                 out_channels: int):
+    def __init__(
+        self, conv1: nn.Module, bn1: nn.Module, maxpool: nn.Module, layers: list[nn.Sequential], out_channels: int
+    ):
         super().__init__()
         self.conv1 = conv1
         self.bn1 = bn1
@@ -56,8 +58,9 @@ def ibn_resnet50a(last_stride: int = 1) -> ResNetTrunk:
 def _basic_stage(in_channels: int, channels: int, blocks: int, stride: int) -> nn.Sequential:
     downsample = None
     if stride != 1 or in_channels != channels:
-        downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False),
-                                   nn.BatchNorm2d(channels))
+        downsample = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
+        )
     stage = [BasicBlock(in_channels, channels, stride, downsample)]
     stage += [BasicBlock(channels, channels) for _ in range(blocks - 1)]
     return nn.Sequential(*stage)
@@ -78,8 +81,13 @@ def compact(last_stride: int = 1, width: int = 32, blocks: tuple[int, ...] = (1,
     for out_channels, count, stride in zip(channels, blocks, strides):
         layers.append(_basic_stage(in_channels, out_channels, count, stride))
         in_channels = out_channels
-    trunk = ResNetTrunk(nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-                        nn.Identity(), layers, out_channels=channels[-1])
+    trunk = ResNetTrunk(
+        nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.Identity(),
+        layers,
+        out_channels=channels[-1],
+    )
     _init_like_torchvision(trunk)
     return trunk
 

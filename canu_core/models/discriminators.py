@@ -8,6 +8,7 @@ are merged element-wise; the public code is not available to say whether by sum 
 joins its two branches additively (a joint layer on their concatenation is a sum of per-branch projections), and a
 sum of two ReLU outputs passes gradient wherever either is active, where a product is zero wherever either is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -80,9 +81,10 @@ class ConditionalCameraDiscriminator(nn.Module):
         return f"merge={self.merge!r}"
 
 
-def build_discriminator(kind: str, feature_dim: int, num_cameras: int, merge: str = "sum",
-                        hidden: int | None = None) -> CameraDiscriminator | ConditionalCameraDiscriminator:
-    """"adv": the plain D_CAM ("+Adv.", which has no merge: `merge` is ignored); "canu": the conditional D_C-CAM."""
+def build_discriminator(
+    kind: str, feature_dim: int, num_cameras: int, merge: str = "sum", hidden: int | None = None
+) -> CameraDiscriminator | ConditionalCameraDiscriminator:
+    """ "adv": the plain D_CAM ("+Adv.", which has no merge: `merge` is ignored); "canu": the conditional D_C-CAM."""
     if kind == "adv":
         return CameraDiscriminator(feature_dim, num_cameras, hidden)
     if kind == "canu":

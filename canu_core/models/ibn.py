@@ -4,6 +4,7 @@ Instance norm removes per-image appearance (colour, contrast) that differs betwe
 on the other half keeps what discriminates identities. Module names (`bn1.IN`, `bn1.BN`) follow the official
 XingangPan/IBN-Net release so its ImageNet state dict loads unchanged.
 """
+
 from __future__ import annotations
 
 import torch

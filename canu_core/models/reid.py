@@ -7,6 +7,7 @@ BN-neck, and the model holds SSG's global embedding (Linear -> BatchNorm -> ReLU
 which the SSG loop applies to the full-body pooled feature; SSG trains them with triplet losses only, so that model
 has no classifier.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,15 @@ class ReidModel(nn.Module):
     pre-BN features. Eval mode: the L2-normalised BN-neck feature, or with parts the list of three of them (the
     global embedding is trained, never tested: SSG tests on the parts)."""
 
-    def __init__(self, backbone_name: str, num_classes: int, last_stride: int = 1,
-                 pretrained_path: str | Path | None = None, parts: bool = False, **backbone_kwargs):
+    def __init__(
+        self,
+        backbone_name: str,
+        num_classes: int,
+        last_stride: int = 1,
+        pretrained_path: str | Path | None = None,
+        parts: bool = False,
+        **backbone_kwargs,
+    ):
         super().__init__()
         if parts and num_classes:
             raise ValueError("parts=True is SSG's triplet-only model: use num_classes=0")
@@ -79,8 +87,9 @@ class ReidModel(nn.Module):
             nn.init.normal_(self.classifier.weight, std=CLASSIFIER_INIT_STD)
             return
         if tuple(init_weights.shape) != (num_classes, self.feature_dim):
-            raise ValueError(f"init_weights must have shape {(num_classes, self.feature_dim)}, "
-                             f"got {tuple(init_weights.shape)}")
+            raise ValueError(
+                f"init_weights must have shape {(num_classes, self.feature_dim)}, got {tuple(init_weights.shape)}"
+            )
         with torch.no_grad():
             self.classifier.weight.copy_(init_weights)
 
@@ -119,12 +128,17 @@ class ReidModel(nn.Module):
             height = feature_map.shape[2]
             if height < 2:
                 raise ValueError(f"part pooling needs a feature map at least 2 rows high, got {height}")
-            regions += [feature_map[:, :, :height // 2], feature_map[:, :, height // 2:]]
+            regions += [feature_map[:, :, : height // 2], feature_map[:, :, height // 2 :]]
         return [region.mean(dim=(2, 3)) for region in regions]
 
 
-def build_model(arch: str, num_classes: int, last_stride: int = 1, pretrained_path: str | Path | None = None,
-                parts: bool = False, **kwargs) -> ReidModel:
+def build_model(
+    arch: str,
+    num_classes: int,
+    last_stride: int = 1,
+    pretrained_path: str | Path | None = None,
+    parts: bool = False,
+    **kwargs,
+) -> ReidModel:
     """Factory used by configs: `arch` names a backbone (see backbones.BACKBONES); kwargs go to its builder."""
-    return ReidModel(arch, num_classes, last_stride=last_stride, pretrained_path=pretrained_path, parts=parts,
-                     **kwargs)
+    return ReidModel(arch, num_classes, last_stride=last_stride, pretrained_path=pretrained_path, parts=parts, **kwargs)

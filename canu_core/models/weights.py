@@ -1,4 +1,5 @@
 """Backbone weights from a local file only: nothing is ever downloaded."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,15 +31,18 @@ def load_backbone_weights(module: nn.Module, path: str | Path) -> None:
 
 
 def _strip_prefix(name: str, prefix: str) -> str:
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 def _mismatches(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> list[str]:
     """One line per kind of problem: the count and the first SHOWN_PER_KIND names."""
     missing = [n for n in expected if n not in given]
     unexpected = [n for n in given if n not in expected]
-    wrong_shape = [f"{n} {tuple(given[n].shape)} != {tuple(t.shape)}"
-                   for n, t in expected.items() if n in given and given[n].shape != t.shape]
+    wrong_shape = [
+        f"{n} {tuple(given[n].shape)} != {tuple(t.shape)}"
+        for n, t in expected.items()
+        if n in given and given[n].shape != t.shape
+    ]
     problems = []
     for kind, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
         if names:

@@ -4,6 +4,7 @@ Six panels: the training losses, the discriminators' camera accuracy (beside cha
 with the true ids' MI dashed (paper Fig. 3), lost identities (Fig. 4), clusters and outliers, and target mAP / R1.
 Columns a run does not have (no adversary: NaN discriminator columns; a skipped epoch: no losses) are left out.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,14 @@ def discriminator_columns(history: pd.DataFrame) -> list[str]:
 
 
 def _plot(ax, history: pd.DataFrame, column: str, **style) -> None:
-    ax.plot(history["epoch"] + 1, pd.to_numeric(history[column], errors="coerce"), marker="o", markersize=3,
-            label=style.pop("label", column), **style)
+    ax.plot(
+        history["epoch"] + 1,
+        pd.to_numeric(history[column], errors="coerce"),
+        marker="o",
+        markersize=3,
+        label=style.pop("label", column),
+        **style,
+    )
 
 
 def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=None, title: str = "") -> Figure:
@@ -81,8 +88,14 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
     for column in _columns(history, ["target_mAP", "target_R1"]):
         _plot(ax, history, column)
     if not _columns(history, ["target_mAP", "target_R1"]):
-        ax.text(0.5, 0.5, "not evaluated\n(no epoch trained)" if not (history.get("status") == "trained").any()
-                else "not evaluated", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "not evaluated\n(no epoch trained)" if not (history.get("status") == "trained").any() else "not evaluated",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     ax.set_title("target test (%)")
 
     for ax in axes:
@@ -98,8 +111,18 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
 def final_metrics_table(last: dict, best_oracle: dict | None) -> pd.DataFrame:
     """Rows "last" and "best_oracle (target labels: reference only)": epoch, target mAP and R1 and the
     clustering diagnostics of that epoch (None/NaN where an epoch was skipped)."""
-    columns = ["epoch", "target_mAP", "target_R1", "num_clusters", "num_outliers", "lost_ids", "mi_pseudo_camera",
-               "mi_true_camera", "ami_pseudo_camera", "ami_true_camera"]
+    columns = [
+        "epoch",
+        "target_mAP",
+        "target_R1",
+        "num_clusters",
+        "num_outliers",
+        "lost_ids",
+        "mi_pseudo_camera",
+        "mi_true_camera",
+        "ami_pseudo_camera",
+        "ami_true_camera",
+    ]
     rows = {"last": last}
     if best_oracle is not None:
         rows["best_oracle (target labels: reference only)"] = best_oracle

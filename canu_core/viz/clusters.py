@@ -4,6 +4,7 @@ clusters and sample images of chosen clusters (notebook 02 and its widgets).
 The question they answer is the paper's (section IV): do the clusters follow identities, or cameras? A cluster
 whose images all come from one camera, when almost no true identity is seen by a single camera, is camera-biased.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -36,14 +37,16 @@ def group_table(labels, camids, pids) -> pd.DataFrame:
     by_camera = pd.crosstab(labels[kept], camids[kept])
     by_id = pd.crosstab(labels[kept], pids[kept])
     size = by_camera.sum(axis=1)
-    table = pd.DataFrame({
-        "size": size,
-        "cameras": (by_camera > 0).sum(axis=1),
-        "ids": (by_id > 0).sum(axis=1),
-        "camera_purity": by_camera.max(axis=1) / size,
-        "id_purity": by_id.max(axis=1) / size,
-        "main_camera": by_camera.idxmax(axis=1),
-    })
+    table = pd.DataFrame(
+        {
+            "size": size,
+            "cameras": (by_camera > 0).sum(axis=1),
+            "ids": (by_id > 0).sum(axis=1),
+            "camera_purity": by_camera.max(axis=1) / size,
+            "id_purity": by_id.max(axis=1) / size,
+            "main_camera": by_camera.idxmax(axis=1),
+        }
+    )
     table.index.name = "group"
     return table.sort_values("size", ascending=False, kind="stable")
 
@@ -57,7 +60,9 @@ def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
     lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
     clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
     return {
-        "status": pseudo.status, "message": pseudo.message, "eps": pseudo.eps,
+        "status": pseudo.status,
+        "message": pseudo.message,
+        "eps": pseudo.eps,
         **cluster_summary(pseudo.labels),
         **clustering_quality(pseudo.labels, pids),
         **camera_information(pseudo.labels, pids, camids),
@@ -73,44 +78,61 @@ def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) 
     how the clusters (`clustering_report`) formed, and whether they follow cameras more than people do."""
     probe = features["camera_probe"]
     by_camera, by_identity = features["neighbours_camera"], features["neighbours_identity"]
-    lines = [f"What the features carry: a linear probe predicts the camera for {probe['accuracy']:.0%} of the images "
-             f"(chance {probe['chance']:.0%}); an image's 10 nearest neighbours share its camera "
-             f"{by_camera['same_label_rate']:.0%} of the time (chance {by_camera['chance_rate']:.0%}) and its "
-             f"identity {by_identity['same_label_rate']:.0%} of the time (chance {by_identity['chance_rate']:.1%})."]
+    lines = [
+        f"What the features carry: a linear probe predicts the camera for {probe['accuracy']:.0%} of the images "
+        f"(chance {probe['chance']:.0%}); an image's 10 nearest neighbours share its camera "
+        f"{by_camera['same_label_rate']:.0%} of the time (chance {by_camera['chance_rate']:.0%}) and its "
+        f"identity {by_identity['same_label_rate']:.0%} of the time (chance {by_identity['chance_rate']:.1%})."
+    ]
     r = report
     if r["status"] != "ok":
-        lines.append(f"This clustering is degenerate ({r['message']}): there are not enough clusters to read a "
-                     f"camera bias from. DBSCAN needs {min_samples} images within eps of one another; on a small "
-                     "world the rho rule's eps (the mean of the few smallest distances) can be too small for that.")
+        lines.append(
+            f"This clustering is degenerate ({r['message']}): there are not enough clusters to read a "
+            f"camera bias from. DBSCAN needs {min_samples} images within eps of one another; on a small "
+            "world the rho rule's eps (the mean of the few smallest distances) can be too small for that."
+        )
         return "\n".join(lines)
-    how = (f"DBSCAN chains images closer than eps = {r['eps']:.3f}" if r["eps"] is not None
-           else f"k-means gives each image its nearest of {r['num_clusters']} centres")
-    lines.append(f"{how}, so a cluster gathers whatever near images share. {r['single_camera_clusters']:.0%} of the "
-                 f"{r['num_clusters']} clusters hold images of a single camera, while {r['single_camera_ids']:.0%} "
-                 f"of the {r['num_true_ids']} true identities were seen by a single camera. "
-                 f"{r['pairwise_recall']:.0%} of the same-person pairs share a cluster (the others are split between "
-                 f"clusters, or lost with the {r['outlier_fraction']:.0%} of the images left as outliers: "
-                 f"{r['lost_ids']} of the {r['num_true_ids']} identities lost every image), and "
-                 f"{r['pairwise_precision']:.0%} of the pairs inside a cluster show one person.")
-    mutual_information = (f"MI(pseudo-labels; camera) = {r['mi_pseudo_camera']:.2f} nats against "
-                          f"{r['mi_true_camera']:.2f} for the true ids")
+    how = (
+        f"DBSCAN chains images closer than eps = {r['eps']:.3f}"
+        if r["eps"] is not None
+        else f"k-means gives each image its nearest of {r['num_clusters']} centres"
+    )
+    lines.append(
+        f"{how}, so a cluster gathers whatever near images share. {r['single_camera_clusters']:.0%} of the "
+        f"{r['num_clusters']} clusters hold images of a single camera, while {r['single_camera_ids']:.0%} "
+        f"of the {r['num_true_ids']} true identities were seen by a single camera. "
+        f"{r['pairwise_recall']:.0%} of the same-person pairs share a cluster (the others are split between "
+        f"clusters, or lost with the {r['outlier_fraction']:.0%} of the images left as outliers: "
+        f"{r['lost_ids']} of the {r['num_true_ids']} identities lost every image), and "
+        f"{r['pairwise_precision']:.0%} of the pairs inside a cluster show one person."
+    )
+    mutual_information = (
+        f"MI(pseudo-labels; camera) = {r['mi_pseudo_camera']:.2f} nats against "
+        f"{r['mi_true_camera']:.2f} for the true ids"
+    )
     if r["mi_pseudo_camera"] > r["mi_true_camera"]:
-        lines.append(f"The clusters follow cameras more than people do: {mutual_information}. Trained on such "
-                     "labels, a network learns that 'same camera' means 'same person': the bias CANU's camera "
-                     "adversary removes, conditioned on the cluster centroid so that what identity and camera "
-                     "genuinely share is kept.")
+        lines.append(
+            f"The clusters follow cameras more than people do: {mutual_information}. Trained on such "
+            "labels, a network learns that 'same camera' means 'same person': the bias CANU's camera "
+            "adversary removes, conditioned on the cluster centroid so that what identity and camera "
+            "genuinely share is kept."
+        )
     else:
-        lines.append(f"These clusters follow cameras no more than people do: {mutual_information}. This clustering "
-                     "shows no camera bias to remove.")
+        lines.append(
+            f"These clusters follow cameras no more than people do: {mutual_information}. This clustering "
+            "shows no camera bias to remove."
+        )
     return "\n".join(lines)
 
 
 def feature_report(features, pids, camids, seed: int = 0, k: int = 10) -> dict:
     """What the features themselves encode, before any clustering: a linear camera probe (with chance), and how
     often the k nearest neighbours share the camera and the identity (with chance)."""
-    return {"camera_probe": camera_probe_accuracy(features, camids, seed=seed),
-            "neighbours_camera": neighbour_agreement(features, camids, k=k),
-            "neighbours_identity": neighbour_agreement(features, pids, k=k)}
+    return {
+        "camera_probe": camera_probe_accuracy(features, camids, seed=seed),
+        "neighbours_camera": neighbour_agreement(features, camids, k=k),
+        "neighbours_identity": neighbour_agreement(features, pids, k=k),
+    }
 
 
 def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> pd.DataFrame:
@@ -122,21 +144,31 @@ def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> p
         "lost ids (no image left)": (f"{c['lost_ids']} of {c['num_true_ids']}", "0"),
         "NMI / ARI": (f"{c['nmi']:.3f} / {c['ari']:.3f}", "1 / 1"),
         "pairwise precision / recall": (f"{c['pairwise_precision']:.3f} / {c['pairwise_recall']:.3f}", "1 / 1"),
-        "MI(labels; camera), nats": (f"{c['mi_pseudo_camera']:.3f}",
-                                     f"{c['mi_true_camera']:.3f} (true ids)"),
-        "MI less its chance value, nats": (f"{c['ami_pseudo_camera']:.3f}",
-                                           f"{c['ami_true_camera']:.3f} (true ids)"),
-        "groups from a single camera": (f"{c['single_camera_clusters']:.0%} of clusters",
-                                        f"{c['single_camera_ids']:.0%} of true ids"),
+        "MI(labels; camera), nats": (f"{c['mi_pseudo_camera']:.3f}", f"{c['mi_true_camera']:.3f} (true ids)"),
+        "MI less its chance value, nats": (f"{c['ami_pseudo_camera']:.3f}", f"{c['ami_true_camera']:.3f} (true ids)"),
+        "groups from a single camera": (
+            f"{c['single_camera_clusters']:.0%} of clusters",
+            f"{c['single_camera_ids']:.0%} of true ids",
+        ),
     }
     if features is not None:
         probe, cam, ids = features["camera_probe"], features["neighbours_camera"], features["neighbours_identity"]
-        rows.update({
-            "camera probe accuracy": (f"{probe['accuracy']:.1%} ± {probe['accuracy_std']:.1%}",
-                                      f"{probe['chance']:.1%} (chance)"),
-            "neighbours sharing the camera": (f"{cam['same_label_rate']:.1%}", f"{cam['chance_rate']:.1%} (chance)"),
-            "neighbours sharing the identity": (f"{ids['same_label_rate']:.1%}", f"{ids['chance_rate']:.1%} (chance)"),
-        })
+        rows.update(
+            {
+                "camera probe accuracy": (
+                    f"{probe['accuracy']:.1%} ± {probe['accuracy_std']:.1%}",
+                    f"{probe['chance']:.1%} (chance)",
+                ),
+                "neighbours sharing the camera": (
+                    f"{cam['same_label_rate']:.1%}",
+                    f"{cam['chance_rate']:.1%} (chance)",
+                ),
+                "neighbours sharing the identity": (
+                    f"{ids['same_label_rate']:.1%}",
+                    f"{ids['chance_rate']:.1%} (chance)",
+                ),
+            }
+        )
     return pd.DataFrame.from_dict(rows, orient="index", columns=["this clustering", "reference"])
 
 
@@ -147,8 +179,9 @@ def pick_clusters(table: pd.DataFrame, n: int = 3) -> dict[str, list[int]]:
     return {"camera-pure": pure.index[:n].tolist(), "mixed": mixed.index[:n].tolist()}
 
 
-def plot_camera_composition(labels, camids, pids, num_cams: int, path=None, max_clusters: int = 40,
-                            title: str = "") -> Figure:
+def plot_camera_composition(
+    labels, camids, pids, num_cams: int, path=None, max_clusters: int = 40, title: str = ""
+) -> Figure:
     """Left: the largest clusters as bars stacked by camera. Right: the share of clusters, and of true ids,
     spanning 1, 2, ... cameras. Clusters piling up at one camera while true ids span several is camera bias."""
     labels, camids = np.asarray(labels), np.asarray(camids)
@@ -156,8 +189,9 @@ def plot_camera_composition(labels, camids, pids, num_cams: int, path=None, max_
     bars, spread = fig.subplots(1, 2, width_ratios=[2.2, 1])
     palette = sns.color_palette("husl", num_cams)
     largest = group_table(labels, camids, pids).index[:max_clusters]
-    counts = pd.crosstab(labels[labels >= 0], camids[labels >= 0]).reindex(index=largest, columns=range(num_cams),
-                                                                           fill_value=0)
+    counts = pd.crosstab(labels[labels >= 0], camids[labels >= 0]).reindex(
+        index=largest, columns=range(num_cams), fill_value=0
+    )
     bottom = np.zeros(len(counts))
     positions = np.arange(len(counts))
     for camid in range(num_cams):
@@ -188,8 +222,15 @@ def _plot_camera_spread(ax, labels: np.ndarray, camids: np.ndarray, pids, num_ca
     ax.legend(fontsize=8)
 
 
-def plot_cluster_samples(records: Sequence[ImageRecord], labels, clusters: Sequence[int], path=None,
-                         n_images: int = 8, seed: int = 0, title: str = "") -> Figure:
+def plot_cluster_samples(
+    records: Sequence[ImageRecord],
+    labels,
+    clusters: Sequence[int],
+    path=None,
+    n_images: int = 8,
+    seed: int = 0,
+    title: str = "",
+) -> Figure:
     """One row per cluster: up to n_images random images of it, ordered by camera, each titled with its true id
     and framed in its camera's colour (the UMAP's camera palette). Row labels: size, cameras and true ids."""
     labels = np.asarray(labels)
@@ -221,7 +262,10 @@ def plot_cluster_samples(records: Sequence[ImageRecord], labels, clusters: Seque
             for spine in ax.spines.values():
                 spine.set(visible=True, color=palette[record.camid], linewidth=3)
         in_cluster = [records[i] for i in members]
-        row[0].set_ylabel(f"cluster {cluster}\n{len(members)} imgs\n{len({r.camid for r in in_cluster})} cams, "
-                          f"{len({r.pid for r in in_cluster})} ids", fontsize=8)
+        row[0].set_ylabel(
+            f"cluster {cluster}\n{len(members)} imgs\n{len({r.camid for r in in_cluster})} cams, "
+            f"{len({r.pid for r in in_cluster})} ids",
+            fontsize=8,
+        )
     save_figure(fig, path)
     return fig

@@ -1,4 +1,5 @@
 """Saving figures the same way everywhere: atomically, PNG, tight bounding box."""
+
 from __future__ import annotations
 
 import os

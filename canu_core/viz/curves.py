@@ -1,4 +1,5 @@
 """Learning curves from a run's history.csv."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -7,8 +8,9 @@ import pandas as pd
 from .common import save_figure
 
 
-def plot_history(history: pd.DataFrame, panels: dict[str, list[str]], group: str | None = None, path=None,
-                 title: str = ""):
+def plot_history(
+    history: pd.DataFrame, panels: dict[str, list[str]], group: str | None = None, path=None, title: str = ""
+):
     """One panel per entry of `panels` (title -> history columns), x = epoch (1-based), one line per column and,
     when `group` names a column (e.g. "model"), per value of it."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)

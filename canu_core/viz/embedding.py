@@ -4,6 +4,7 @@ identity, pseudo-label, ...).
 If features group by camera rather than by identity, the camera panel shows tidy blobs and the identity panel a
 mix: that is the camera bias the adversary is meant to remove.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -24,8 +25,7 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, m
     """2-D UMAP of L2-normalised features, cosine metric; reproducible for a given seed (so single-threaded)."""
     import umap  # imported here: it pays numba compilation (~10 s) on first use
 
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed,
-                        n_jobs=1)
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1)
     return reducer.fit_transform(np.asarray(features, dtype=np.float32))
 
 
@@ -36,8 +36,14 @@ def camera_and_identity(records: Sequence[ImageRecord]) -> dict[str, np.ndarray]
     return {"camera": camids + 1, "true identity": pids}
 
 
-def plot_umap(points: np.ndarray, labelings: Mapping[str, np.ndarray], title: str = "", path=None,
-              max_groups: int = 30, seed: int = 0) -> Figure:
+def plot_umap(
+    points: np.ndarray,
+    labelings: Mapping[str, np.ndarray],
+    title: str = "",
+    path=None,
+    max_groups: int = 30,
+    seed: int = 0,
+) -> Figure:
     """One panel per labeling (panel name -> one label per point), all on the same 2-D points.
 
     A labeling with at most `max_groups` values is coloured entirely; with more (identities, clusters), `max_groups`
@@ -54,8 +60,14 @@ def plot_umap(points: np.ndarray, labelings: Mapping[str, np.ndarray], title: st
     return fig
 
 
-def plot_umap_grid(points: Mapping[str, np.ndarray], labelings: Mapping[str, np.ndarray], title: str = "",
-                   path=None, max_groups: int = 30, seed: int = 0) -> Figure:
+def plot_umap_grid(
+    points: Mapping[str, np.ndarray],
+    labelings: Mapping[str, np.ndarray],
+    title: str = "",
+    path=None,
+    max_groups: int = 30,
+    seed: int = 0,
+) -> Figure:
     """One row per model (row name -> its 2-D points of the same images), one column per labeling: the same images
     before and after, side by side. Each row samples the same `max_groups` groups, so an identity keeps its colour
     from row to row."""
@@ -70,8 +82,9 @@ def plot_umap_grid(points: Mapping[str, np.ndarray], labelings: Mapping[str, np.
     return fig
 
 
-def _labeling_panel(ax, points: np.ndarray, labels: np.ndarray, name: str, max_groups: int,
-                    rng: np.random.Generator) -> None:
+def _labeling_panel(
+    ax, points: np.ndarray, labels: np.ndarray, name: str, max_groups: int, rng: np.random.Generator
+) -> None:
     groups = np.unique(labels[labels >= 0])
     chosen = groups if len(groups) <= max_groups else np.sort(rng.choice(groups, size=max_groups, replace=False))
     shown = np.isin(labels, chosen)
@@ -81,8 +94,17 @@ def _labeling_panel(ax, points: np.ndarray, labels: np.ndarray, name: str, max_g
     order = chosen.astype(str)
     legend = 0 < len(chosen) == len(groups) <= MAX_LEGEND_ENTRIES
     if len(chosen):
-        sns.scatterplot(x=points[shown, 0], y=points[shown, 1], hue=names, hue_order=order,
-                        palette=sns.color_palette("husl", len(order)), s=size, linewidth=0, ax=ax, legend=legend)
+        sns.scatterplot(
+            x=points[shown, 0],
+            y=points[shown, 1],
+            hue=names,
+            hue_order=order,
+            palette=sns.color_palette("husl", len(order)),
+            s=size,
+            linewidth=0,
+            ax=ax,
+            legend=legend,
+        )
     if legend:
         ax.legend(title=name, markerscale=2, fontsize=7, loc="best")
     ax.set_title(_panel_title(name, len(chosen), len(groups), int((labels < 0).sum())))
@@ -97,4 +119,3 @@ def _panel_title(name: str, num_shown: int, num_groups: int, num_outliers: int) 
     if num_outliers:
         title += f"\n{num_outliers} outliers grey"
     return title
-

@@ -4,6 +4,7 @@ runs, side by side (notebook 02's compare_pretrain_run), e.g. with and without M
 The first clustering is the one the adaptation starts from: the source model's eval-mode features of the target
 training images, clustered with a fresh clustering (DBSCAN's eps by the rho rule on that model's own distances).
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -30,8 +31,10 @@ def first_clustering_report(model: nn.Module, records: Sequence[ImageRecord], pa
     features = train_set_features(model, records, params)
     pids, camids = ids_and_cameras(records)
     pseudo = make_clustering(params)(features)
-    return {**clustering_report(pseudo, pids, camids),
-            "features": feature_report(features, pids, camids, seed=params.seed)}
+    return {
+        **clustering_report(pseudo, pids, camids),
+        "features": feature_report(features, pids, camids, seed=params.seed),
+    }
 
 
 def compare_first_clusterings(reports: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -42,17 +45,23 @@ def compare_first_clusterings(reports: Mapping[str, Mapping]) -> pd.DataFrame:
     if not reports:
         raise ValueError("no report to compare")
     first = next(iter(reports.values()))
-    rows = [("clusters", lambda r: r["num_clusters"], first["num_true_ids"]),
-            ("outliers", lambda r: r["num_outliers"], 0),
-            ("pairwise precision", lambda r: r["pairwise_precision"], 1.0),
-            ("pairwise recall", lambda r: r["pairwise_recall"], 1.0),
-            ("NMI", lambda r: r["nmi"], 1.0),
-            ("MI(pseudo-labels; camera), nats", lambda r: r["mi_pseudo_camera"], first["mi_true_camera"])]
+    rows = [
+        ("clusters", lambda r: r["num_clusters"], first["num_true_ids"]),
+        ("outliers", lambda r: r["num_outliers"], 0),
+        ("pairwise precision", lambda r: r["pairwise_precision"], 1.0),
+        ("pairwise recall", lambda r: r["pairwise_recall"], 1.0),
+        ("NMI", lambda r: r["nmi"], 1.0),
+        ("MI(pseudo-labels; camera), nats", lambda r: r["mi_pseudo_camera"], first["mi_true_camera"]),
+    ]
     if all("ami_pseudo_camera" in report for report in reports.values()):
-        rows.append(("MI less its chance value, nats", lambda r: r["ami_pseudo_camera"],
-                     first["ami_true_camera"]))
-    rows.append(("camera probe accuracy", lambda r: r["features"]["camera_probe"]["accuracy"],
-                 first["features"]["camera_probe"]["chance"]))
+        rows.append(("MI less its chance value, nats", lambda r: r["ami_pseudo_camera"], first["ami_true_camera"]))
+    rows.append(
+        (
+            "camera probe accuracy",
+            lambda r: r["features"]["camera_probe"]["accuracy"],
+            first["features"]["camera_probe"]["chance"],
+        )
+    )
     columns = {name: [value(report) for _, value, _ in rows] for name, report in reports.items()}
     columns[REFERENCE] = [reference for _, _, reference in rows]
     table = pd.DataFrame(columns, index=[label for label, _, _ in rows], dtype=float)
@@ -76,7 +85,7 @@ def plot_first_clusterings(table: pd.DataFrame, path=None, title: str = "") -> F
         ax.set_xticks(range(len(runs)), runs, rotation=15, fontsize=8)
         ax.set_title(quantity, fontsize=9)
         ax.margins(y=0.2)
-    for ax in axes[len(table):]:
+    for ax in axes[len(table) :]:
         ax.set_visible(False)
     fig.legend([reference], [REFERENCE], loc="outside lower center", fontsize=8)
     fig.suptitle(title)

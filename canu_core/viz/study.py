@@ -4,6 +4,7 @@ Per-epoch MI(pseudo-labels; camera) (paper Fig. 3) and lost identities (Fig. 4),
 final metric against a swept knob (the ablations). Every point is the mean over seeds; the spread is +- one sample
 standard deviation (pandas' ddof=1), taken as 0 for a single seed.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -15,9 +16,14 @@ from .common import save_figure
 METHOD_ORDER = ["ssg", "mmt"]
 ADVERSARY_ORDER = ["none", "adv", "canu"]
 ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
-AXIS_LABELS = {"mu": "mu", "target_coverage": "target camera coverage", "target_mAP": "target mAP (%)",
-               "target_R1": "target R1 (%)", "disc_acc": "discriminators' camera accuracy",
-               "camera_probe_acc": "linear camera probe accuracy"}
+AXIS_LABELS = {
+    "mu": "mu",
+    "target_coverage": "target camera coverage",
+    "target_mAP": "target mAP (%)",
+    "target_R1": "target R1 (%)",
+    "disc_acc": "discriminators' camera accuracy",
+    "camera_probe_acc": "linear camera probe accuracy",
+}
 
 
 def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
@@ -35,8 +41,10 @@ def _one_run_per_seed(frame: pd.DataFrame, keys: list[str], name: str) -> None:
     duplicated = frame.duplicated(keys)
     if duplicated.any():
         first = frame.loc[duplicated, keys].iloc[0].to_dict()
-        raise ValueError(f"{name} has several rows for {first}: expected one per seed; filter the study to one "
-                         "configuration per line first")
+        raise ValueError(
+            f"{name} has several rows for {first}: expected one per seed; filter the study to one "
+            "configuration per line first"
+        )
 
 
 def _ordered(values, order: list[str]) -> list:
@@ -76,12 +84,16 @@ def _finish(fig: Figure, path, title: str) -> Figure:
     return fig
 
 
-def _per_epoch(histories: pd.DataFrame, column: str, ylabel: str, path, title: str,
-               true_column: str | None = None) -> Figure:
+def _per_epoch(
+    histories: pd.DataFrame, column: str, ylabel: str, path, title: str, true_column: str | None = None
+) -> Figure:
     """Mean of `column` per epoch over seeds, one line per adversary with a +- std band when several seeds,
     and (if `true_column`) its per-epoch mean as a black dashed reference."""
-    _require(histories, ["method", "adversary", "seed", "epoch", column] + ([true_column] if true_column else []),
-             "histories")
+    _require(
+        histories,
+        ["method", "adversary", "seed", "epoch", column] + ([true_column] if true_column else []),
+        "histories",
+    )
     _one_run_per_seed(histories, ["method", "adversary", "seed", "epoch"], "histories")
     adversaries = _ordered(histories["adversary"], ADVERSARY_ORDER)
     fig, panels = _panels(histories)
@@ -93,11 +105,18 @@ def _per_epoch(histories: pd.DataFrame, column: str, ylabel: str, path, title: s
                 continue
             stats = _seed_stats(runs, "epoch", column)
             epochs, colour = stats.index + 1, f"C{index}"
-            ax.plot(epochs, stats["mean"], marker="o", markersize=3, color=colour,
-                    label=_hue_label("adversary", adversary))
+            ax.plot(
+                epochs, stats["mean"], marker="o", markersize=3, color=colour, label=_hue_label("adversary", adversary)
+            )
             if stats["count"].max() > 1:
-                ax.fill_between(epochs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour,
-                                alpha=0.2, linewidth=0)
+                ax.fill_between(
+                    epochs,
+                    stats["mean"] - stats["std"],
+                    stats["mean"] + stats["std"],
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
         if true_column:
             true = part.groupby("epoch")[true_column].mean()
             ax.plot(true.index + 1, true, linestyle="--", color="black", label="true ids")
@@ -112,10 +131,17 @@ def plot_mi_per_epoch(histories: pd.DataFrame, path=None, title: str = "", adjus
     true ids. adjusted: the MI less its chance value (ami_* columns), which does not move with the number of
     clusters as the plug-in MI does."""
     if adjusted:
-        return _per_epoch(histories, "ami_pseudo_camera", "adjusted MI(pseudo-labels; camera) (nats)", path, title,
-                          true_column="ami_true_camera")
-    return _per_epoch(histories, "mi_pseudo_camera", "MI(pseudo-labels; camera) (nats)", path, title,
-                      true_column="mi_true_camera")
+        return _per_epoch(
+            histories,
+            "ami_pseudo_camera",
+            "adjusted MI(pseudo-labels; camera) (nats)",
+            path,
+            title,
+            true_column="ami_true_camera",
+        )
+    return _per_epoch(
+        histories, "mi_pseudo_camera", "MI(pseudo-labels; camera) (nats)", path, title, true_column="mi_true_camera"
+    )
 
 
 def plot_lost_ids_per_epoch(histories: pd.DataFrame, path=None, title: str = "") -> Figure:
@@ -130,9 +156,16 @@ def plot_metric_per_epoch(histories: pd.DataFrame, column: str, path=None, title
     return _per_epoch(histories.dropna(subset=[column]), column, AXIS_LABELS.get(column, column), path, title)
 
 
-def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP", hue: str = "adversary",
-                        path=None, title: str = "", log_x: bool = False,
-                        baselines: pd.DataFrame | None = None) -> Figure:
+def plot_metric_against(
+    results: pd.DataFrame,
+    x: str,
+    metric: str = "target_mAP",
+    hue: str = "adversary",
+    path=None,
+    title: str = "",
+    log_x: bool = False,
+    baselines: pd.DataFrame | None = None,
+) -> Figure:
     """The final `metric` against the swept knob `x`, one line per `hue` value, mean +- std over seeds (error
     bars). `baselines` (runs without adversary) adds, per method, their mean as a grey dashed line with a +- std
     band, the level a sweep has to beat. `log_x` for knobs spanning decades, such as mu."""
@@ -153,8 +186,16 @@ def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP
             if runs.empty:
                 continue
             stats = _seed_stats(runs, x, metric)
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", markersize=4, capsize=3,
-                        color=f"C{index}", label=_hue_label(hue, value))
+            ax.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=stats["std"],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                color=f"C{index}",
+                label=_hue_label(hue, value),
+            )
         if method in baseline_stats.index:
             mean, std, count = baseline_stats.loc[method, ["mean", "std", "count"]]
             ax.axhline(mean, color="grey", linestyle="--", label="baseline (no adversary)")
@@ -167,7 +208,12 @@ def plot_metric_against(results: pd.DataFrame, x: str, metric: str = "target_mAP
     return _finish(fig, path, title)
 
 
-VERDICT_COLOURS = {"supported": "tab:green", "not supported": "tab:red", "inconclusive": "tab:grey"}
+VERDICT_COLOURS = {
+    "supported": "tab:green",
+    "not supported": "tab:red",
+    "inconclusive": "tab:grey",
+    "too few seeds": "tab:olive",
+}
 
 
 def plot_claims(claims: pd.DataFrame, path=None, title: str = "") -> Figure:
@@ -186,8 +232,11 @@ def plot_claims(claims: pd.DataFrame, path=None, title: str = "") -> Figure:
             colour = VERDICT_COLOURS.get(row.verdict, "black")
             ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, linewidth=2)
             ax.plot(row.mean, y, "o", color=colour)
-        ax.set_yticks(list(positions), [f"{c} ({'>' if d > 0 else '<'} 0)"
-                                        for c, d in zip(part["comparison"], part["direction"])], fontsize=7)
+        ax.set_yticks(
+            list(positions),
+            [f"{c} ({'>' if d > 0 else '<'} 0)" for c, d in zip(part["comparison"], part["direction"])],
+            fontsize=7,
+        )
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"paired difference, {metric}")
         ax.grid(axis="x", alpha=0.3)

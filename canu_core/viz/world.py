@@ -1,4 +1,5 @@
 """Looking at a re-ID world: sample images per camera, to see camera styles and how people look."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,9 @@ from ..data.records import ReidDataset
 from .common import save_figure
 
 
-def plot_camera_samples(dataset: ReidDataset, path: str | os.PathLike | None = None, n_per_camera: int = 6,
-                        seed: int = 0) -> Figure:
+def plot_camera_samples(
+    dataset: ReidDataset, path: str | os.PathLike | None = None, n_per_camera: int = 6, seed: int = 0
+) -> Figure:
     """One row per camera with n_per_camera random person images (all splits, no distractors), titled by pid.
 
     Camera styles should differ at a glance; the same pid in two rows shows what a model has to match.

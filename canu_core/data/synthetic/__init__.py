@@ -12,6 +12,7 @@ rendered image by image, each from its own random stream, and written in Market-
 `WorldSpec.style_seed` draws the cameras and the clothing palette (a world's domain); `seed` draws the people and
 their images. The same spec and seed always give the same bytes.
 """
+
 from .plan import plan_world
 from .spec import PRESETS, WorldSpec
 from .write import OtherWorldError, generate_world, world_statistics

@@ -1,5 +1,6 @@
 """A world's plan, pure data: its palette and camera styles, the people and the cameras each walks through, and
 which image goes to which split under which file name."""
+
 from __future__ import annotations
 
 import colorsys
@@ -69,11 +70,24 @@ class Identity(NamedTuple):
 
     def appearance(self) -> tuple:
         """What makes the person recognisable: visible attributes only (no hat colour without a hat...)."""
-        return (self.upper, self.upper_accent if self.upper_pattern != "solid" else None, self.upper_pattern,
-                self.sleeves, self.lower, self.lower_accent if self.lower_pattern != "solid" else None,
-                self.lower_pattern, self.lower_kind, self.skin, self.hair, self.hair_style,
-                self.hat if self.hair_style == "hat" else None, self.bag,
-                self.bag_colour if self.bag != "none" else None, self.shoes, self.build)
+        return (
+            self.upper,
+            self.upper_accent if self.upper_pattern != "solid" else None,
+            self.upper_pattern,
+            self.sleeves,
+            self.lower,
+            self.lower_accent if self.lower_pattern != "solid" else None,
+            self.lower_pattern,
+            self.lower_kind,
+            self.skin,
+            self.hair,
+            self.hair_style,
+            self.hat if self.hair_style == "hat" else None,
+            self.bag,
+            self.bag_colour if self.bag != "none" else None,
+            self.shoes,
+            self.build,
+        )
 
 
 class PlannedImage(NamedTuple):
@@ -106,8 +120,14 @@ HAIR_STYLES = {"short": 3, "long": 2, "hat": 1}
 BAGS = {"none": 3, "backpack": 2, "shoulder": 1.5}
 BUILDS = {0.85: 1, 1.0: 2, 1.15: 1}
 SKIN_TONES = [(0.96, 0.80, 0.69), (0.90, 0.70, 0.55), (0.78, 0.57, 0.42), (0.55, 0.38, 0.26), (0.36, 0.24, 0.16)]
-HAIR_COLOURS = [(0.06, 0.05, 0.05), (0.25, 0.15, 0.08), (0.45, 0.30, 0.15), (0.85, 0.72, 0.45), (0.65, 0.65, 0.65),
-                (0.55, 0.20, 0.08)]
+HAIR_COLOURS = [
+    (0.06, 0.05, 0.05),
+    (0.25, 0.15, 0.08),
+    (0.45, 0.30, 0.15),
+    (0.85, 0.72, 0.45),
+    (0.65, 0.65, 0.65),
+    (0.55, 0.20, 0.08),
+]
 SHOE_COLOURS = [(0.08, 0.08, 0.08), (0.92, 0.92, 0.92), (0.35, 0.22, 0.12), (0.45, 0.45, 0.50)]
 
 
@@ -128,8 +148,14 @@ def _perturbed_prior(rng: np.random.Generator, base_weights) -> np.ndarray:
 def draw_palette(rng: np.random.Generator) -> Palette:
     """Nine hues evenly spread from a random offset plus four tinted neutrals; neutrals are worn more often."""
     offset, saturation, value = rng.random(), rng.uniform(0.5, 0.85), rng.uniform(0.5, 0.85)
-    hues = [_hsv(offset + k / 9 + rng.uniform(-0.02, 0.02), saturation + rng.uniform(-0.15, 0.1),
-                 value + rng.uniform(-0.2, 0.15)) for k in range(9)]
+    hues = [
+        _hsv(
+            offset + k / 9 + rng.uniform(-0.02, 0.02),
+            saturation + rng.uniform(-0.15, 0.1),
+            value + rng.uniform(-0.2, 0.15),
+        )
+        for k in range(9)
+    ]
     tint = rng.uniform(-0.04, 0.04, 3)
     neutrals = [np.clip(np.full(3, level) + tint, 0, 1) for level in (0.1, 0.3, 0.62, 0.9)]
     clothing = np.array(hues + neutrals)
@@ -139,12 +165,23 @@ def draw_palette(rng: np.random.Generator) -> Palette:
         "hair": _perturbed_prior(rng, [3, 3, 2, 1, 1, 0.5]),
         "shoes": _perturbed_prior(rng, [3, 2, 1, 1]),
     }
-    for name, table in (("upper_pattern", UPPER_PATTERNS), ("lower_pattern", LOWER_PATTERNS),
-                        ("lower_kind", LOWER_KINDS), ("sleeves", SLEEVES), ("hair_style", HAIR_STYLES),
-                        ("bag", BAGS), ("build", BUILDS)):
+    for name, table in (
+        ("upper_pattern", UPPER_PATTERNS),
+        ("lower_pattern", LOWER_PATTERNS),
+        ("lower_kind", LOWER_KINDS),
+        ("sleeves", SLEEVES),
+        ("hair_style", HAIR_STYLES),
+        ("bag", BAGS),
+        ("build", BUILDS),
+    ):
         priors[name] = _perturbed_prior(rng, table.values())
-    return Palette(clothing, _jitter(rng, SKIN_TONES, 0.03), _jitter(rng, HAIR_COLOURS, 0.04),
-                   _jitter(rng, SHOE_COLOURS, 0.03), priors)
+    return Palette(
+        clothing,
+        _jitter(rng, SKIN_TONES, 0.03),
+        _jitter(rng, HAIR_COLOURS, 0.04),
+        _jitter(rng, SHOE_COLOURS, 0.03),
+        priors,
+    )
 
 
 def draw_camera_styles(spec: WorldSpec, rng: np.random.Generator) -> tuple[CameraStyle, ...]:
@@ -163,24 +200,26 @@ def draw_camera_styles(spec: WorldSpec, rng: np.random.Generator) -> tuple[Camer
     styles = []
     for camera in range(spec.num_cameras):
         pose_bias = 0.85 * rng.dirichlet(np.full(4, 0.8)) + 0.15 / 4
-        styles.append(CameraStyle(
-            gains=tuple(float(g) for g in toward(1.0, 1 + rng.uniform(-0.3, 0.3, 3))),
-            brightness=float(toward(0.0, rng.uniform(-0.12, 0.12))),
-            contrast=float(toward(1.0, rng.uniform(0.65, 1.25))),
-            gamma=float(toward(1.0, rng.uniform(0.75, 1.35))),
-            blur=float(toward(0.0, rng.uniform(0.0, 1.2))),
-            downscale=float(toward(1.0, rng.choice([1.0, 1.0, 1.5, 2.0, 2.5]))),
-            noise=float(0.01 + toward(0.0, rng.uniform(0.0, 0.035))),
-            wall=background_colour((0.1, 0.6), (0.3, 0.85)),
-            accent=background_colour((0.2, 0.8), (0.2, 0.9)),
-            floor=background_colour((0.0, 0.3), (0.25, 0.7)),
-            texture=textures[camera],
-            texture_period=float(rng.uniform(0.06, 0.16)),
-            texture_seed=int(rng.integers(2**31)),
-            horizon=float(rng.uniform(0.45, 0.8)),
-            pose_probs=_probabilities(toward(np.full(4, 0.25), pose_bias)),
-            person_scale=float(toward(0.86, rng.uniform(0.8, 0.92))),
-        ))
+        styles.append(
+            CameraStyle(
+                gains=tuple(float(g) for g in toward(1.0, 1 + rng.uniform(-0.3, 0.3, 3))),
+                brightness=float(toward(0.0, rng.uniform(-0.12, 0.12))),
+                contrast=float(toward(1.0, rng.uniform(0.65, 1.25))),
+                gamma=float(toward(1.0, rng.uniform(0.75, 1.35))),
+                blur=float(toward(0.0, rng.uniform(0.0, 1.2))),
+                downscale=float(toward(1.0, rng.choice([1.0, 1.0, 1.5, 2.0, 2.5]))),
+                noise=float(0.01 + toward(0.0, rng.uniform(0.0, 0.035))),
+                wall=background_colour((0.1, 0.6), (0.3, 0.85)),
+                accent=background_colour((0.2, 0.8), (0.2, 0.9)),
+                floor=background_colour((0.0, 0.3), (0.25, 0.7)),
+                texture=textures[camera],
+                texture_period=float(rng.uniform(0.06, 0.16)),
+                texture_seed=int(rng.integers(2**31)),
+                horizon=float(rng.uniform(0.45, 0.8)),
+                pose_probs=_probabilities(toward(np.full(4, 0.25), pose_bias)),
+                person_scale=float(toward(0.86, rng.uniform(0.8, 0.92))),
+            )
+        )
     return tuple(styles)
 
 
@@ -220,17 +259,25 @@ def draw_identity(rng: np.random.Generator, palette: Palette, route: tuple[int, 
     upper, upper_index = colour(palette.clothing, p["clothing"])
     lower, lower_index = colour(palette.clothing, p["clothing"])
     return Identity(
-        upper=upper, upper_accent=colour(palette.clothing, p["clothing"], avoid=upper_index)[0],
+        upper=upper,
+        upper_accent=colour(palette.clothing, p["clothing"], avoid=upper_index)[0],
         upper_pattern=_pick(rng, list(UPPER_PATTERNS), p["upper_pattern"]),
         sleeves=_pick(rng, list(SLEEVES), p["sleeves"]),
-        lower=lower, lower_accent=colour(palette.clothing, p["clothing"], avoid=lower_index)[0],
+        lower=lower,
+        lower_accent=colour(palette.clothing, p["clothing"], avoid=lower_index)[0],
         lower_pattern=_pick(rng, list(LOWER_PATTERNS), p["lower_pattern"]),
         lower_kind=_pick(rng, list(LOWER_KINDS), p["lower_kind"]),
-        skin=colour(palette.skin, p["skin"])[0], hair=colour(palette.hair, p["hair"])[0],
-        hair_style=_pick(rng, list(HAIR_STYLES), p["hair_style"]), hat=colour(palette.clothing, p["clothing"])[0],
-        bag=_pick(rng, list(BAGS), p["bag"]), bag_colour=colour(palette.clothing, p["clothing"])[0],
-        shoes=colour(palette.shoes, p["shoes"])[0], build=float(_pick(rng, list(BUILDS), p["build"])),
-        stature=float(rng.uniform(0.9, 1.0)), route=route, direction=int(rng.choice([-1, 1])),
+        skin=colour(palette.skin, p["skin"])[0],
+        hair=colour(palette.hair, p["hair"])[0],
+        hair_style=_pick(rng, list(HAIR_STYLES), p["hair_style"]),
+        hat=colour(palette.clothing, p["clothing"])[0],
+        bag=_pick(rng, list(BAGS), p["bag"]),
+        bag_colour=colour(palette.clothing, p["clothing"])[0],
+        shoes=colour(palette.shoes, p["shoes"])[0],
+        build=float(_pick(rng, list(BUILDS), p["build"])),
+        stature=float(rng.uniform(0.9, 1.0)),
+        route=route,
+        direction=int(rng.choice([-1, 1])),
     )
 
 
@@ -258,8 +305,9 @@ def _visits(spec: WorldSpec, identities: list[Identity], rng: np.random.Generato
                 visits.append([("train", pid, camid, "person", pid - 1)] * count)
             else:
                 query = int(rng.integers(count))
-                visits.append([("query" if i == query else "gallery", pid, camid, "person", pid - 1)
-                               for i in range(count)])
+                visits.append(
+                    [("query" if i == query else "gallery", pid, camid, "person", pid - 1) for i in range(count)]
+                )
     first_passer_by = spec.num_train_ids + spec.num_test_ids
     for n in range(spec.num_distractors):
         camid = int(rng.integers(spec.num_cameras))
@@ -290,5 +338,3 @@ def plan_world(spec: WorldSpec, seed: int = 0) -> WorldPlan:
             file_name = f"{pid:04d}_c{camid + 1}s1_{frames[camid]:06d}_01.png"
             images.append(PlannedImage(split, pid, camid, file_name, kind, identity))
     return WorldPlan(spec, seed, cameras, tuple(identities), tuple(images))
-
-

@@ -1,4 +1,5 @@
 """Rendering a planned image: a person painted over a camera's backdrop, through the camera's style."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -38,9 +39,11 @@ class Painter:
 
     def ellipse(self, u: float, v: float, ru: float, rv: float, fill, clip: Callable | None = None) -> None:
         """Ellipse, optionally intersected with the region where clip(u, v) < 0."""
+
         def sdf(uu, vv):
             distance = (np.hypot((uu - u) / ru, (vv - v) / rv) - 1.0) * min(ru, rv)
             return distance if clip is None else np.maximum(distance, clip(uu, vv))
+
         self.shape((u - ru, v - rv, u + ru, v + rv), sdf, fill)
 
     def capsule(self, u0: float, v0: float, u1: float, v1: float, radius: float, fill) -> None:
@@ -51,8 +54,8 @@ class Painter:
         def sdf(uu, vv):
             t = np.clip(((uu - u0) * du + (vv - v0) * dv) / length2, 0.0, 1.0)
             return np.hypot(uu - u0 - t * du, vv - v0 - t * dv) - radius
-        self.shape((min(u0, u1) - radius, min(v0, v1) - radius, max(u0, u1) + radius, max(v0, v1) + radius),
-                   sdf, fill)
+
+        self.shape((min(u0, u1) - radius, min(v0, v1) - radius, max(u0, u1) + radius, max(v0, v1) + radius), sdf, fill)
 
     def box(self, u: float, v0: float, v1: float, half_top: float, fill, half_bottom: float | None = None) -> None:
         """A box centred on u from v0 to v1, whose half-width goes linearly from half_top to half_bottom."""
@@ -61,6 +64,7 @@ class Painter:
         def sdf(uu, vv):
             half = half_top + (half_bottom - half_top) * np.clip((vv - v0) / (v1 - v0), 0.0, 1.0)
             return np.maximum(np.abs(uu - u) - half, np.maximum(v0 - vv, vv - v1))
+
         widest = max(half_top, half_bottom)
         self.shape((u - widest, v0, u + widest, v1), sdf, fill)
 
@@ -82,6 +86,7 @@ def fabric(colour: Colour, accent: Colour, pattern: str, pose: str, period: floa
         else:  # jacket, seen from the front
             mask = np.abs(u) < 0.028
         return np.where(mask[..., None] > 0.5, second, main)
+
     return fill
 
 
@@ -124,13 +129,30 @@ def _paint_legs(p: Painter, person: Identity, pose: str, stride: float, lower, w
         legs = [(-hip, -hip - stride, 1.0), (hip, hip + stride, 1.0)]
     bare = person.lower_kind != "trousers"
     for hip_u, foot_u, light in legs:
-        p.capsule(hip_u, 0.5, foot_u, 0.935, radius, shade(person.skin, light) if bare else
-                  (lower if light == 1.0 else shade(person.lower, light)))
+        p.capsule(
+            hip_u,
+            0.5,
+            foot_u,
+            0.935,
+            radius,
+            shade(person.skin, light) if bare else (lower if light == 1.0 else shade(person.lower, light)),
+        )
         if person.lower_kind == "shorts":
-            p.capsule(hip_u, 0.5, hip_u + 0.4 * (foot_u - hip_u), 0.675, radius * 1.15,
-                      lower if light == 1.0 else shade(person.lower, light))
-        p.ellipse(foot_u + (facing * 0.015 if side else 0.0), 0.955, 0.045 if side else 0.034, 0.02,
-                  shade(person.shoes, light))
+            p.capsule(
+                hip_u,
+                0.5,
+                hip_u + 0.4 * (foot_u - hip_u),
+                0.675,
+                radius * 1.15,
+                lower if light == 1.0 else shade(person.lower, light),
+            )
+        p.ellipse(
+            foot_u + (facing * 0.015 if side else 0.0),
+            0.955,
+            0.045 if side else 0.034,
+            0.02,
+            shade(person.shoes, light),
+        )
     if person.lower_kind == "skirt":
         p.box(0, 0.45, 0.7, waist, lower, half_bottom=waist * 1.7)
     else:
@@ -180,8 +202,9 @@ def _paint_head(p: Painter, person: Identity, pose: str, facing: float) -> None:
     elif pose == "front":
         p.ellipse(head_u, head_v, head_ru, head_rv, person.hair, clip=lambda u, v: v - 0.045)
     elif side:
-        p.ellipse(head_u, head_v, head_ru, head_rv, person.hair,
-                  clip=lambda u, v: np.minimum(v - 0.045, facing * u + 0.008))
+        p.ellipse(
+            head_u, head_v, head_ru, head_rv, person.hair, clip=lambda u, v: np.minimum(v - 0.045, facing * u + 0.008)
+        )
 
 
 def paint_backdrop(style: CameraStyle, height: int, width: int) -> np.ndarray:
@@ -250,7 +273,7 @@ def apply_camera(canvas: np.ndarray, style: CameraStyle, rng: np.random.Generato
     if radius > 0.05:
         image = image.filter(ImageFilter.GaussianBlur(radius))
     x = np.asarray(image, dtype=np.float32) / 255.0
-    x = x ** style.gamma * np.asarray(style.gains, np.float32)
+    x = x**style.gamma * np.asarray(style.gains, np.float32)
     x = (x - 0.5) * style.contrast + 0.5 + style.brightness
     x += rng.normal(0.0, style.noise, x.shape).astype(np.float32)
     return _to_uint8(x)
@@ -275,7 +298,7 @@ class WorldRenderer:
         height, width = spec.height, spec.width
         backdrop = self.backdrops[image.camid]
         dy, dx = rng.integers(backdrop.shape[0] - height + 1), rng.integers(backdrop.shape[1] - width + 1)
-        canvas = backdrop[dy:dy + height, dx:dx + width].copy()
+        canvas = backdrop[dy : dy + height, dx : dx + width].copy()
         pixels = Painter(canvas)
         paint_clutter(pixels, rng, height, width, int(rng.poisson(1.5)))
         if image.kind != "background":
@@ -304,5 +327,3 @@ class WorldRenderer:
         stride = rng.uniform(0.0, 0.1) if side else rng.uniform(0.0, 0.035)
         swing = rng.uniform(-0.08, 0.08)
         paint_person(Painter(canvas, cx, top, size), person, pose, stride, swing)
-
-

@@ -1,5 +1,6 @@
 """What a synthetic world is: every knob (`WorldSpec`, checked on construction), the presets, and the constants
 the plan and the renderer share."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,23 +59,38 @@ class WorldSpec:
             return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
         checks = [
-            (is_int(self.num_cameras) and 2 <= self.num_cameras <= 99,
-             f"num_cameras must be an int in [2, 99], got {self.num_cameras!r}"),
-            (self.camera_layout in CAMERA_LAYOUTS,
-             f"camera_layout must be one of {CAMERA_LAYOUTS}, got {self.camera_layout!r}"),
+            (
+                is_int(self.num_cameras) and 2 <= self.num_cameras <= 99,
+                f"num_cameras must be an int in [2, 99], got {self.num_cameras!r}",
+            ),
+            (
+                self.camera_layout in CAMERA_LAYOUTS,
+                f"camera_layout must be one of {CAMERA_LAYOUTS}, got {self.camera_layout!r}",
+            ),
             (0.0 <= self.camera_coverage <= 1.0, f"camera_coverage must be in [0, 1], got {self.camera_coverage!r}"),
-            (is_int(self.num_train_ids) and self.num_train_ids >= 1,
-             f"num_train_ids must be an int >= 1, got {self.num_train_ids!r}"),
-            (is_int(self.num_test_ids) and self.num_test_ids >= 1,
-             f"num_test_ids must be an int >= 1, got {self.num_test_ids!r}"),
-            (not (is_int(self.num_train_ids) and is_int(self.num_test_ids))
-             or self.num_train_ids + self.num_test_ids <= 9999,
-             "num_train_ids + num_test_ids must be <= 9999 (pids have 4 digits in Market naming)"),
-            (len(self.images_per_camera) == 2 and all(map(is_int, self.images_per_camera))
-             and 2 <= self.images_per_camera[0] <= self.images_per_camera[1],
-             f"images_per_camera must be (min, max) ints with 2 <= min <= max, got {self.images_per_camera!r}"),
-            (is_int(self.num_distractors) and self.num_distractors >= 0,
-             f"num_distractors must be an int >= 0, got {self.num_distractors!r}"),
+            (
+                is_int(self.num_train_ids) and self.num_train_ids >= 1,
+                f"num_train_ids must be an int >= 1, got {self.num_train_ids!r}",
+            ),
+            (
+                is_int(self.num_test_ids) and self.num_test_ids >= 1,
+                f"num_test_ids must be an int >= 1, got {self.num_test_ids!r}",
+            ),
+            (
+                not (is_int(self.num_train_ids) and is_int(self.num_test_ids))
+                or self.num_train_ids + self.num_test_ids <= 9999,
+                "num_train_ids + num_test_ids must be <= 9999 (pids have 4 digits in Market naming)",
+            ),
+            (
+                len(self.images_per_camera) == 2
+                and all(map(is_int, self.images_per_camera))
+                and 2 <= self.images_per_camera[0] <= self.images_per_camera[1],
+                f"images_per_camera must be (min, max) ints with 2 <= min <= max, got {self.images_per_camera!r}",
+            ),
+            (
+                is_int(self.num_distractors) and self.num_distractors >= 0,
+                f"num_distractors must be an int >= 0, got {self.num_distractors!r}",
+            ),
             (is_int(self.height) and self.height >= 32, f"height must be an int >= 32, got {self.height!r}"),
             (is_int(self.width) and self.width >= 16, f"width must be an int >= 16, got {self.width!r}"),
             (is_int(self.style_seed), f"style_seed must be an int, got {self.style_seed!r}"),
@@ -88,22 +104,52 @@ PRESETS: dict[str, WorldSpec] = {
     # Market-like: 6 cameras along a corridor. style_strength 0.5: calibrated so that the compact network's source
     # pretraining (notebook 01 defaults) reaches a high source mAP while direct transfer stays far lower; at 1.0
     # it learned too slowly for a CPU budget (source mAP ~30% after 12 epochs, target ~1%).
-    "source": WorldSpec(name="synthetic_source", num_cameras=6, camera_layout="line", camera_coverage=0.25,
-                        style_seed=1, style_strength=0.5),
+    "source": WorldSpec(
+        name="synthetic_source",
+        num_cameras=6,
+        camera_layout="line",
+        camera_coverage=0.25,
+        style_seed=1,
+        style_strength=0.5,
+    ),
     # Duke-like: 8 cameras on a campus loop, another palette and other camera styles. style_strength 0.4:
     # calibrated for adaptation (README "Calibrating the target", benchmarks/calibrate_target.py): at 0.5 the
     # source models' target features were so camera-bound (pseudo-label pair precision 0.12) that MMT lost mAP
     # from its first epoch; at 0.3 the pseudo-labels carried barely more camera information than the true ids
     # (MI 0.92 vs 0.86 nats); at 0.4 they carry 1.25 nats, with direct transfer at 22.2% mAP.
-    "target": WorldSpec(name="synthetic_target", num_cameras=8, camera_layout="ring", camera_coverage=0.2,
-                        style_seed=2, style_strength=0.4),
+    "target": WorldSpec(
+        name="synthetic_target",
+        num_cameras=8,
+        camera_layout="ring",
+        camera_coverage=0.2,
+        style_seed=2,
+        style_strength=0.4,
+    ),
     # For tests: about 100 images, generated in about a second.
-    "tiny": WorldSpec(name="synthetic_tiny", num_cameras=3, camera_coverage=0.5, num_train_ids=6, num_test_ids=6,
-                      images_per_camera=(2, 4), num_distractors=10, height=64, width=32, style_seed=3),
+    "tiny": WorldSpec(
+        name="synthetic_tiny",
+        num_cameras=3,
+        camera_coverage=0.5,
+        num_train_ids=6,
+        num_test_ids=6,
+        images_per_camera=(2, 4),
+        num_distractors=10,
+        height=64,
+        width=32,
+        style_seed=3,
+    ),
     # The tiny world's target: other cameras, styles and people (smoke runs adapt tiny -> tiny_target).
-    "tiny_target": WorldSpec(name="synthetic_tiny_target", num_cameras=4, camera_layout="ring", camera_coverage=0.5,
-                             num_train_ids=6, num_test_ids=6, images_per_camera=(2, 4), num_distractors=10,
-                             height=64, width=32, style_seed=4),
+    "tiny_target": WorldSpec(
+        name="synthetic_tiny_target",
+        num_cameras=4,
+        camera_layout="ring",
+        camera_coverage=0.5,
+        num_train_ids=6,
+        num_test_ids=6,
+        images_per_camera=(2, 4),
+        num_distractors=10,
+        height=64,
+        width=32,
+        style_seed=4,
+    ),
 }
-
-

@@ -1,5 +1,6 @@
 """Writing a world in Market-1501 layout (atomically, with its manifest), reusing a folder that holds the same
 world, and its statistics."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ class OtherWorldError(ValueError):
 def _manifest(spec: WorldSpec, seed: int, plan: WorldPlan | None = None) -> dict:
     manifest = {"generator": GENERATOR, "render_version": RENDER_VERSION, "seed": seed, "spec": asdict(spec)}
     if plan is not None:
-        manifest["files"] = {folder: sum(image.split == split for image in plan.images)
-                             for split, folder in MARKET_FOLDERS.items()}
+        manifest["files"] = {
+            folder: sum(image.split == split for image in plan.images) for split, folder in MARKET_FOLDERS.items()
+        }
     return json.loads(json.dumps(manifest))  # tuples -> lists, as read back from disk
 
 
@@ -55,8 +57,10 @@ def _check_complete(root: Path, manifest: dict) -> None:
     for folder, expected in manifest["files"].items():
         found = len(list((root / folder).glob("*.png"))) if (root / folder).is_dir() else 0
         if found != expected:
-            raise ValueError(f"{root / folder} holds {found} images, its {MANIFEST_NAME} says {expected}: "
-                             f"the world is incomplete; regenerate it with overwrite=True")
+            raise ValueError(
+                f"{root / folder} holds {found} images, its {MANIFEST_NAME} says {expected}: "
+                f"the world is incomplete; regenerate it with overwrite=True"
+            )
 
 
 def write_world(plan: WorldPlan, folder: Path) -> None:
@@ -92,8 +96,10 @@ def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, over
         _check_complete(root, existing)
         return _read_world(root, spec, existing)
     if existing is not None and not overwrite:
-        raise OtherWorldError(f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
-                         f"pass overwrite=True to replace it, or choose another folder")
+        raise OtherWorldError(
+            f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
+            f"pass overwrite=True to replace it, or choose another folder"
+        )
     if existing is None and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
     plan = plan_world(spec, seed)
@@ -115,8 +121,12 @@ def world_statistics(dataset: ReidDataset) -> pd.DataFrame:
     id_camera_mi is the mutual information (nats, sklearn.metrics.mutual_info_score) between true identity and
     camera over the split's non-distractor images: the train row is the dashed reference of the paper's Fig. 3.
     """
-    splits = {"train": dataset.train, "query": dataset.query, "gallery": dataset.gallery,
-              "test": dataset.query + dataset.gallery}
+    splits = {
+        "train": dataset.train,
+        "query": dataset.query,
+        "gallery": dataset.gallery,
+        "test": dataset.query + dataset.gallery,
+    }
     rows = {}
     for split, records in splits.items():
         people = [r for r in records if r.pid > 0]
