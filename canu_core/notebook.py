@@ -41,14 +41,12 @@ def params_from_namespace(namespace: Mapping[str, Any]) -> Params:
     return make_params(user_variables(namespace))
 
 
-def injected(notebook: Path, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values papermill has to inject: those the notebook's parameters cell names, and any other that differs
-    from its default (the rest would only make papermill warn about names its cell does not list)."""
-    import papermill
-
-    in_cell = set(papermill.inspect_notebook(str(notebook)))
+def injected(cell: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values papermill has to inject: those the notebook's parameters cell (`parameters_cell`) names, and any
+    other that differs from its default (the rest would only make papermill warn about names its cell does not
+    list)."""
     defaults = as_dict(Params())
-    return {k: v for k, v in values.items() if k in in_cell or v != defaults.get(k)}
+    return {k: v for k, v in values.items() if k in cell or v != defaults.get(k)}
 
 
 def parameters_cell(notebook: Path) -> dict[str, Any]:
@@ -91,7 +89,8 @@ def run_notebook(
         raise FileNotFoundError(f"no notebook {source}; available: {', '.join(available)}")
     # what the kernel will run with: the notebook's own parameters cell, then the files and overrides papermill
     # injects (a cell value such as notebook 04's seed 1 counts, or a rerun would be refused against its record)
-    params = make_params({**parameters_cell(source), **files_and_overrides})
+    cell = parameters_cell(source)
+    params = make_params({**cell, **files_and_overrides})
     run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
     executing = outputs_root() / ".executing" / params.run_name / source.name
     executing.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +98,7 @@ def run_notebook(
         papermill.execute_notebook(
             str(source),
             str(executing),
-            parameters=injected(source, files_and_overrides),
+            parameters=injected(cell, files_and_overrides),
             kernel_name="python3",
             cwd=str(notebooks),
             progress_bar=False,

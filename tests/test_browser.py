@@ -25,7 +25,7 @@ from lab_browser import (
 )
 
 from canu_core.config import make_params
-from canu_core.notebook import injected
+from canu_core.notebook import injected, parameters_cell
 from canu_core.runs import project_root
 
 pytestmark = [pytest.mark.notebook, pytest.mark.browser]
@@ -72,7 +72,7 @@ def lab(tiny_data_root, tmp_path_factory):
         papermill.execute_notebook(
             str(source),
             str(root / source.name),
-            parameters=injected(source, values),
+            parameters=injected(parameters_cell(source), values),
             prepare_only=True,
             kernel_name="python3",
             progress_bar=False,

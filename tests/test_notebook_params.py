@@ -32,22 +32,14 @@ OWN_VALUES = {"run_name", "seed", "pretrain_run"}
 def test_parameters_cells_repeat_the_typed_defaults(notebook):
     """A parameters cell shows the defaults a reader can change; one that drifted from config.Params (the default
     regime changed) would silently run another regime than params/synthetic_default.yaml documents."""
-    import ast
     import dataclasses
 
-    import nbformat
-
     from canu_core.config import Params
+    from canu_core.notebook import parameters_cell
     from canu_core.runs import project_root
 
-    cells = nbformat.read(project_root() / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
-    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    values = parameters_cell(project_root() / "notebooks" / f"{notebook}.ipynb")
     defaults = dataclasses.asdict(Params())
-    values = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-    }
     drifted = {
         name: (value, defaults[name])
         for name, value in values.items()
@@ -59,22 +51,15 @@ def test_parameters_cells_repeat_the_typed_defaults(notebook):
 def test_synthetic_default_file_is_notebook_03s_default_run():
     """params/synthetic_default.yaml writes out what notebook 03 runs with no parameter file: each value equals
     notebook 03's parameters cell, or config.Params's default for a name the cell does not set."""
-    import ast
     import dataclasses
 
-    import nbformat
     import yaml
 
     from canu_core.config import Params
+    from canu_core.notebook import parameters_cell
     from canu_core.runs import project_root
 
-    cells = nbformat.read(project_root() / "notebooks" / "03_train.ipynb", as_version=4).cells
-    source = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
-    cell = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-    }
+    cell = parameters_cell(project_root() / "notebooks" / "03_train.ipynb")
     expected = {**dataclasses.asdict(Params()), **cell}
     written = yaml.safe_load((project_root() / "params" / "synthetic_default.yaml").read_text())
     differing = {name: (value, expected[name]) for name, value in written.items() if value != expected[name]}
