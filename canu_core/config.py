@@ -18,6 +18,13 @@ from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 
+# The adaptation methods and the adversaries they run with, in the paper's table order (SSG before MMT; none, +Adv.,
+# CANU): one definition for the parameter types, the engine's checks and the study's tables and figures.
+Method = Literal["ssg", "mmt"]
+Adversary = Literal["none", "adv", "canu"]
+METHODS: tuple[str, ...] = typing.get_args(Method)
+ADVERSARIES: tuple[str, ...] = typing.get_args(Adversary)
+
 
 class ConfigError(ValueError):
     """A parameter set that does not match the typed definition."""
@@ -100,8 +107,8 @@ class Params:
     min_samples: int = 4
     n_clusters: int = 300  # k-means only
     # --- adaptation on the target: MMT (DBSCAN) or SSG, plain or with the camera adversary (epochs scaled down)
-    method: Literal["mmt", "ssg"] = "mmt"
-    adversary: Literal["none", "adv", "canu"] = "canu"
+    method: Method = "mmt"
+    adversary: Adversary = "canu"
     mu: float = 0.1  # paper: 0.1 for CANU-MMT, 0.05 for CANU-SSG
     merge: Literal["sum", "product"] = "sum"  # how the conditional discriminator joins its two branches
     # what the discriminators read: "pooled" = the pooled feature before the BN-neck (what the triplet losses
@@ -118,7 +125,7 @@ class Params:
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
     adapt_epochs: int = 6
     adapt_iters_per_epoch: int = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
-    eval_every_epoch: bool = True  # False: evaluate on the target test split after the last epoch only
+    eval_every_epoch: bool = True  # False: evaluate after the last epoch only (pretraining and adaptation)
     umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
     adapt_lr: float = 0.00035  # MMT: Adam
     ssg_lr: float = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
@@ -133,12 +140,12 @@ class Params:
     studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation"]] = field(
         default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"]
     )
-    methods: list[Literal["ssg", "mmt"]] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
+    methods: list[Method] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # Table IV and the oracle arm
     sweep_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # Table III, coverage and the ablation
     mu_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])  # the paper's Table III
     coverage_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
-    coverage_method: Literal["mmt", "ssg"] = "mmt"
+    coverage_method: Method = "mmt"
     parallel_runs: int = 1  # runs at once; the CPU threads are shared between them
 
 

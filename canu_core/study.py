@@ -22,7 +22,7 @@ import torch
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
-from .config import Params, as_dict, make_params
+from .config import ADVERSARIES, METHODS, Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
 from .runs import RunFolder, atomic_write_text, resolve_run
 
@@ -37,8 +37,7 @@ STUDY_FIELDS = (
     "coverage_method",
     "parallel_runs",
 )
-METHODS = ("ssg", "mmt")
-ADVERSARIES = ("none", "adv", "canu")
+WITH_ADVERSARY = tuple(a for a in ADVERSARIES if a != "none")  # +Adv. and CANU, the arms with a mu
 PAPER_MU = {"ssg": 0.05, "mmt": 0.1}  # the paper's choice for CANU-SSG and CANU-MMT (Table III)
 # Run variants beyond the paper's settings: what each sets, and how tables name it. "oracle" reads the target's
 # labels: it is a diagnostic of the mechanism, labelled as such wherever it appears.
@@ -166,7 +165,7 @@ def plan_study(params: Params, study: str) -> list[StudyRun]:
 
     def table_iii(seed):
         return [study_run(study, m, "none", PAPER_MU[m], seed) for m in methods] + [
-            study_run(study, m, a, mu, seed) for m in methods for a in ("adv", "canu") for mu in params.mu_grid
+            study_run(study, m, a, mu, seed) for m in methods for a in WITH_ADVERSARY for mu in params.mu_grid
         ]
 
     def coverage(seed):
@@ -392,7 +391,7 @@ def table_iv(results: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.Da
 def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:
     """Table III for +Adv. and CANU, SSG and MMT, at every mu of the grid (the paper has CANU's rows only); its
     real-data R1 / mAP beside."""
-    rows = results[_plain(results) & results["adversary"].isin(["adv", "canu"]) & results["mu"].isin(mu_grid)]
+    rows = results[_plain(results) & results["adversary"].isin(WITH_ADVERSARY) & results["mu"].isin(mu_grid)]
     table = _sorted_by_method(summary_table(_with_method_names(rows), ["Method", "mu"]), ["Method", "mu"])
     for index, setting in enumerate(PAPER_TABLE_IV):
         table[f"paper {setting} R1/mAP"] = [
@@ -406,7 +405,7 @@ def mu_sweep_rows(results: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, 
     """The mu sweep's runs on `sweep_seeds` (default world, no variant): +Adv. and CANU at every mu of the grid,
     and the runs without adversary they are drawn against."""
     plain = results[_plain(results) & results["seed"].isin(params.sweep_seeds)]
-    adversarial = plain[plain["adversary"].isin(["adv", "canu"]) & plain["mu"].isin(params.mu_grid)]
+    adversarial = plain[plain["adversary"].isin(WITH_ADVERSARY) & plain["mu"].isin(params.mu_grid)]
     return adversarial, plain[plain["adversary"].eq("none")]
 
 
@@ -625,7 +624,7 @@ def claim_differences(
                     at_mu(table_seeds, better, "target_mAP") - at_mu(table_seeds, worse, "target_mAP"),
                 )
             )
-        for adversary in ("adv", "canu"):
+        for adversary in WITH_ADVERSARY:
             out.append(
                 (
                     Claim(

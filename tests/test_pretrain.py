@@ -100,6 +100,29 @@ def test_finished_run_loads_without_training(tiny_data_root, tmp_path, monkeypat
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
 
+def test_without_per_epoch_evaluation_only_the_last_epoch_is_evaluated_and_it_is_the_best(
+    tiny_data_root, tmp_path, monkeypatch
+):
+    params = smoke_params(tiny_data_root, eval_every_epoch=False)
+    source, target = worlds(params)
+    evaluated_after = []
+    real_evaluate = pretrain_module.evaluate_transfer
+
+    def counting_evaluate(model, *args):
+        evaluated_after.append(len(run.read_history()))
+        return real_evaluate(model, *args)
+
+    monkeypatch.setattr(pretrain_module, "evaluate_transfer", counting_evaluate)
+    run = RunFolder(tmp_path / "run")
+    pretrain_module.pretrain_model(params, source, target, run, index=1, seed=params.seed)
+
+    history = run.read_history()
+    assert evaluated_after == [2]  # once, after the rows of epochs 0 and 1 were written
+    assert history["source_mAP"].isna().tolist() == [True, True, False]
+    best = run.load_checkpoint("model1_best")
+    assert best["epoch"] == 2 and best["metrics"]["source_mAP"] == history["source_mAP"].iloc[2]
+
+
 def test_relabel_is_sorted_and_contiguous():
     from canu_core.data.records import ImageRecord
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import ADVERSARIES
 from ..models.discriminators import build_discriminator
 from .common import use_learning_rate
 
-ADVERSARY_KINDS = ("none", "adv", "canu")
 OBJECTIVES = ("maximise_ce", "uniform_ce")
 
 
@@ -54,8 +54,8 @@ class CameraAdversary:
         device: torch.device | str = "cpu",
         objective: str = "maximise_ce",
     ):
-        if kind not in ADVERSARY_KINDS:
-            raise ValueError(f"adversary kind must be one of {ADVERSARY_KINDS}, got {kind!r}")
+        if kind not in ADVERSARIES:
+            raise ValueError(f"adversary kind must be one of {ADVERSARIES}, got {kind!r}")
         if objective not in OBJECTIVES:
             raise ValueError(f"adversary objective must be one of {OBJECTIVES}, got {objective!r}")
         if mu < 0:

@@ -7,10 +7,12 @@ comes from it, but the BatchNorm running statistics, which eval mode normalises 
 source. Its augmentations draw from a random stream of their own, so the learned weights are those of the same run
 without it; only the BatchNorm statistics differ.
 
-Every epoch ends with an evaluation on the source test split and by direct transfer on the target, a row in
-`history.csv` and an atomic checkpoint holding everything needed to continue exactly (weights, optimizer, schedule,
-RNG states): a run interrupted at any point resumes from its last finished epoch and, on the CPU with the same seed,
-ends with the same weights and metrics as a run that was never interrupted.
+Every epoch ends with an evaluation on the source test split and by direct transfer on the target (after the last
+epoch only with `eval_every_epoch` off: two evaluations cost as much as a few dozen iterations, which `make demo`
+cannot spare; the best checkpoint is then the last), a row in `history.csv` and an atomic checkpoint holding
+everything needed to continue exactly (weights, optimizer, schedule, RNG states): a run interrupted at any point
+resumes from its last finished epoch and, on the CPU with the same seed, ends with the same weights and metrics as a
+run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -194,14 +196,16 @@ def pretrain_model(
             "epoch": epoch,
             "lr": lr,
             **losses,
-            **evaluate_transfer(model, source, target, params),
         }
+        evaluated = params.eval_every_epoch or epoch == params.epochs - 1
+        if evaluated:
+            row.update(evaluate_transfer(model, source, target, params))
         run.append_history(row, key=HISTORY_KEY)
         print(
             f"{tag} epoch {epoch + 1}: "
             + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k not in ("model", "seed", "epoch", "lr"))
         )
-        if row["source_mAP"] > best_map:
+        if evaluated and row["source_mAP"] > best_map:
             best_map = row["source_mAP"]
             run.save_checkpoint(
                 {

@@ -7,14 +7,15 @@ standard deviation (pandas' ddof=1), taken as 0 for a single seed.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..config import ADVERSARIES, METHODS
 from .common import save_figure
 
-METHOD_ORDER = ["ssg", "mmt"]
-ADVERSARY_ORDER = ["none", "adv", "canu"]
 ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
 AXIS_LABELS = {
     "mu": "mu",
@@ -47,7 +48,7 @@ def _one_run_per_seed(frame: pd.DataFrame, keys: list[str], name: str) -> None:
         )
 
 
-def _ordered(values, order: list[str]) -> list:
+def _ordered(values, order: Sequence[str]) -> list:
     """The values present: those in `order` first, in that order, then the others sorted."""
     present = list(pd.unique(values))
     return [v for v in order if v in present] + sorted(v for v in present if v not in order)
@@ -66,7 +67,7 @@ def _seed_stats(frame: pd.DataFrame, by: str, column: str) -> pd.DataFrame:
 
 def _panels(frame: pd.DataFrame) -> tuple[Figure, list[tuple[str, object]]]:
     """A figure with one panel per method present, paired with the method it shows."""
-    methods = _ordered(frame["method"], METHOD_ORDER)
+    methods = _ordered(frame["method"], METHODS)
     fig = Figure(figsize=(5 * len(methods), 3.8), layout="constrained")
     axes = fig.subplots(1, len(methods), squeeze=False)[0]
     for method, ax in zip(methods, axes):
@@ -95,7 +96,7 @@ def _per_epoch(
         "histories",
     )
     _one_run_per_seed(histories, ["method", "adversary", "seed", "epoch"], "histories")
-    adversaries = _ordered(histories["adversary"], ADVERSARY_ORDER)
+    adversaries = _ordered(histories["adversary"], ADVERSARIES)
     fig, panels = _panels(histories)
     for method, ax in panels:
         part = histories[histories["method"] == method]
@@ -177,7 +178,7 @@ def plot_metric_against(
         _require(baselines, ["method", "seed", metric], "baselines")
         _one_run_per_seed(baselines, ["method", "seed"], "baselines")
     baseline_stats = _seed_stats(baselines, "method", metric) if baselines is not None else pd.DataFrame()
-    hues = _ordered(results[hue], ADVERSARY_ORDER if hue == "adversary" else [])
+    hues = _ordered(results[hue], ADVERSARIES if hue == "adversary" else [])
     fig, panels = _panels(results)
     for method, ax in panels:
         part = results[results["method"] == method]
