@@ -17,10 +17,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m canu_core demo -f params/demo.yaml
 
+# pytest: one process per core (pytest-xdist; a module's tests stay in one process, with its fixtures), each with
+# one thread: on 2 cores, two one-threaded processes get more done than one two-threaded one.
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --durations=10
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
