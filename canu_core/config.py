@@ -25,6 +25,18 @@ Adversary = Literal["none", "adv", "canu"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
 ADVERSARIES: tuple[str, ...] = typing.get_args(Adversary)
 
+# Notebook 04's own parameters: they choose which runs a study has, not what any run computes.
+STUDY_FIELDS = (
+    "studies",
+    "methods",
+    "seeds",
+    "sweep_seeds",
+    "mu_grid",
+    "coverage_grid",
+    "coverage_method",
+    "parallel_runs",
+)
+
 
 class ConfigError(ValueError):
     """A parameter set that does not match the typed definition."""

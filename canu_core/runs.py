@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import ConfigError, Params, as_dict, check_run_name
+from .config import STUDY_FIELDS, ConfigError, Params, as_dict, check_run_name
 from .reproducibility import set_threads
 
 PROJECT_MARKER = "pyproject.toml"
@@ -37,14 +37,7 @@ NOT_COMPARED = frozenset(
         "interactive",
         "umap_figures",
         "amend",
-        "studies",
-        "methods",
-        "seeds",
-        "sweep_seeds",
-        "mu_grid",
-        "coverage_grid",
-        "coverage_method",
-        "parallel_runs",
+        *STUDY_FIELDS,
     }
 )
 # What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.

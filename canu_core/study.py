@@ -22,21 +22,10 @@ import torch
 from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
-from .config import ADVERSARIES, METHODS, Params, as_dict, make_params
+from .config import ADVERSARIES, METHODS, STUDY_FIELDS, Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
 from .runs import RunFolder, atomic_write_text, resolve_run
 
-# The study's own parameters: they choose which runs exist, so they are not passed on to the runs.
-STUDY_FIELDS = (
-    "studies",
-    "methods",
-    "seeds",
-    "sweep_seeds",
-    "mu_grid",
-    "coverage_grid",
-    "coverage_method",
-    "parallel_runs",
-)
 WITH_ADVERSARY = tuple(a for a in ADVERSARIES if a != "none")  # +Adv. and CANU, the arms with a mu
 PAPER_MU = {"ssg": 0.05, "mmt": 0.1}  # the paper's choice for CANU-SSG and CANU-MMT (Table III)
 # Run variants beyond the paper's settings: what each sets, and how tables name it. "oracle" reads the target's
