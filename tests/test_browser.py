@@ -46,6 +46,7 @@ NOTEBOOKS = {
         "studies": ["table_iv"],
         "methods": ["mmt"],
         "seeds": [0],
+        "umap_figures": False,  # as params/study.yaml: the study draws its own UMAPs, not one per run
     },
 }
 RUN_ALL_TIMEOUT_MS = 300_000

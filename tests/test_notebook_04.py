@@ -34,6 +34,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         "adapt_epochs": 2,
         "adapt_iters_per_epoch": 2,
         "parallel_runs": 2,
+        "umap_figures": False,  # as params/study.yaml: the study draws its own UMAPs, not one per run
     }
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None

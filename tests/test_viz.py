@@ -23,7 +23,7 @@ from canu_core.viz.clusters import (
     plot_camera_composition,
     plot_cluster_samples,
 )
-from canu_core.viz.embedding import plot_umap
+from canu_core.viz.embedding import plot_umap, umap_embedding
 from canu_core.widgets import cluster_browser, recluster_widget
 
 # Six images: cluster 0 = id 1 in cameras 0 and 1 (one person across cameras), cluster 1 = ids 2 and 3, both in
@@ -161,6 +161,19 @@ def test_plot_umap_panels(tmp_path):
     assert "5 random of 30 groups" in titles[1]
     assert "10 outliers grey" in titles[2]
     assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None
+
+
+def test_umap_embedding_keeps_groups_apart_and_repeats_for_a_seed():
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 16))
+    groups = np.repeat(np.arange(3), 12)
+    features = directions[groups] + 0.05 * rng.normal(size=(36, 16))
+    points = umap_embedding(features, seed=1)
+    assert points.shape == (36, 2) and np.array_equal(points, umap_embedding(features, seed=1))
+    # every point's nearest other point in the plane belongs to its own group
+    distances = np.linalg.norm(points[:, None] - points[None], axis=2) + np.diag(np.full(36, np.inf))
+    assert np.array_equal(groups[distances.argmin(axis=1)], groups)
+    assert umap_embedding(features[:8], seed=1).shape == (8, 2)  # fewer points than UMAP's 15 neighbours
 
 
 def test_plot_umap_all_outliers(tmp_path):

@@ -7,6 +7,7 @@ mix: that is the camera bias the adversary is meant to remove.
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -22,11 +23,29 @@ MAX_LEGEND_ENTRIES = 12
 
 
 def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
-    """2-D UMAP of L2-normalised features, cosine metric; reproducible for a given seed (so single-threaded)."""
-    import umap  # imported here: it pays numba compilation (~10 s) on first use
+    """2-D UMAP of L2-normalised features, cosine metric; reproducible for a given seed (so single-threaded).
 
-    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine", random_state=seed, n_jobs=1)
-    return reducer.fit_transform(np.asarray(features, dtype=np.float32))
+    The exact nearest neighbours come from scikit-learn and are handed to UMAP: its own neighbour search compiles
+    a numba function in every new process (about 14 s on the 2-core machine, longer than the embedding of a few
+    thousand points), and exact neighbours are what UMAP computes for small sets anyway."""
+    import umap  # imported here: it pays numba compilation (~15 s) on first use
+    from sklearn.neighbors import NearestNeighbors
+
+    features = np.asarray(features, dtype=np.float32)
+    n_neighbors = min(n_neighbors, len(features) - 1)  # as UMAP truncates it for small sets
+    search = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine", algorithm="brute").fit(features)
+    distances, indices = search.kneighbors(features)  # each point is its own first neighbour, as UMAP expects
+    reducer = umap.UMAP(
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+        precomputed_knn=(indices, distances.astype(np.float32), None),
+    )
+    with warnings.catch_warnings():  # without a search index UMAP cannot embed new points later: not needed here
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
+        return reducer.fit_transform(features)
 
 
 def camera_and_identity(records: Sequence[ImageRecord]) -> dict[str, np.ndarray]:
