@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import binomtest
+from scipy.stats import t as student_t
 from tqdm.auto import tqdm
 
 from .config import ADVERSARIES, METHODS, STUDY_FIELDS, Params, as_dict, make_params
@@ -481,17 +482,20 @@ def paired_test(
     direction: int,
     margin: float,
     kind: str = "superiority",
-    resamples: int = 10000,
-    seed: int = 0,
 ) -> dict[str, Any]:
     """Test a claim on paired per-seed differences (claimed sign `direction`, +1 or -1, in the metric's unit):
-    the mean, a percentile bootstrap 95% confidence interval of the mean (`resamples` resamples of the seeds),
-    the exact one-sided sign test (how likely at least this many seeds agree with the claim if each went either
-    way with probability 1/2; ties dropped) and a verdict read from the interval, in the claim's direction d:
-    superiority ("X beats Y"): not supported if every d in the CI is below `margin` (no effect that matters, or
-    the opposite); otherwise supported if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at
-    least as good as Y"): supported if d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive
-    otherwise. With fewer than MIN_SEEDS_FOR_VERDICT seeds the verdict is "too few seeds"."""
+    the mean, its Student-t 95% confidence interval (n - 1 degrees of freedom), the exact one-sided sign test (how
+    likely at least this many seeds agree with the claim if each went either way with probability 1/2; ties
+    dropped) and a verdict read from the interval, in the claim's direction d: superiority ("X beats Y"): not
+    supported if every d in the CI is below `margin` (no effect that matters, or the opposite); otherwise supported
+    if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at least as good as Y"): supported if
+    d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive otherwise. With fewer than
+    MIN_SEEDS_FOR_VERDICT seeds the verdict is "too few seeds".
+
+    Why t and not a bootstrap: a percentile bootstrap of 3 to 5 seeds resamples only the values seen (normal
+    quantiles, the spread shrunk by sqrt((n - 1) / n)), so its interval is 0.4 (3 seeds) to 0.6 (5 seeds) times as
+    wide as the t-interval; on four seeds it called SSG+Adv.'s +1.1 mAP over SSG supported with one seed of four
+    going the other way."""
     values = np.asarray(differences, dtype=float)
     values = values[~np.isnan(values)]
     if len(values) == 0:
@@ -504,8 +508,10 @@ def paired_test(
             "sign_p": math.nan,
             "verdict": "not measured",
         }
-    means = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    mean = float(values.mean())
+    spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    half_width = student_t.ppf(0.975, len(values) - 1) * spread / math.sqrt(len(values)) if spread > 0 else 0.0
+    low, high = mean - half_width, mean + half_width
     oriented_low, oriented_high = sorted((direction * low, direction * high))
     agree, nonzero = int((direction * values > 0).sum()), int((values != 0).sum())
     sign_p = binomtest(agree, nonzero, 0.5, alternative="greater").pvalue if nonzero else 1.0
@@ -517,7 +523,7 @@ def paired_test(
         verdict = "supported" if oriented_low > -margin else "not supported" if oriented_high < 0 else "inconclusive"
     return {
         "seeds": len(values),
-        "mean": float(values.mean()),
+        "mean": mean,
         "ci_low": float(low),
         "ci_high": float(high),
         "agree": f"{agree}/{len(values)}",
@@ -728,7 +734,7 @@ def claims_table(
     results: pd.DataFrame, histories: pd.DataFrame, params: Params, direct_mAP: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
     """One row per testable claim: the comparison, its metric and claimed direction, the mean paired difference
-    with its bootstrap 95% CI, how many seeds agree with the claim, the one-sided sign test's p and the verdict
+    with its t 95% CI, how many seeds agree with the claim, the one-sided sign test's p and the verdict
     (paired_test). Numbers as numbers: `format_claims` writes them for reading."""
     rows = []
     for claim, differences in claim_differences(results, histories, params, direct_mAP):

@@ -248,7 +248,8 @@ def test_table_iv_means_spreads_and_paper_numbers(finished_study, outputs):
 def test_paired_test_interval_sign_test_and_verdicts():
     test = paired_test([1.0, 2.0, 3.0, 4.0, 5.0], direction=+1, margin=1.0)
     assert (test["seeds"], test["mean"], test["agree"]) == (5, 3.0, "5/5")
-    assert 1.0 <= test["ci_low"] < 3.0 < test["ci_high"] <= 5.0
+    # Student's t with 4 degrees of freedom: 3 -+ 2.776 x 1.581 / sqrt(5)
+    assert (test["ci_low"], test["ci_high"]) == pytest.approx((3.0 - 1.9632, 3.0 + 1.9632), abs=1e-4)
     assert test["sign_p"] == pytest.approx(1 / 32) and test["verdict"] == "supported"
     assert paired_test([1.0, 2.0, 3.0, 4.0, 5.0], direction=-1, margin=1.0)["verdict"] == "not supported"
     tiny = paired_test([0.1, -0.1, 0.2, 0.0], direction=+1, margin=1.0)  # no effect that matters
@@ -263,6 +264,10 @@ def test_paired_test_interval_sign_test_and_verdicts():
     one = paired_test([5.0], +1, 1.0)  # a zero-width interval from one seed is no evidence either way
     assert (one["ci_low"], one["ci_high"], one["verdict"]) == (5.0, 5.0, "too few seeds")
     assert paired_test([5.0, 6.0], +1, 1.0)["verdict"] == "too few seeds"
+    # SSG+Adv. - SSG on the study's first four seeds: 3 of 4 agree; a percentile bootstrap's [+0.2, +2.0] called it
+    # supported, the t-interval does not
+    four = paired_test([2.5, 0.6, 1.4, -0.2], +1, 1.0)
+    assert (round(four["ci_low"], 2), round(four["ci_high"], 2), four["verdict"]) == (-0.76, 2.91, "inconclusive")
 
 
 def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
@@ -272,9 +277,11 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
     claims = claims.set_index("comparison")
     columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
     assert claims.loc["CANU-MMT - MMT (DBSCAN)", columns].tolist() == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
-    assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-1.0, +1.0]", "1/2", "inconclusive"]
-    assert claims.loc["CANU-MMT - MMT+Adv.", "verdict"] == "supported"  # non-inferior: +3 and +5
-    assert claims.loc["CANU-MMT - MMT+Adv. at coverage 0", "verdict"] == "supported"
+    # +1 and -1 mAP: a standard error of 1, and t with one degree of freedom puts 12.7 of them either side
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-12.7, +12.7]", "1/2", "inconclusive"]
+    # +3 and +5 mAP: with two seeds t's interval is [-8.7, +16.7], which reaches below the non-inferiority margin
+    assert claims.loc["CANU-MMT - MMT+Adv.", ["95% CI", "verdict"]].tolist() == ["[-8.7, +16.7]", "inconclusive"]
+    assert claims.loc["CANU-MMT - MMT+Adv. at coverage 0", "verdict"] == "inconclusive"
     assert claims.loc["MMT+Adv. - MMT (DBSCAN) at coverage 0", "verdict"] == "inconclusive"
     assert claims.loc["MMT (DBSCAN), first clustering: pseudo-labels - true ids", columns].tolist() == [
         "+0.70",
@@ -282,9 +289,10 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
         "2/2",
         "supported",
     ]
-    assert claims.loc["MMT+Adv. - MMT (DBSCAN), last clustering", ["difference", "verdict"]].tolist() == [
+    assert claims.loc["MMT+Adv. - MMT (DBSCAN), last clustering", ["difference", "95% CI", "verdict"]].tolist() == [
         "-0.25",
-        "supported",
+        "[-0.89, +0.39]",
+        "inconclusive",
     ]
     assert claims.loc["CANU-MMT: last - first clustering", "difference"] == "-0.55"
     flat = claims.loc["CANU-MMT: max - min over mu <= 0.4, less 2"]
@@ -295,9 +303,10 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
         claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params, direct_mAP={"mmt": 14.0})
     ).set_index("comparison")
     # MMT (DBSCAN) at 20 and 22 mAP: 6 and 8 above direct transfer, 1 and 3 beyond the bar of 5
-    assert working.loc["MMT (DBSCAN) - direct transfer - 5", ["difference", "verdict"]].tolist() == [
+    assert working.loc["MMT (DBSCAN) - direct transfer - 5", ["difference", "95% CI", "verdict"]].tolist() == [
         "+2.0",
-        "supported",
+        "[-10.7, +14.7]",
+        "inconclusive",
     ]
 
 

@@ -219,7 +219,7 @@ VERDICT_COLOURS = {
 
 def plot_claims(claims: pd.DataFrame, path=None, title: str = "") -> Figure:
     """The claims table (study.claims_table) as a forest plot: per claim, the mean paired difference and its 95%
-    bootstrap interval, coloured by verdict, one panel per unit (mAP, nats); the arrow at each label points the
+    t interval, coloured by verdict, one panel per unit (mAP, nats); the arrow at each label points the
     way the paper's claim goes."""
     _require(claims, ["comparison", "metric", "direction", "mean", "ci_low", "ci_high", "verdict"], "claims")
     metrics = list(pd.unique(claims["metric"]))
