@@ -312,10 +312,14 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
 
 def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
     monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)  # two seeds: a verdict to check
-    params = make_params({"studies": ["oracle"], "methods": ["mmt"], "seeds": [0, 1]})
+    params = make_params({"studies": ["table_iv", "oracle"], "methods": ["mmt"], "seeds": [0, 1]})
     runs = plan_study(params, "v")
     for run in runs:
-        mAP = {"none": 20.0, "canu": 22.0}[run.adversary] + (5.0 if run.variant == "oracle" else 0.0) + run.seed
+        mAP = (
+            {"none": 20.0, "adv": 28.5, "canu": 22.0}[run.adversary]
+            + (5.0 if run.variant == "oracle" else 0.0)
+            + run.seed
+        )
         write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
     results = collect_results(runs, 0.2)
     table = variant_table(results, ["oracle"], params.seeds)
@@ -328,6 +332,12 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT", ["difference", "verdict"]].tolist() == [
         "+5.0",
         "supported",
+    ]
+    # 27 and 28 against the plain adversary's 28.5 and 29.5: 1.5 below on both seeds, past the margin of 1
+    assert claims.loc["CANU-MMT [oracle condition] - MMT+Adv.", ["difference", "95% CI", "verdict"]].tolist() == [
+        "-1.5",
+        "[-1.5, -1.5]",
+        "not supported",
     ]
 
 
