@@ -649,43 +649,23 @@ def claim_differences(
         oracle = at_mu(
             results[results["default_world"] & results["seed"].isin(params.seeds)], "canu", "target_mAP", "oracle"
         )
-        out.append(
+        for reference, claim, kind in (
+            ("none", "diagnostic: CANU conditioned on the true identities improves the baseline", "superiority"),
+            ("canu", "diagnostic: the right condition does better than the pseudo-labels' one", "superiority"),
             (
-                Claim(
-                    "diagnostic: CANU conditioned on the true identities improves the baseline",
-                    f"{canu} [oracle condition] - {name}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                oracle - at_mu(table_seeds, "none", "target_mAP"),
+                "adv",
+                "diagnostic: with the right condition CANU is at least as good as the plain adversary",
+                "non-inferiority",
+            ),
+        ):
+            out.append(
+                (
+                    Claim(
+                        claim, f"{canu} [oracle condition] - {METHOD_NAMES[(method, reference)]}", "mAP", +1, 1.0, kind
+                    ),
+                    oracle - at_mu(table_seeds, reference, "target_mAP"),
+                )
             )
-        )
-        out.append(
-            (
-                Claim(
-                    "diagnostic: the right condition does better than the pseudo-labels' one",
-                    f"{canu} [oracle condition] - {canu}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                oracle - at_mu(table_seeds, "canu", "target_mAP"),
-            )
-        )
-        out.append(
-            (
-                Claim(
-                    "diagnostic: with the right condition CANU is at least as good as the plain adversary",
-                    f"{canu} [oracle condition] - {METHOD_NAMES[(method, 'adv')]}",
-                    "mAP",
-                    +1,
-                    1.0,
-                    "non-inferiority",
-                ),
-                oracle - at_mu(table_seeds, "adv", "target_mAP"),
-            )
-        )
         sweep = plain[plain["seed"].isin(params.sweep_seeds) & plain["mu"].le(0.4)]
         canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
         if canu_mu["mu"].nunique() > 1:
