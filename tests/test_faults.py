@@ -313,6 +313,22 @@ def test_cli_reports_refusals_without_a_traceback(capsys, outputs):
     assert error.startswith("canu: parameter 'run_name': expected a plain folder name") and "Traceback" not in error
 
 
+def test_the_command_line_reads_parameters_without_the_training_stack():
+    """A refusal comes before torchvision, scikit-learn, faiss and matplotlib are loaded (seconds of every `canu`
+    call that only starts a kernel; torch is, by the run folders); the package's run-folder names still resolve."""
+    check = (
+        "import sys\n"
+        "from canu_core import cli\n"
+        "assert cli.main(['notebook', '01_pretrain', '-p', 'run_name', '../x']) == 2\n"
+        "heavy = sorted({'torchvision', 'sklearn', 'faiss', 'matplotlib'} & set(sys.modules))\n"
+        "assert heavy == [], heavy\n"
+        "from canu_core import RunFolder, open_run\n"
+        "assert RunFolder.__module__ == open_run.__module__ == 'canu_core.runs'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
 def test_leftover_temporaries_are_removed_and_writes_are_flushed(tmp_path, monkeypatch):
     run = RunFolder(tmp_path / "run")
     (run.path / "checkpoints").mkdir(parents=True)
@@ -373,7 +389,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outpu
         "kill_source",
         "-p",
         "adapt_epochs",
-        "3",
+        "2",  # killed after epoch 1's checkpoint, resumed for epoch 2
         "-p",
         "umap_figures",
         "false",
