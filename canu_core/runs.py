@@ -223,7 +223,9 @@ class RunFolder:
     def record(self, params: Params, notebook: str) -> Path:
         """Save the parameters the run goes on with, once `open_run` has accepted them and the inputs are checked.
         A new run records them with the git commit and CPU it ran on; a run continued from another commit or CPU,
-        or amended, keeps its first record and gets an entry in `continued` saying what changed and when. The
+        amended, or shown with other uncompared parameters (a study rebuilt with other studies or seeds, data moved
+        to another data_root) keeps its first record with those values updated, and an entry in `continued` saying
+        what changed and when. The
         temporary files of writes that a killed run left behind are removed first."""
         values = {k: v for k, v in as_dict(params).items() if k != "amend"}
         machine = {"git_commit": git_commit(), "cpu_model": cpu_model()}
@@ -234,6 +236,9 @@ class RunFolder:
             )
         recorded = self.read_params()
         changed = parameter_differences(recorded, values)
+        changed |= {  # what is not compared still says what the run shows now: a study's studies, a data_root
+            k: (recorded.get(k), v) for k, v in values.items() if k in NOT_COMPARED and recorded.get(k) != v
+        }
         moved = {k: v for k, v in machine.items() if recorded.get(k) != v}
         if not changed and not moved:
             return self.params_path

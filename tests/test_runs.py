@@ -58,3 +58,31 @@ def test_run_name_must_be_a_folder_name():
 
     with pytest.raises(ValueError, match="expected a plain folder name"):
         RunFolder.for_run("../escape")
+
+
+def test_a_rebuilt_study_records_the_studies_it_now_holds(tmp_path):
+    """Uncompared parameters (a study's studies and seeds, where the data lie) never refuse a folder, but its
+    record must say what the folder shows now, with an entry for the change; compared ones stay as first recorded."""
+    run = RunFolder(tmp_path / "study")
+    first = make_params({"run_name": "study", "studies": ["table_iv"], "seeds": [0]})
+    run.record(first, "04_ablations")
+    run.record(first, "04_ablations")  # the same: nothing to add
+    assert "continued" not in run.read_params()
+
+    run.record(
+        make_params({"studies": ["table_iii"], "sweep_seeds": [0], "data_root": "elsewhere"}, base=first),
+        "04_ablations",
+    )
+    record = run.read_params()
+    assert (record["studies"], record["sweep_seeds"], record["data_root"], record["seeds"]) == (
+        ["table_iii"],
+        [0],
+        "elsewhere",
+        [0],
+    )
+    (entry,) = record["continued"]
+    assert entry["changed"] == {
+        "studies": [["table_iv"], ["table_iii"]],
+        "sweep_seeds": [[0, 1, 2], [0]],
+        "data_root": ["data", "elsewhere"],
+    }
