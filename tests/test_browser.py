@@ -104,15 +104,18 @@ def run_all(page, lab: JupyterLab, name: str) -> list[dict]:
     return page.evaluate(CELL_OUTPUTS)
 
 
-def wait_for_change(read, before: str, timeout: float = 90.0) -> str:
-    """Poll `read()` until it gives something other than `before` (and not nothing)."""
+def wait_for_new_picture(read, before: str, timeout: float = 90.0) -> str:
+    """Poll `read()` until it shows a picture (a PNG data URL) and differs from `before`. A redrawn interact output
+    empties, then shows what the function displays (notebook 02's table), then the figure it returns: reading it in
+    between would find the text without its picture."""
     deadline = time.monotonic() + timeout
+    now = ""
     while time.monotonic() < deadline:
         now = read()
-        if now and now != before:
+        if now != before and "data:image/png" in now:
             return now
         time.sleep(0.5)
-    raise AssertionError(f"the widget's output did not change within {timeout} s")
+    raise AssertionError(f"no new picture in the widget's output within {timeout} s; it shows: {now[:300]!r}")
 
 
 def picture(widget) -> str:
@@ -156,27 +159,24 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(name, lab, browser,
         assert all(cell["execution_count"] is not None for cell in cells)  # Run All reached the last cell
         if name == "02_clusters":
             browser_widget, recluster = check_widgets_render(page, expected=2)
-            shown = picture(browser_widget)
-            assert "data:image/png" in shown  # the chosen cluster's images, drawn as a picture
+            shown = wait_for_new_picture(lambda: picture(browser_widget), "")  # the chosen cluster's images
             choose_another_option(browser_widget.locator("select").first)
-            wait_for_change(lambda: picture(browser_widget), shown)
+            wait_for_new_picture(lambda: picture(browser_widget), shown)
 
             button = recluster.get_by_role("button", name="Re-cluster")
             button.click()
-            first = wait_for_change(lambda: picture(recluster), "")
+            first = wait_for_new_picture(lambda: picture(recluster), "")
             move_slider(page, recluster, "0.9")
             button.click()
-            second = wait_for_change(lambda: picture(recluster), first)
-            assert "data:image/png" in second
+            wait_for_new_picture(lambda: picture(recluster), first)
         else:
             (widget,) = check_widgets_render(page, expected=1)
-            shown = picture(widget)
-            assert "data:image/png" in shown
+            shown = wait_for_new_picture(lambda: picture(widget), "")
             if widget.locator("select").count():
                 choose_another_option(widget.locator("select").last)
             else:
                 move_slider(page, widget, "7")
-            wait_for_change(lambda: picture(widget), shown)
+            wait_for_new_picture(lambda: picture(widget), shown)
     finally:  # the screenshot is kept whatever happened: it shows where a failing notebook stopped
         page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         (tmp_path / f"{name}.cells.json").write_text(json.dumps(page.evaluate(CELL_OUTPUTS), indent=1))
