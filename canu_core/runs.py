@@ -225,8 +225,7 @@ class RunFolder:
         A new run records them with the git commit and CPU it ran on; a run continued from another commit or CPU,
         amended, or shown with other uncompared parameters (a study rebuilt with other studies or seeds, data moved
         to another data_root) keeps its first record with those values updated, and an entry in `continued` saying
-        what changed and when. The
-        temporary files of writes that a killed run left behind are removed first."""
+        what changed and when. The temporary files of writes that a killed run left behind are removed first."""
         values = {k: v for k, v in as_dict(params).items() if k != "amend"}
         machine = {"git_commit": git_commit(), "cpu_model": cpu_model()}
         self.remove_temporaries()
