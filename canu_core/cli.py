@@ -2,6 +2,8 @@
 
 python -m canu_core demo [-f params.yaml ...] [-p name value ...]
 python -m canu_core notebook 01_pretrain [-f params.yaml ...] [-p name value ...]
+python -m canu_core run 01_pretrain|03_train [-f params.yaml ...] [-p name value ...]
+torchrun --nproc_per_node N -m canu_core run 03_train [-f params.yaml ...]     (one run on N GPUs or processes)
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import yaml
 
 from .config import ConfigError, load_params
 
-JOBS = ("demo", "notebook")
+JOBS = ("demo", "notebook", "run")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="canu", description=__doc__)
     parser.add_argument("job", choices=JOBS)
-    parser.add_argument("notebook", nargs="?", help="with `notebook`: its name, e.g. 01_pretrain")
+    parser.add_argument(
+        "notebook", nargs="?", help="with `notebook`: its name, e.g. 01_pretrain; with `run`: 01_pretrain or 03_train"
+    )
     parser.add_argument(
         "-f",
         "--parameters-file",
@@ -54,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             from .jobs import run_demo
 
             run_demo(params)
-        elif args.job == "notebook":
-            if not args.notebook:
-                print("canu: `notebook` needs a notebook name, e.g. 01_pretrain", file=sys.stderr)
-                return 2
+        elif not args.notebook:
+            print(f"canu: `{args.job}` needs a notebook name, e.g. 01_pretrain", file=sys.stderr)
+            return 2
+        elif args.job == "run":
+            from .jobs import run_training
+
+            run_training(args.notebook, params)
+        else:
             return notebook_job(args.notebook, args.parameters_file, overrides)
     except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"canu: {err}", file=sys.stderr)

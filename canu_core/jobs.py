@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable
 
 import pandas as pd
 
-from .config import Params
+from . import distributed
+from .config import ConfigError, Params
 from .data.catalog import load_dataset
 from .data.records import ReidDataset, ids_and_cameras
-from .engine.adaptation import load_adapted_model, make_clustering, train_set_features
+from .device import resolve_device
+from .engine.adaptation import adaptation_metrics, load_adapted_model, make_clustering, train_set_features
 from .engine.mmt import train_mmt
-from .engine.pretrain import load_source_model, pretrain
+from .engine.pretrain import load_source_model, pretrain, pretrain_model, pretraining_record
+from .engine.ssg import train_ssg
 from .evaluate import evaluate
+from .reproducibility import set_threads
 from .runs import RunFolder, open_run
 from .viz.clusters import clustering_report
 from .viz.embedding import camera_and_identity, plot_umap_grid, umap_embedding
@@ -24,7 +31,8 @@ DEMO_ROWS = {"direct transfer": "pretrain", "MMT": "mmt", "CANU-MMT": "canu-mmt"
 
 def run_demo(params: Params) -> pd.DataFrame:
     """The lab's main job on a short CPU schedule (params/demo.yaml): pretrain two source models, then adapt them to
-    the target with MMT, without adversary and with CANU; print what each stage gives (direct transfer, MMT,
+    the target with MMT, without adversary and with CANU (each stage's two trainings in two processes at once, the
+    threads shared between them); print what each stage gives (direct transfer, MMT,
     CANU-MMT: mAP, R1, the camera bias of its clusters, lost ids) and draw the target features before and after,
     by camera and by identity, into outputs/<run_name>/. Each stage is a run folder of its own beside it
     (<run_name>-pretrain, -mmt, -canu-mmt), which notebooks 02 and 03 can open; run again, finished stages are
@@ -41,20 +49,39 @@ def run_demo(params: Params) -> pd.DataFrame:
         '5-seed results are in README ("The synthetic study"), run with `make study`.'
     )
 
-    pretrain_params, pretrain_run = stage(params, "pretrain", "01_pretrain")
-    print(f"\n== 1/4 source pretraining ({params.n_models} models): {pretrain_run.path}")
-    pretrain(pretrain_params, source, target, pretrain_run)
+    threads = max(1, params.threads // 2)  # each of the two processes of a stage
+    pretrain_params, pretrain_run = stage(params, "pretrain", "01_pretrain", threads=threads)
+    print(f"\n== 1/3 source pretraining, {params.n_models} models at once: {pretrain_run.path}")
+    in_processes(
+        [
+            (pretrain_model, (pretrain_params, source, target, pretrain_run, k + 1, params.seed + k))
+            for k in range(params.n_models)
+        ],
+        threads,
+    )
 
-    models = {"direct transfer": load_source_model(pretrain_run, params.model_index, params.source_checkpoint)}
-    for step, (row, adversary) in enumerate((("MMT", "none"), ("CANU-MMT", "canu")), start=2):
-        adapt_params, adapt_run = stage(
-            params, DEMO_ROWS[row], "03_train", method="mmt", adversary=adversary, pretrain_run=pretrain_run.path.name
+    adaptations = {
+        row: stage(
+            params,
+            DEMO_ROWS[row],
+            "03_train",
+            method="mmt",
+            adversary=adversary,
+            pretrain_run=pretrain_run.path.name,
+            threads=threads,
         )
-        print(f"\n== {step}/4 {row} from the same source models: {adapt_run.path}")
-        train_mmt(adapt_params, target, adapt_run, pretrain_run)
-        models[row] = load_adapted_model(adapt_run, "mmt", "last")
+        for row, adversary in (("MMT", "none"), ("CANU-MMT", "canu"))
+    }
+    print(
+        "\n== 2/3 MMT and CANU-MMT at once, from the same source models: "
+        + ", ".join(str(run.path) for _, run in adaptations.values())
+    )
+    in_processes([(train_mmt, (p, target, run, pretrain_run)) for p, run in adaptations.values()], threads)
+    models = {"direct transfer": load_source_model(pretrain_run, params.model_index, params.source_checkpoint)}
+    models |= {row: load_adapted_model(run, "mmt", "last") for row, (_, run) in adaptations.items()}
 
-    print("\n== 4/4 the three models on the target: test split, and a clustering of the training images each")
+    set_threads(params.threads)
+    print("\n== 3/3 the three models on the target: test split, and a clustering of the training images each")
     table, features = demo_table(models, target, params)
     print(table.to_string())
     points = {row: umap_embedding(feature.numpy(), seed=params.seed) for row, feature in features.items()}
@@ -76,6 +103,21 @@ def run_demo(params: Params) -> pd.DataFrame:
         "study measures over 5 seeds."
     )
     return table
+
+
+def in_processes(calls: list[tuple[Callable, tuple]], threads: int) -> None:
+    """Each call (a module-level function and its arguments) in a process of its own, all at once, with `threads`
+    threads each: on the 2-core machine two one-threaded processes get about 1.2x the work of one two-threaded one
+    done (README "`make demo`"). What they train is in their run folders; the first error is raised here."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(calls), mp_context=context, initializer=set_threads, initargs=(threads,)) as pool:
+        for future in [pool.submit(_without_result, function, *arguments) for function, arguments in calls]:
+            future.result()
+
+
+def _without_result(function: Callable, *arguments) -> None:
+    """Call `function`, keeping its result (a trained model) in the worker: the run folder has it."""
+    function(*arguments)
 
 
 def stage(params: Params, suffix: str, notebook: str, **changes) -> tuple[Params, RunFolder]:
@@ -117,3 +159,52 @@ def demo_table(models: dict, target: ReidDataset, params: Params) -> tuple[pd.Da
     table = pd.DataFrame.from_dict(rows, orient="index").round(3)
     table.index.name = "model"
     return table, features
+
+
+TRAINING_JOBS = ("01_pretrain", "03_train")
+
+
+def run_training(notebook: str, params: Params) -> RunFolder:
+    """What notebook `notebook` (01_pretrain or 03_train) trains, without its figures: in this process, or as one
+    rank of a torchrun launch (`torchrun --nproc_per_node N -m canu_core run 03_train -f ...`; DistributedDataParallel,
+    nccl on CUDA, gloo on the CPU). Rank 0 checks and records the run folder (and generates a synthetic world that
+    is missing) before the other ranks open it; it alone writes the history, checkpoints and metrics.json, which the
+    notebook's figures read. Resumes like the notebook."""
+    if notebook not in TRAINING_JOBS:
+        raise ConfigError(f"`run` trains {' or '.join(TRAINING_JOBS)}; found {notebook!r}")
+    group = distributed.start(distributed.local_device(resolve_device(params.device)))
+    if group.main:
+        run, params, datasets = open_training_run(notebook, params)
+        run.record(params, notebook)
+    distributed.barrier()
+    if not group.main:
+        run, params, datasets = open_training_run(notebook, params)
+    if notebook == "01_pretrain":
+        pretrain(params, datasets["source"], datasets["target"], run)
+        if group.main:
+            final = run.read_history().sort_values("epoch").groupby("model").tail(1)
+            columns = ["model", "seed", "source_mAP", "source_R1", "target_mAP", "target_R1"]
+            run.write_metrics({"models": final[columns].to_dict("records"), "processes": group.world_size})
+    else:
+        source_run = RunFolder.for_run(params.pretrain_run)
+        if params.method == "ssg":
+            train_ssg(params, datasets["target"], run, source_run, source=datasets.get("source"))
+        else:
+            train_mmt(params, datasets["target"], run, source_run)
+        if group.main:
+            oracle = run.load_checkpoint(f"{params.method}_best_oracle")
+            metrics = adaptation_metrics(run.read_history(), oracle["metrics"] if oracle else None, params)
+            run.write_metrics(metrics | {"processes": group.world_size})
+    distributed.barrier()
+    return run
+
+
+def open_training_run(notebook: str, params: Params) -> tuple[RunFolder, Params, dict[str, ReidDataset]]:
+    """The run folder (refused as the notebook refuses it) and the datasets the training reads."""
+    run, params = open_run(params, notebook)
+    datasets = {"target": load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage)}
+    if notebook == "01_pretrain" or (params.method == "ssg" and params.ssg_source_weight > 0):
+        datasets["source"] = load_dataset(params.source, params.data_root, params.world_seed)
+    if notebook == "03_train":
+        pretraining_record(RunFolder.for_run(params.pretrain_run), params)
+    return run, params, datasets

@@ -10,6 +10,7 @@ Checkpoints are read with `weights_only=True`: a file that carries pickled code 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -267,13 +268,21 @@ class RunFolder:
         return pd.read_csv(self.history_path) if self.history_path.is_file() else pd.DataFrame()
 
     def append_history(self, row: Mapping[str, Any], key: tuple[str, ...] = ("epoch",)) -> pd.DataFrame:
-        """Add one epoch's row; a row with the same `key` values already present (a resumed run) is replaced."""
-        history = self.read_history()
-        if not history.empty and all(k in row and k in history for k in key):
-            same = pd.concat([history[k] == row[k] for k in key], axis=1).all(axis=1)
-            history = history[~same]
-        history = pd.concat([history, pd.DataFrame([dict(row)])], ignore_index=True)
-        atomic_write_text(self.history_path, history.to_csv(index=False))
+        """Add one epoch's row; a row with the same `key` values already present (a resumed run) is replaced. The
+        read and the write hold a lock on the run folder: processes that train parts of one run at once (the
+        demo's two source models) each add their rows without losing the other's."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        folder = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            history = self.read_history()
+            if not history.empty and all(k in row and k in history for k in key):
+                same = pd.concat([history[k] == row[k] for k in key], axis=1).all(axis=1)
+                history = history[~same]
+            history = pd.concat([history, pd.DataFrame([dict(row)])], ignore_index=True)
+            atomic_write_text(self.history_path, history.to_csv(index=False))
+        finally:
+            os.close(folder)  # releases the lock
         return history
 
     # --- metrics

@@ -1,5 +1,6 @@
-"""`make demo` on the tiny worlds: pretraining, MMT and CANU-MMT as run folders of their own, the table of the
-three models and the before / after figure; run again, it trains nothing and prints the same table."""
+"""`make demo` on the tiny worlds: pretraining, MMT and CANU-MMT as run folders of their own (each stage's two
+trainings in processes of their own), the table of the three models and the before / after figure; run again, it
+trains nothing and prints the same table."""
 
 import re
 
@@ -13,7 +14,7 @@ SMOKE = str(project_root() / "params" / "smoke.yaml")
 pytestmark = pytest.mark.notebook
 
 
-def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, capsys):
+def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
     argv = [
         "demo",
@@ -36,7 +37,7 @@ def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, ca
         "false",
     ]
     assert main(argv) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "A short CPU schedule" in out and "make study" in out
 
     demo = RunFolder.for_run("demo")
@@ -57,5 +58,5 @@ def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, ca
     assert table.loc["MMT", "mAP"] != table.loc["direct transfer", "mAP"]
 
     assert main(argv) == 0  # every stage finished: nothing trains again, and the table is the same
-    assert re.search(r"epoch \d+:", out) and not re.search(r"epoch \d+:", capsys.readouterr().out)
+    assert re.search(r"epoch \d+:", out) and not re.search(r"epoch \d+:", capfd.readouterr().out)
     pd.testing.assert_frame_equal(pd.read_csv(demo.path / "demo_table.csv", index_col="model"), table)

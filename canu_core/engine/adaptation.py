@@ -9,14 +9,17 @@ model): no training step ever sees them.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections import Counter
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from .. import distributed
 from ..cluster.diagnostics import (
     camera_information,
     camera_probe_accuracy,
@@ -28,10 +31,13 @@ from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLa
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset, ids_and_cameras
 from ..data.samplers import images_per_pass
+from ..device import resolve_device
 from ..evaluate import evaluate, extract_features, ordered_loader
 from ..models import ReidModel, build_model
 from ..runs import RunFolder
-from .common import DivergenceError
+from .adversary import CameraAdversary
+from .common import DivergenceError, check_weights
+from .loop import Trainer
 from .pretrain import model_tag
 
 HISTORY_KEY = ("method", "epoch")
@@ -72,9 +78,15 @@ def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | No
 def train_set_features(
     model: nn.Module, records: Sequence[ImageRecord], params: Params, flip: bool = False
 ) -> torch.Tensor:
-    """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised)."""
-    loader = ordered_loader(records, params.height, params.width, params.eval_batch_size, params.num_workers)
-    features, _, _ = extract_features(model, loader, device=params.device, flip=flip)
+    """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised). Under
+    torchrun each rank extracts its share and every rank receives all of them."""
+    share = distributed.shard(len(records))
+    loader = ordered_loader(
+        records[share.start : share.stop], params.height, params.width, params.eval_batch_size, params.num_workers
+    )
+    device = distributed.local_device(resolve_device(params.device))
+    features, _, _ = extract_features(model, loader, device=device, flip=flip)
+    features = distributed.gather_rows(features, len(records))
     if not torch.isfinite(features).all():
         raise DivergenceError(
             "the model gives non-finite features of the target training set: its weights are "
@@ -204,13 +216,6 @@ def discriminator_metrics(stats: dict[str, float], suffix: str) -> dict[str, flo
     return {f"disc_loss_{suffix}": stats.get("loss", math.nan), f"disc_acc_{suffix}": stats.get("accuracy", math.nan)}
 
 
-def skipped_row(epoch: int, reason: str) -> dict[str, str]:
-    """The history entry of an epoch whose pseudo-labels cannot train: the model is left as it was."""
-    message = f"epoch skipped, the model is unchanged: {reason}"
-    print(f"epoch {epoch + 1}: {message}")
-    return {"status": "skipped", "message": message}
-
-
 def evaluate_epoch(
     model: nn.Module, target: ReidDataset, params: Params, device: torch.device, epoch: int, flip: bool
 ) -> dict[str, float]:
@@ -249,20 +254,109 @@ def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:
     return {"arch": state["arch"], "last_stride": state["last_stride"]}
 
 
-def save_adapted_model(run: RunFolder, name: str, model: ReidModel, architecture: dict, row: dict) -> None:
-    """The evaluated model's weights with what `load_adapted_model` needs to rebuild it."""
-    num_classes = model.classifier.out_features if model.classifier is not None else 0
-    run.save_checkpoint(
-        {
+@dataclass
+class Clusters:
+    """One epoch's clustering of the target training set, as the adaptation loop uses it."""
+
+    labels: np.ndarray  # each training image's identity for the sampler (-1: left out of training)
+    centroids: np.ndarray  # the (full-body) clusters' centroids: CANU's condition
+    features: torch.Tensor  # the (full-body) clustering features, for the diagnostics and the oracle condition
+    clusterings: dict[str, PseudoLabels]  # each clustering by name, for unusable_reason
+    columns: dict[str, Any]  # the method's own history columns (its radii, its parts' sizes)
+    message: str
+    part_labels: np.ndarray | None = None  # SSG: [parts x images], each part's own labels
+
+
+class Adaptation(Trainer):
+    """What SSG and MMT share (their epoch, from the clustering to the evaluation): cluster the target training set,
+    write the diagnostics of that clustering, skip the epoch if its pseudo-labels cannot train, else train on them,
+    check the weights and evaluate. A method supplies `cluster` and `train`, its models and its state."""
+
+    history_key = HISTORY_KEY
+    best_metric = "target_mAP"
+    lr_parameter: str  # the parameter a diverged run lowers
+    flip_eval: bool
+    adversaries: list[CameraAdversary]  # one per network or part
+
+    def __init__(self, method: str, params: Params, target: ReidDataset, architecture: dict):
+        self.label = self.method = method
+        self.state_name, self.best_name, self.last_name = f"{method}_state", f"{method}_best_oracle", f"{method}_last"
+        self.params, self.target, self.architecture = params, target, architecture
+        self.device = distributed.local_device(resolve_device(params.device))
+        if params.bn_chunk and distributed.group().distributed:
+            raise ValueError(
+                f"bn_chunk {params.bn_chunk} emulates the CANU release's per-GPU BatchNorm in one process; under "
+                "torchrun each process already normalises its own share of the batch: set bn_chunk 0"
+            )
+
+    @abstractmethod
+    def cluster(self, epoch: int) -> Clusters:
+        """This epoch's pseudo-labels of the target training set."""
+
+    @abstractmethod
+    def train(self, epoch: int, records: list[ImageRecord], clusters: Clusters, conditions: torch.Tensor) -> dict:
+        """One epoch on the pseudo-labelled `records` (`conditions` row i: CANU's condition for record i); returns
+        the epoch's learning rate and mean losses and accuracies."""
+
+    @abstractmethod
+    def trained_models(self) -> dict[str, nn.Module]:
+        """The models whose weights must stay finite, by name."""
+
+    @property
+    @abstractmethod
+    def evaluated_model(self) -> ReidModel:
+        """The model the method delivers (and evaluates, and checkpoints)."""
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        params, train_records = self.params, self.target.train
+        clusters = self.cluster(epoch)
+        row = {
+            "method": self.method,
+            "epoch": epoch,
+            "adversary": params.adversary,
+            "mu": params.mu,
+            **clusters.columns,
+        }
+        main = distributed.group().main
+        if main:  # the clustering is the same on every rank; rank 0 writes its diagnostics
+            row |= clustering_diagnostics(clusters.labels, clusters.features, train_records, params.seed)
+        distributed.check_same_on_every_rank({"pseudo-labels": torch.from_numpy(clusters.labels)})
+        records = pseudo_labelled(train_records, clusters.labels)
+        reason = unusable_reason(clusters.clusterings, records, params.batch_ids, params.instances)
+        if reason is not None:
+            message = f"epoch skipped, the model is unchanged: {reason}"
+            if main:
+                print(f"epoch {epoch + 1}: {message}")
+            return row | {"status": "skipped", "message": message}
+        conditions = discriminator_conditions(
+            clusters.labels, clusters.centroids, clusters.features, train_records, params.canu_condition
+        ).to(self.device)
+        trained = distributed.mean_over_ranks(self.train(epoch, records, clusters, conditions))
+        row |= {"status": "trained", "message": clusters.message, **trained}
+        check_weights(self.trained_models(), epoch, self.lr_parameter)
+        distributed.broadcast_state(self.synchronised().values())  # rank 0's BatchNorm statistics on every rank
+        if not main:
+            return row
+        row |= evaluate_epoch(self.evaluated_model, self.target, params, self.device, epoch, self.flip_eval)
+        arm = self.method if params.adversary == "none" else f"{self.method}+{params.adversary}"
+        print(f"{arm} epoch {epoch + 1}: {clusters.message}; {epoch_summary(row)}")
+        return row
+
+    def synchronised(self) -> dict[str, Any]:
+        discriminators = {f"discriminator {k + 1}": a.discriminator for k, a in enumerate(self.adversaries) if a.active}
+        return self.trained_models() | discriminators
+
+    def model_checkpoint(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The evaluated model's weights with what `load_adapted_model` needs to rebuild it."""
+        model = self.evaluated_model
+        return {
             "model": model.state_dict(),
-            **architecture,
+            **self.architecture,
             "parts": model.parts,
-            "num_classes": num_classes,
+            "num_classes": model.classifier.out_features if model.classifier is not None else 0,
             "epoch": row["epoch"],
-            "metrics": row,
-        },
-        name,
-    )
+            "metrics": dict(row),
+        }
 
 
 def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> ReidModel:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..config import ADVERSARIES
 from ..models.discriminators import build_discriminator
 from .common import use_learning_rate
@@ -88,6 +89,7 @@ class CameraAdversary:
             loss = F.cross_entropy(logits, camids)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.discriminator)  # under torchrun: every rank takes the same step
         self.optimizer.step()
         return {"loss": loss.item(), "accuracy": (logits.argmax(1) == camids).float().mean().item()}
 

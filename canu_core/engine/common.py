@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from .. import distributed
 from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord
 from ..data.samplers import RandomIdentitySampler
@@ -32,12 +33,14 @@ def identity_loader(
     seed: int,
     num_workers: int = 0,
 ) -> DataLoader:
-    """P x K batches of augmented images, to be drawn through `batches` (which sets the sampler's epoch)."""
+    """P x K batches of augmented images, to be drawn through `batches` (which sets the sampler's epoch); under
+    torchrun, this rank's share of each."""
     sampler = RandomIdentitySampler(records, batch_ids=batch_ids, instances=instances, seed=seed)
+    sampler, batch_size = distributed.shard_batches(sampler, batch_ids * instances)  # under torchrun: its share
     dataset = ImageDataset(records, build_train_transform(height, width))
     return DataLoader(
         dataset,
-        batch_size=batch_ids * instances,
+        batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         drop_last=True,
@@ -105,14 +108,9 @@ def shuffled_loader(
     """Shuffled batches of augmented images, no identity sampling, the last incomplete batch dropped (MMT's target
     loader of its source pretraining); to be drawn through `endless_batches`. Workers are not persistent: each pass
     starts its own, seeded from that pass's generator, so a resumed epoch repeats the augmentations."""
+    sampler, batch_size = distributed.shard_batches(ShuffledSampler(len(records), seed), batch_size)
     dataset = ImageDataset(records, build_train_transform(height, width))
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=ShuffledSampler(len(records), seed),
-        num_workers=num_workers,
-        drop_last=True,
-    )
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
 
 
 def endless_batches(loader: DataLoader, epoch: int, seed: int) -> Iterator:

@@ -21,42 +21,35 @@ epoch and of the epoch with the best target mAP: chosen with target labels, for 
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..config import Params
 from ..data.records import ReidDataset
-from ..device import resolve_device
 from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, TripletLoss
 from ..models import ReidModel
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
 from .adaptation import (
-    HISTORY_KEY,
+    Adaptation,
     Averages,
+    Clusters,
     TwoViews,
-    clustering_diagnostics,
     clustering_eps,
-    discriminator_conditions,
     discriminator_inputs,
     discriminator_metrics,
-    epoch_summary,
-    evaluate_epoch,
     forward_in_chunks,
     make_clustering,
-    pseudo_labelled,
     restore_eps,
-    save_adapted_model,
-    skipped_row,
     source_architecture,
     train_set_features,
-    unusable_reason,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, check_weights, identity_loader
+from .common import batches, check_finite, identity_loader
+from .loop import fit
 from .pretrain import load_source_model
 
 METHOD = "mmt"
@@ -135,7 +128,7 @@ def train_epoch(
         condition = conditions[indices.to(device)]
         metrics = {}
         for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
-            (seen,) = discriminator_inputs(student, [features], params.adversary_features)
+            (seen,) = discriminator_inputs(distributed.unwrap(student), [features], params.adversary_features)
             metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
             losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
         values = {name: value.item() for name, value in losses.items()}
@@ -160,7 +153,7 @@ def train_epoch(
         scaler.step(optimizer)
         scaler.update()
         for teacher, student in zip(teachers, students):
-            update_teacher(teacher, student, epoch * iterations + step, params.ema_alpha)
+            update_teacher(teacher, distributed.unwrap(student), epoch * iterations + step, params.ema_alpha)
         accuracies = {
             f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
             for k, (_, logits) in zip(NETWORKS, outputs)
@@ -169,131 +162,113 @@ def train_epoch(
     return averages.means()
 
 
+class MMTTrainer(Adaptation):
+    """MMT's state (two students, their mean teachers, one adversary each), its clustering and its epoch."""
+
+    lr_parameter = "adapt_lr"
+
+    def __init__(self, params: Params, target: ReidDataset, source_run: RunFolder):
+        seed_everything(params.seed)
+        super().__init__(METHOD, params, target, source_architecture(source_run, 1, params.source_checkpoint))
+        self.flip_eval = params.flip_eval
+        self.students = [load_source_model(source_run, k, params.source_checkpoint).to(self.device) for k in NETWORKS]
+        self.teachers = [copy.deepcopy(student) for student in self.students]
+        self.adversaries = [
+            CameraAdversary(
+                params.adversary,
+                self.students[0].feature_dim,
+                target.num_cams,
+                params.mu,
+                params.disc_lr,
+                params.weight_decay,
+                params.merge,
+                self.device,
+                params.adversary_objective,
+            )
+            for _ in NETWORKS
+        ]
+        self.clustering = make_clustering(params)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+
+    @property
+    def evaluated_model(self) -> ReidModel:
+        return self.teachers[0]
+
+    def trained_models(self) -> dict:
+        return {
+            **{f"student {k}": s for k, s in zip(NETWORKS, self.students)},
+            **{f"teacher {k}": t for k, t in zip(NETWORKS, self.teachers)},
+        }
+
+    def cluster(self, epoch: int) -> Clusters:
+        """Both teachers' features averaged, normalised and clustered."""
+        train = self.target.train
+        features = F.normalize(sum(train_set_features(t, train, self.params) for t in self.teachers) / 2, dim=1)
+        pseudo = distributed.broadcast_object(self.clustering(features) if distributed.group().main else None)
+        return Clusters(
+            pseudo.labels, pseudo.centroids, features, {"target": pseudo}, {"eps": pseudo.eps}, pseudo.message
+        )
+
+    def train(self, epoch: int, records, clusters: Clusters, conditions: torch.Tensor) -> dict:
+        """Classifiers re-initialised from the centroids and a new optimizer (MMT's code), then the epoch."""
+        params = self.params
+        centroids = torch.from_numpy(clusters.centroids).to(self.device)
+        for model in (*self.students, *self.teachers):
+            model.reset_classifier(len(centroids), init_weights=centroids)
+        networks = [distributed.wrap(student, self.device) for student in self.students]  # new classifiers: new wrap
+        optimizer = torch.optim.Adam(
+            [p for s in self.students for p in s.parameters() if p.requires_grad],
+            lr=params.adapt_lr,
+            weight_decay=params.weight_decay,
+        )
+        loader = identity_loader(
+            records, params.height, params.width, params.batch_ids, params.instances, params.seed, params.num_workers
+        )
+        loader.dataset.transform = TwoViews(loader.dataset.transform)
+        return {
+            "lr": params.adapt_lr,
+            **train_epoch(
+                networks,
+                self.teachers,
+                self.adversaries,
+                loader,
+                optimizer,
+                self.scaler,
+                len(centroids),
+                conditions,
+                params,
+                self.device,
+                epoch,
+            ),
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "students": [s.state_dict() for s in self.students],
+            "teachers": [t.state_dict() for t in self.teachers],
+            "adversaries": [a.state_dict() for a in self.adversaries],
+            "scaler": self.scaler.state_dict(),
+            "eps": clustering_eps(self.clustering),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state) -> None:
+        for model, saved in zip((*self.students, *self.teachers), (*state["students"], *state["teachers"])):
+            load_with_classifier(model, saved)
+        for adversary, saved in zip(self.adversaries, state["adversaries"]):
+            adversary.load_state_dict(saved)
+            adversary.use_learning_rate(self.params.disc_lr)  # an amended disc_lr takes effect from the next epoch
+        self.scaler.load_state_dict(state["scaler"])
+        restore_eps(self.clustering, state["eps"])
+        set_rng_state(state["rng"])
+
+
 def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None) -> ReidModel:
     """Adapt the two source models of `source_run` (default: the run `params.pretrain_run`) to `target` with MMT
     (+ the camera adversary `params.adversary`); resumes from `run`'s `mmt_state` if there is one. Returns teacher 1
     of the last epoch."""
     if params.adapt_iters_per_epoch < 1:
         raise ValueError("MMT trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
-    device = resolve_device(params.device)
-    source_run = source_run or RunFolder.for_run(params.pretrain_run)
-    seed_everything(params.seed)
-    students = [load_source_model(source_run, k, params.source_checkpoint).to(device) for k in NETWORKS]
-    teachers = [copy.deepcopy(student) for student in students]
-    architecture = source_architecture(source_run, 1, params.source_checkpoint)
-    adversaries = [
-        CameraAdversary(
-            params.adversary,
-            students[0].feature_dim,
-            target.num_cams,
-            params.mu,
-            params.disc_lr,
-            params.weight_decay,
-            params.merge,
-            device,
-            params.adversary_objective,
-        )
-        for _ in NETWORKS
-    ]
-    clustering = make_clustering(params)
-    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
-
-    start_epoch, best_map = 0, -math.inf
-    state = run.load_checkpoint(f"{METHOD}_state")
-    if state is not None:
-        for model, saved in zip((*students, *teachers), (*state["students"], *state["teachers"])):
-            load_with_classifier(model, saved)
-        for adversary, saved in zip(adversaries, state["adversaries"]):
-            adversary.load_state_dict(saved)
-            adversary.use_learning_rate(params.disc_lr)  # an amended disc_lr takes effect from the next epoch
-        scaler.load_state_dict(state["scaler"])
-        restore_eps(clustering, state["eps"])
-        set_rng_state(state["rng"])
-        start_epoch, best_map = state["epoch"] + 1, state["best_oracle_mAP"]
-        if start_epoch < params.adapt_epochs:
-            print(f"mmt: resuming after epoch {state['epoch']}")
-
-    for epoch in range(start_epoch, params.adapt_epochs):
-        features = F.normalize(sum(train_set_features(t, target.train, params) for t in teachers) / 2, dim=1)
-        pseudo = clustering(features)
-        row = {
-            "method": METHOD,
-            "epoch": epoch,
-            "adversary": params.adversary,
-            "mu": params.mu,
-            "eps": pseudo.eps,
-            **clustering_diagnostics(pseudo.labels, features, target.train, params.seed),
-        }
-        records = pseudo_labelled(target.train, pseudo.labels)
-        reason = unusable_reason({"target": pseudo}, records, params.batch_ids, params.instances)
-        if reason is not None:
-            row |= skipped_row(epoch, reason)
-        else:
-            centroids = torch.from_numpy(pseudo.centroids).to(device)
-            for model in (*students, *teachers):
-                model.reset_classifier(len(centroids), init_weights=centroids)
-            optimizer = torch.optim.Adam(
-                [p for s in students for p in s.parameters() if p.requires_grad],
-                lr=params.adapt_lr,
-                weight_decay=params.weight_decay,
-            )
-            loader = identity_loader(
-                records,
-                params.height,
-                params.width,
-                params.batch_ids,
-                params.instances,
-                params.seed,
-                params.num_workers,
-            )
-            loader.dataset.transform = TwoViews(loader.dataset.transform)
-            conditions = discriminator_conditions(
-                pseudo.labels, pseudo.centroids, features, target.train, params.canu_condition
-            ).to(device)
-            row |= {
-                "status": "trained",
-                "message": pseudo.message,
-                "lr": params.adapt_lr,
-                **train_epoch(
-                    students,
-                    teachers,
-                    adversaries,
-                    loader,
-                    optimizer,
-                    scaler,
-                    len(centroids),
-                    conditions,
-                    params,
-                    device,
-                    epoch,
-                ),
-            }
-            check_weights(
-                {
-                    **{f"student {k}": s for k, s in zip(NETWORKS, students)},
-                    **{f"teacher {k}": t for k, t in zip(NETWORKS, teachers)},
-                },
-                epoch,
-                "adapt_lr",
-            )
-            row |= evaluate_epoch(teachers[0], target, params, device, epoch, flip=params.flip_eval)
-            print(f"mmt epoch {epoch + 1}: {pseudo.message}; {epoch_summary(row)}")
-            if row.get("target_mAP", -math.inf) > best_map:
-                best_map = row["target_mAP"]
-                save_adapted_model(run, f"{METHOD}_best_oracle", teachers[0], architecture, row)
-        run.append_history(row, key=HISTORY_KEY)
-        save_adapted_model(run, f"{METHOD}_last", teachers[0], architecture, row)
-        run.save_checkpoint(
-            {
-                "students": [s.state_dict() for s in students],
-                "teachers": [t.state_dict() for t in teachers],
-                "adversaries": [a.state_dict() for a in adversaries],
-                "scaler": scaler.state_dict(),
-                "eps": clustering_eps(clustering),
-                "rng": rng_state(),
-                "epoch": epoch,
-                "best_oracle_mAP": best_map,
-            },
-            f"{METHOD}_state",
-        )
-    return teachers[0]
+    trainer = MMTTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run))
+    fit(trainer, run, params.adapt_epochs)
+    return trainer.evaluated_model

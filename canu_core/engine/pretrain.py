@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..config import Params
 from ..data.records import ReidDataset
 from ..device import resolve_device
@@ -42,6 +43,7 @@ from .common import (
     use_learning_rate,
     warmup_multistep,
 )
+from .loop import Trainer, fit
 
 HISTORY_KEY = ("model", "epoch")
 
@@ -132,110 +134,114 @@ def evaluate_transfer(model: ReidModel, source: ReidDataset, target: ReidDataset
     return row
 
 
-def pretrain_model(
-    params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder, index: int, seed: int
-) -> ReidModel:
-    """Train (or resume, or just load if finished) source model number `index` with `seed`.
+class PretrainTrainer(Trainer):
+    """Source model number `index` trained with `seed`: its state checkpoint `<tag>_last` (every epoch: the full
+    training state, which also loads as a model) and `<tag>_best` (weights of the epoch with the best *source* mAP:
+    target labels are never used to choose a model)."""
 
-    Checkpoints: `<tag>_last.pt` (full training state, every epoch) and `<tag>_best.pt` (weights of the epoch with
-    the best *source* mAP: target labels are never used to choose a model).
-    """
-    device = resolve_device(params.device)
-    tag = model_tag(index)
-    seed_everything(seed)
-    records, _ = relabel(source.train)
-    num_classes = len({r.pid for r in records})
-    model = build_model(
-        params.arch, num_classes=num_classes, last_stride=params.last_stride, pretrained_path=params.pretrained_weights
-    ).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = warmup_multistep(optimizer, params.warmup_epochs, params.milestones)
-    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
-    loader = identity_loader(
-        records, params.height, params.width, params.batch_ids, params.instances, seed, params.num_workers
-    )
-    ce = CrossEntropyLabelSmooth(num_classes, params.label_smoothing)
-    triplet = pretraining_triplet(params)
-    target_loader = target_forward_loader(target, params, seed) if params.pretrain_target_forward else None
+    history_key = HISTORY_KEY
+    best_metric = "source_mAP"
 
-    start_epoch, best_map = 0, float("-inf")
-    state = run.load_checkpoint(f"{tag}_last")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        use_learning_rate(optimizer, params.lr, scheduler)  # an amended lr takes effect from the next epoch
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, best_map = state["epoch"] + 1, state["best_source_mAP"]
-        if start_epoch < params.epochs:
-            print(f"{tag}: resuming after epoch {state['epoch']}")
+    def __init__(self, params: Params, source: ReidDataset, target: ReidDataset, index: int, seed: int):
+        self.params, self.source, self.target, self.seed = params, source, target, seed
+        self.index = index
+        self.label = tag = model_tag(index)
+        self.state_name, self.best_name = f"{tag}_last", f"{tag}_best"
+        self.device = distributed.local_device(resolve_device(params.device))
+        seed_everything(seed)
+        records, _ = relabel(source.train)
+        self.num_classes = len({r.pid for r in records})
+        self.model = build_model(
+            params.arch,
+            num_classes=self.num_classes,
+            last_stride=params.last_stride,
+            pretrained_path=params.pretrained_weights,
+        ).to(self.device)
+        self.network = distributed.wrap(self.model, self.device)  # under torchrun: DistributedDataParallel
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        self.scheduler = warmup_multistep(self.optimizer, params.warmup_epochs, params.milestones)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+        self.loader = identity_loader(
+            records, params.height, params.width, params.batch_ids, params.instances, seed, params.num_workers
+        )
+        self.ce = CrossEntropyLabelSmooth(self.num_classes, params.label_smoothing)
+        self.triplet = pretraining_triplet(params)
+        self.target_loader = target_forward_loader(target, params, seed) if params.pretrain_target_forward else None
 
-    for epoch in range(start_epoch, params.epochs):
-        lr = optimizer.param_groups[0]["lr"]
-        target_batches = endless_batches(target_loader, epoch, seed) if target_loader is not None else None
+    def run_epoch(self, epoch: int) -> dict:
+        params = self.params
+        lr = self.optimizer.param_groups[0]["lr"]
+        target_batches = endless_batches(self.target_loader, epoch, self.seed) if self.target_loader else None
         losses = train_epoch(
-            model,
-            loader,
-            optimizer,
-            ce,
-            triplet,
-            device,
-            scaler,
+            self.network,
+            self.loader,
+            self.optimizer,
+            self.ce,
+            self.triplet,
+            self.device,
+            self.scaler,
             params.iters_per_epoch,
             epoch,
-            desc=f"{tag} epoch {epoch + 1}/{params.epochs}",
+            desc=f"{self.label} epoch {epoch + 1}/{params.epochs}",
             loss_limit=params.loss_limit,
             target_batches=target_batches,
         )
-        check_weights({tag: model}, epoch, "lr")
-        scheduler.step()
-        row = {
-            "model": index,
-            "seed": seed,
-            "epoch": epoch,
-            "lr": lr,
-            **losses,
-        }
-        evaluated = params.eval_every_epoch or epoch == params.epochs - 1
-        if evaluated:
-            row.update(evaluate_transfer(model, source, target, params))
-        run.append_history(row, key=HISTORY_KEY)
+        check_weights({self.label: self.model}, epoch, "lr")
+        distributed.broadcast_state([self.model])  # BatchNorm statistics followed each rank's batches: rank 0's
+        self.scheduler.step()
+        row = {"model": self.index, "seed": self.seed, "epoch": epoch, "lr": lr, **distributed.mean_over_ranks(losses)}
+        if not distributed.group().main:
+            return row  # rank 0 evaluates and writes
+        if params.eval_every_epoch or epoch == params.epochs - 1:
+            row.update(evaluate_transfer(self.model, self.source, self.target, params))
         print(
-            f"{tag} epoch {epoch + 1}: "
+            f"{self.label} epoch {epoch + 1}: "
             + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k not in ("model", "seed", "epoch", "lr"))
         )
-        if evaluated and row["source_mAP"] > best_map:
-            best_map = row["source_mAP"]
-            run.save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "epoch": epoch,
-                    "metrics": row,
-                    "num_classes": num_classes,
-                    "arch": params.arch,
-                    "last_stride": params.last_stride,
-                    "seed": seed,
-                },
-                f"{tag}_best",
-            )
-        run.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rng_state(),
-                "epoch": epoch,
-                "best_source_mAP": best_map,
-                "num_classes": num_classes,
-                "arch": params.arch,
-                "last_stride": params.last_stride,
-                "seed": seed,
-            },
-            f"{tag}_last",
-        )
-    return model
+        return row
+
+    def architecture(self) -> dict:
+        return {
+            "num_classes": self.num_classes,
+            "arch": self.params.arch,
+            "last_stride": self.params.last_stride,
+            "seed": self.seed,
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            **self.architecture(),
+        }
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        use_learning_rate(
+            self.optimizer, self.params.lr, self.scheduler
+        )  # an amended lr takes effect from the next epoch
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+
+    def synchronised(self) -> dict:
+        return {self.label: self.model}
+
+    def model_checkpoint(self, row) -> dict:
+        return {"model": self.model.state_dict(), "epoch": row["epoch"], "metrics": dict(row), **self.architecture()}
+
+
+def pretrain_model(
+    params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder, index: int, seed: int
+) -> ReidModel:
+    """Train (or resume, or just load if finished) source model number `index` with `seed`."""
+    trainer = PretrainTrainer(params, source, target, index, seed)
+    fit(trainer, run, params.epochs)
+    return trainer.model
 
 
 def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder) -> list[ReidModel]:

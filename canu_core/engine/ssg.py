@@ -28,7 +28,6 @@ epoch and of the epoch with the best target mAP: chosen with target labels, for 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Sequence
 
 import numpy as np
@@ -36,38 +35,32 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..cluster.jaccard import source_distance_vector
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset
-from ..device import resolve_device
 from ..losses import SSGTripletLoss
 from ..models import ReidModel
 from ..models.reid import global_embedding
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
 from .adaptation import (
-    HISTORY_KEY,
+    Adaptation,
     Averages,
-    clustering_diagnostics,
+    Clusters,
     clustering_eps,
-    discriminator_conditions,
     discriminator_inputs,
     discriminator_metrics,
-    epoch_summary,
-    evaluate_epoch,
     forward_in_chunks,
     make_clustering,
-    pseudo_labelled,
     restore_eps,
-    save_adapted_model,
-    skipped_row,
     source_architecture,
     train_set_features,
-    unusable_reason,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, check_weights, identity_loader, use_learning_rate
+from .common import batches, check_finite, identity_loader, use_learning_rate
+from .loop import fit
 from .pretrain import load_source_model
 
 METHOD = "ssg"
@@ -132,12 +125,15 @@ def train_epoch(
     params: Params,
     device: torch.device,
     epoch: int,
+    network: nn.Module | None = None,
 ) -> dict[str, float]:
-    """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `part_labels` [3, N]: each training
+    """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `network`: `model`'s training forward
+    (default `model` itself; under torchrun in DistributedDataParallel); `part_labels` [3, N]: each training
     record's label per part (the loader's labels are the full-body ones, the sampler's identities); `conditions`:
     row i, CANU's condition for record i (its full-body centroid). Returns the mean losses and discriminator losses
     / accuracies."""
     triplet = SSGTripletLoss(params.triplet_margin)
+    network = network or model
     model.train()
     averages = Averages()
     iterations = params.adapt_iters_per_epoch
@@ -148,7 +144,7 @@ def train_epoch(
         labels = part_labels[:, indices].to(device)
         condition = conditions[indices.to(device)]
         with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
-            pooled = forward_in_chunks(model, images, params.bn_chunk)
+            pooled = forward_in_chunks(network, images, params.bn_chunk)
             embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
         pooled, embedding = [feature.float() for feature in pooled], embedding.float()
         losses = {
@@ -180,6 +176,121 @@ def train_epoch(
     return averages.means()
 
 
+class SSGTrainer(Adaptation):
+    """SSG's state (the three-part model, one adversary per part, one SGD optimizer for the run), its clustering
+    and its epoch."""
+
+    lr_parameter = "ssg_lr"
+    flip_eval = True  # SSG's test feature: image and mirror image summed
+
+    def __init__(self, params: Params, target: ReidDataset, source_run: RunFolder, source: ReidDataset | None):
+        super().__init__(
+            METHOD, params, target, source_architecture(source_run, params.model_index, params.source_checkpoint)
+        )
+        self.source = source
+        seed_everything(params.seed)
+        source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
+        self.model = parts_model(source_model).to(self.device)
+        self.adversaries = [
+            CameraAdversary(
+                params.adversary,
+                self.model.feature_dim,
+                target.num_cams,
+                params.mu,
+                params.disc_lr,
+                params.weight_decay,
+                params.merge,
+                self.device,
+                params.adversary_objective,
+            )
+            for _ in PARTS
+        ]
+        self.clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
+        self.optimizer = torch.optim.SGD(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=params.ssg_lr,
+            momentum=MOMENTUM,
+            weight_decay=params.weight_decay,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+
+    @property
+    def evaluated_model(self) -> ReidModel:
+        return self.model
+
+    def trained_models(self) -> dict:
+        return {"model": self.model}
+
+    def cluster(self, epoch: int) -> Clusters:
+        """Each part clustered on its own (with the source term); an image that is an outlier in any part is left
+        out, and its full-body label is its identity for the sampler."""
+        params = self.params
+        features = clustering_features(self.model, self.target.train, params)
+        source_features = (
+            clustering_features(self.model, self.source.train, params) if params.ssg_source_weight > 0 else None
+        )
+        main = distributed.group().main
+        pseudo = distributed.broadcast_object(
+            cluster_parts(self.clusterings, features, source_features) if main else None
+        )
+        labels = np.stack([p.labels for p in pseudo])
+        kept_labels = np.where((labels >= 0).all(axis=0), labels[0], -1)
+        columns = {
+            **{f"eps_{part}": p.eps for part, p in zip(PARTS, pseudo)},
+            **{f"num_clusters_{part}": p.num_clusters for part, p in zip(PARTS, pseudo)},
+            **{f"num_outliers_{part}": int(p.outliers.sum()) for part, p in zip(PARTS, pseudo)},
+        }
+        message = "; ".join(f"{part}: {p.message}" for part, p in zip(PARTS, pseudo))
+        return Clusters(
+            kept_labels, pseudo[0].centroids, features[0], dict(zip(PARTS, pseudo)), columns, message, labels
+        )
+
+    def train(self, epoch: int, records, clusters: Clusters, conditions: torch.Tensor) -> dict:
+        params = self.params
+        part_labels = torch.from_numpy(clusters.part_labels[:, clusters.labels >= 0])
+        loader = identity_loader(
+            records, params.height, params.width, params.batch_ids, params.instances, params.seed, params.num_workers
+        )
+        return {
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **train_epoch(
+                self.model,
+                self.adversaries,
+                loader,
+                part_labels,
+                conditions,
+                self.optimizer,
+                self.scaler,
+                params,
+                self.device,
+                epoch,
+                network=distributed.wrap(self.model, self.device, static_graph=True),
+            ),
+        }
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "adversaries": [a.state_dict() for a in self.adversaries],
+            "scaler": self.scaler.state_dict(),
+            "eps": [clustering_eps(c) for c in self.clusterings],
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        use_learning_rate(self.optimizer, self.params.ssg_lr)  # an amended ssg_lr takes effect from the next epoch
+        for adversary, saved in zip(self.adversaries, state["adversaries"]):
+            adversary.load_state_dict(saved)
+            adversary.use_learning_rate(self.params.disc_lr)
+        for clustering, eps in zip(self.clusterings, state["eps"]):
+            restore_eps(clustering, eps)
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+
+
 def train_ssg(
     params: Params,
     target: ReidDataset,
@@ -199,114 +310,6 @@ def train_ssg(
             f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
             "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0"
         )
-    device = resolve_device(params.device)
-    source_run = source_run or RunFolder.for_run(params.pretrain_run)
-    seed_everything(params.seed)
-    model = parts_model(load_source_model(source_run, params.model_index, params.source_checkpoint)).to(device)
-    architecture = source_architecture(source_run, params.model_index, params.source_checkpoint)
-    adversaries = [
-        CameraAdversary(
-            params.adversary,
-            model.feature_dim,
-            target.num_cams,
-            params.mu,
-            params.disc_lr,
-            params.weight_decay,
-            params.merge,
-            device,
-            params.adversary_objective,
-        )
-        for _ in PARTS
-    ]
-    clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=params.ssg_lr,
-        momentum=MOMENTUM,
-        weight_decay=params.weight_decay,
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
-
-    start_epoch, best_map = 0, -math.inf
-    state = run.load_checkpoint(f"{METHOD}_state")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        use_learning_rate(optimizer, params.ssg_lr)  # an amended ssg_lr takes effect from the next epoch
-        for adversary, saved in zip(adversaries, state["adversaries"]):
-            adversary.load_state_dict(saved)
-            adversary.use_learning_rate(params.disc_lr)
-        for clustering, eps in zip(clusterings, state["eps"]):
-            restore_eps(clustering, eps)
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, best_map = state["epoch"] + 1, state["best_oracle_mAP"]
-        if start_epoch < params.adapt_epochs:
-            print(f"ssg: resuming after epoch {state['epoch']}")
-
-    for epoch in range(start_epoch, params.adapt_epochs):
-        features = clustering_features(model, target.train, params)
-        source_features = clustering_features(model, source.train, params) if params.ssg_source_weight > 0 else None
-        pseudo = cluster_parts(clusterings, features, source_features)
-        labels = np.stack([p.labels for p in pseudo])
-        # An image is kept only if every part clusters it; the full-body label is its identity for the sampler.
-        kept_labels = np.where((labels >= 0).all(axis=0), labels[0], -1)
-        row = {
-            "method": METHOD,
-            "epoch": epoch,
-            "adversary": params.adversary,
-            "mu": params.mu,
-            **{f"eps_{part}": p.eps for part, p in zip(PARTS, pseudo)},
-            **{f"num_clusters_{part}": p.num_clusters for part, p in zip(PARTS, pseudo)},
-            **{f"num_outliers_{part}": int(p.outliers.sum()) for part, p in zip(PARTS, pseudo)},
-            **clustering_diagnostics(kept_labels, features[0], target.train, params.seed),
-        }
-        records = pseudo_labelled(target.train, kept_labels)
-        reason = unusable_reason(dict(zip(PARTS, pseudo)), records, params.batch_ids, params.instances)
-        message = "; ".join(f"{part}: {p.message}" for part, p in zip(PARTS, pseudo))
-        if reason is not None:
-            row |= skipped_row(epoch, reason)
-        else:
-            part_labels = torch.from_numpy(labels[:, kept_labels >= 0])
-            loader = identity_loader(
-                records,
-                params.height,
-                params.width,
-                params.batch_ids,
-                params.instances,
-                params.seed,
-                params.num_workers,
-            )
-            conditions = discriminator_conditions(
-                kept_labels, pseudo[0].centroids, features[0], target.train, params.canu_condition
-            ).to(device)
-            row |= {
-                "status": "trained",
-                "message": message,
-                "lr": optimizer.param_groups[0]["lr"],
-                **train_epoch(
-                    model, adversaries, loader, part_labels, conditions, optimizer, scaler, params, device, epoch
-                ),
-            }
-            check_weights({"model": model}, epoch, "ssg_lr")
-            row |= evaluate_epoch(model, target, params, device, epoch, flip=True)
-            print(f"ssg epoch {epoch + 1}: {message}; {epoch_summary(row)}")
-            if row.get("target_mAP", -math.inf) > best_map:
-                best_map = row["target_mAP"]
-                save_adapted_model(run, f"{METHOD}_best_oracle", model, architecture, row)
-        run.append_history(row, key=HISTORY_KEY)
-        save_adapted_model(run, f"{METHOD}_last", model, architecture, row)
-        run.save_checkpoint(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "adversaries": [a.state_dict() for a in adversaries],
-                "scaler": scaler.state_dict(),
-                "eps": [clustering_eps(c) for c in clusterings],
-                "rng": rng_state(),
-                "epoch": epoch,
-                "best_oracle_mAP": best_map,
-            },
-            f"{METHOD}_state",
-        )
-    return model
+    trainer = SSGTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run), source)
+    fit(trainer, run, params.adapt_epochs)
+    return trainer.model

@@ -1,0 +1,125 @@
+"""The outer loop every trainer runs (torchreid's Engine.run): resume from the state checkpoint, then per epoch the
+method's own epoch (which returns its history row), the row appended, the best and last models saved, and the state
+to resume from written last, so that a run stopped anywhere resumes from its last finished epoch. Pretraining, SSG
+and MMT supply only what differs (a `Trainer`). The columns a history may hold are defined here, once."""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+from .. import distributed
+from ..runs import RunFolder
+
+# Every column of a history.csv, with its meaning: pretraining's (one row per model and epoch) and adaptation's (one
+# row per epoch). Families with one column per network, part or loss term are patterns (HISTORY_PATTERNS).
+HISTORY_COLUMNS = {
+    "model": "pretraining: which source model (1, 2, ...)",
+    "seed": "pretraining: the model's seed",
+    "method": "adaptation: ssg or mmt",
+    "epoch": "0-based epoch",
+    "adversary": "none, adv or canu",
+    "mu": "weight of the adversarial term",
+    "status": "trained, or skipped (the pseudo-labels could not train; the model is unchanged)",
+    "message": "what the clustering found, or why the epoch was skipped",
+    "lr": "the learning rate of the epoch",
+    "iterations": "training steps taken",
+    "loss": "the total loss, mean over the epoch's steps",
+    "train_acc": "pretraining: classification accuracy on the training batches",
+    "source_mAP": "pretraining: mAP on the source test split",
+    "source_R1": "pretraining: rank-1 on the source test split",
+    "target_mAP": "mAP on the target test split (direct transfer in pretraining)",
+    "target_R1": "rank-1 on the target test split",
+    "eps": "MMT: DBSCAN's radius (the rho rule's at the first epoch, then kept)",
+    "num_points": "target training images clustered",
+    "num_clusters": "clusters found (SSG: of the images every part clusters)",
+    "num_outliers": "images left out of every cluster",
+    "outlier_fraction": "num_outliers / num_points",
+    "largest_cluster": "images in the largest cluster",
+    "pairwise_precision": "of the pairs put together, the share that are the same identity",
+    "pairwise_recall": "of the same-identity pairs, the share put together",
+    "nmi": "normalised MI between clusters and true ids",
+    "ari": "adjusted Rand index between clusters and true ids",
+    "mi_pseudo_camera": "plug-in MI(pseudo-labels; camera), nats (paper Fig. 3)",
+    "mi_true_camera": "plug-in MI(true ids; camera), nats: the reference",
+    "ami_pseudo_camera": "MI(pseudo-labels; camera) minus its expectation under labels that ignore the camera",
+    "ami_true_camera": "the same for the true ids",
+    "lost_ids": "true identities with no image in any cluster (paper Fig. 4)",
+    "camera_probe_acc": "cross-validated linear probe's camera accuracy on the clustering features",
+    "camera_probe_chance": "the probe's chance level (the largest camera's share)",
+}
+HISTORY_PATTERNS = {
+    r"loss_\w+": "one loss term, mean over the epoch's steps",
+    r"train_acc\d": "MMT: student k's classification accuracy on the training batches",
+    r"disc_(loss|acc)_\w+": "a camera discriminator's loss and accuracy (one per MMT student or SSG part)",
+    r"(eps|num_clusters|num_outliers)_(full|upper|lower)": "SSG: each part's own clustering",
+}
+
+
+def check_history_columns(row: Mapping[str, Any]) -> None:
+    """A trainer's row may hold only the columns defined above: a new one is defined there first."""
+    unknown = [
+        name for name in row if name not in HISTORY_COLUMNS and not any(re.fullmatch(p, name) for p in HISTORY_PATTERNS)
+    ]
+    if unknown:
+        raise KeyError(f"history columns not defined in engine/loop.py's HISTORY_COLUMNS: {unknown}")
+
+
+class Trainer(ABC):
+    """What one method supplies to `fit`: its epoch, its resumable state and what its model checkpoints hold."""
+
+    label: str  # its name in printed lines ("model1", "mmt")
+    history_key: tuple[str, ...]  # the columns that identify a row (a resumed epoch replaces its own)
+    state_name: str  # the checkpoint a run resumes from
+    best_name: str  # the model of the epoch with the best `best_metric`
+    best_metric: str
+    last_name: str | None = None  # the model of the last epoch, when the state is not already that
+
+    @abstractmethod
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train (or skip) epoch `epoch`, evaluate if due; return its history row."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly after this epoch (the loop adds the epoch and the best score)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` saved."""
+
+    @abstractmethod
+    def synchronised(self) -> dict[str, Any]:
+        """The models (and tensors) every rank of a torchrun launch must hold identically after each epoch."""
+
+    @abstractmethod
+    def model_checkpoint(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """What the best and last model checkpoints hold: the weights and what rebuilds the model."""
+
+
+def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
+    """Run `trainer` to `epochs` epochs in `run`, resuming after the last epoch its state checkpoint holds. Under
+    torchrun every rank resumes from the same checkpoint and runs the epochs; rank 0 alone writes."""
+    main = distributed.group().main
+    start, best = 0, -math.inf
+    state = run.load_checkpoint(trainer.state_name)
+    if state is not None:
+        trainer.load_state_dict(state)
+        start, best = state["epoch"] + 1, state["best"]
+        if start < epochs and main:
+            print(f"{trainer.label}: resuming after epoch {state['epoch']}")
+    for epoch in range(start, epochs):
+        row = trainer.run_epoch(epoch)
+        distributed.check_same_on_every_rank(trainer.synchronised())
+        if not main:
+            continue
+        check_history_columns(row)
+        run.append_history(row, key=trainer.history_key)
+        if row.get(trainer.best_metric, -math.inf) > best:
+            best = row[trainer.best_metric]
+            run.save_checkpoint(trainer.model_checkpoint(row), trainer.best_name)
+        if trainer.last_name is not None:
+            run.save_checkpoint(trainer.model_checkpoint(row), trainer.last_name)
+        run.save_checkpoint({**trainer.state_dict(), "epoch": epoch, "best": best}, trainer.state_name)
+    distributed.barrier()  # the other ranks read the run folder only once rank 0 has written it
