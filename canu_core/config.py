@@ -35,6 +35,11 @@ STUDY_FIELDS = (
     "coverage_grid",
     "coverage_method",
     "parallel_runs",
+    "executor",
+    "slurm_partition",
+    "gpus_per_run",
+    "cpus_per_run",
+    "time_limit",
 )
 
 
@@ -158,7 +163,14 @@ class Params:
     mu_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])  # the paper's Table III
     coverage_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
     coverage_method: Method = "mmt"
-    parallel_runs: int = 1  # runs at once; the CPU threads are shared between them
+    parallel_runs: int = 1  # runs at once; the CPU threads are shared between them (slurm: the array's parallelism)
+    # where the runs execute: "local" (notebook 03 in this machine's kernels), "slurm" (one submitit job per run, a
+    # Slurm job array) or "submitit_local" (the same jobs as local processes, all at once: to try the cluster path)
+    executor: Literal["local", "submitit_local", "slurm"] = "local"
+    slurm_partition: Optional[str] = None  # None: the cluster's default partition
+    gpus_per_run: int = 0
+    cpus_per_run: int = 2  # also each job's thread count
+    time_limit: int = 240  # minutes per job; a job stopped by it is resubmitted by the next execution, and resumes
 
 
 def _type_name(tp: Any) -> str:

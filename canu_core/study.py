@@ -12,6 +12,7 @@ adversarial objective). `claims_table` tests each of the paper's claims on the p
 from __future__ import annotations
 
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .config import ADVERSARIES, METHODS, STUDY_FIELDS, Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
-from .runs import RunFolder, atomic_write_text, resolve_run
+from .runs import RunFolder, atomic_write_text, outputs_root, resolve_run
 
 WITH_ADVERSARY = tuple(a for a in ADVERSARIES if a != "none")  # +Adv. and CANU, the arms with a mu
 PAPER_MU = {"ssg": 0.05, "mmt": 0.1}  # the paper's choice for CANU-SSG and CANU-MMT (Table III)
@@ -196,10 +197,13 @@ def preset_coverage(params: Params) -> float:
 
 
 def run_parameters(params: Params, run: StudyRun) -> dict[str, Any]:
-    """The full parameter set of one run: the study's parameters without its own fields, then the run's; the
-    study's threads shared between its `parallel_runs`."""
+    """The full parameter set of one run: the study's parameters without its own fields, then the run's; its
+    threads: the study's shared between its `parallel_runs` on this machine, a job's CPUs on a cluster."""
     values = as_dict(make_params({**as_dict(params), **run.overrides}))
-    values["threads"] = max(1, (params.threads or torch.get_num_threads()) // params.parallel_runs)
+    if params.executor == "local":
+        values["threads"] = max(1, (params.threads or torch.get_num_threads()) // params.parallel_runs)
+    else:
+        values["threads"] = params.cpus_per_run
     return {k: v for k, v in values.items() if k not in STUDY_FIELDS}
 
 
@@ -214,28 +218,18 @@ def run_state(params: Params, run: StudyRun) -> str:
 
 
 def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
-    """Run every unfinished run of `runs` through notebook 03 (`params.parallel_runs` at once, the CPU threads
-    shared between them) and return one row per run: its name, state before and after, and the error of a run
-    that failed (the others go on; its executed notebook, in outputs/.failed/<run_name>/, shows where)."""
-    from .notebook import run_notebook
-
+    """Run every unfinished run of `runs` through notebook 03 and return one row per run: its name, state before and
+    after, and the error of a run that failed (the others go on) with where to look: its executed notebook
+    (outputs/.failed/<run_name>/) and, for a job, its log. `params.executor` "local": `parallel_runs` at once on
+    this machine, the CPU threads shared between them; "slurm" / "submitit_local": one submitit job per run."""
     states = {run.name: run_state(params, run) for run in runs}
     todo = [run for run in runs if states[run.name] != "finished"]
     print(
         f"{len(runs)} runs: {len(runs) - len(todo)} finished already, {len(todo)} to run "
         f"({sum(s == 'partial' for s in states.values())} resuming)"
     )
-    errors: dict[str, str] = {}
-
-    def execute(run: StudyRun) -> None:
-        try:
-            run_notebook("03_train", parameters=run_parameters(params, run))
-        except Exception as err:  # noqa: BLE001 - one failed run must not stop the sweep; reported below
-            errors[run.name] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err) else ''}"
-
-    with ThreadPoolExecutor(max_workers=params.parallel_runs) as pool:
-        for _ in tqdm(pool.map(execute, todo), total=len(todo), desc="study runs", unit="run"):
-            pass
+    execute = execute_locally if params.executor == "local" else execute_as_jobs
+    errors, logs = execute(params, todo) if todo else ({}, {})
     return pd.DataFrame(
         [
             {
@@ -243,10 +237,85 @@ def execute_study(params: Params, runs: Sequence[StudyRun]) -> pd.DataFrame:
                 "before": states[run.name],
                 "after": "failed" if run.name in errors else "finished",
                 "error": errors.get(run.name, ""),
+                "log": logs.get(run.name, ""),
             }
             for run in runs
         ]
     )
+
+
+ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception|Interrupt): \S")  # "ValueError: ..." in a job's traceback
+
+
+def _last_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+
+
+def execute_locally(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str, str], dict[str, str]]:
+    """Notebook 03 for each run in this machine's kernels, `params.parallel_runs` at once; the errors by run."""
+    from .notebook import run_notebook
+
+    errors: dict[str, str] = {}
+
+    def execute(run: StudyRun) -> None:
+        try:
+            run_notebook("03_train", parameters=run_parameters(params, run))
+        except Exception as err:  # noqa: BLE001 - one failed run must not stop the sweep; reported below
+            errors[run.name] = _last_line(err)
+
+    with ThreadPoolExecutor(max_workers=params.parallel_runs) as pool:
+        for _ in tqdm(pool.map(execute, runs), total=len(runs), desc="study runs", unit="run"):
+            pass
+    return errors, {}
+
+
+def run_as_job(parameters: dict[str, Any]) -> str:
+    """What one submitit job runs: notebook 03 with these parameters, in the job's own process."""
+    from .notebook import run_notebook
+
+    return str(run_notebook("03_train", parameters=parameters))
+
+
+def job_executor(params: Params):
+    """A submitit executor for the study's jobs, its folders (logs, pickled calls) in outputs/.jobs/<run_name>/."""
+    import submitit
+
+    folder = outputs_root() / ".jobs" / params.run_name / "%j"
+    if params.executor == "slurm":
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        executor.update_parameters(
+            name=params.run_name,
+            timeout_min=params.time_limit,
+            cpus_per_task=params.cpus_per_run,
+            gpus_per_node=params.gpus_per_run,
+            slurm_array_parallelism=params.parallel_runs,
+            **({"slurm_partition": params.slurm_partition} if params.slurm_partition else {}),
+        )
+    else:
+        executor = submitit.AutoExecutor(folder=folder, cluster="local")
+        executor.update_parameters(timeout_min=params.time_limit, gpus_per_node=params.gpus_per_run)
+    return executor
+
+
+def execute_as_jobs(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str, str], dict[str, str]]:
+    """One submitit job per run (a Slurm job array, or local processes), waited for; the errors and log paths by
+    run. A job that was killed or ran out of time leaves a partial run: executing the study again resubmits it and
+    it resumes from its last checkpoint."""
+    import submitit
+
+    jobs = job_executor(params).map_array(run_as_job, [run_parameters(params, run) for run in runs])
+    names = {job.job_id: run.name for job, run in zip(jobs, runs)}
+    print(f"submitted {len(jobs)} jobs ({params.executor}): {', '.join(job.job_id for job in jobs)}")
+    errors, logs = {}, {}
+    for job in tqdm(submitit.helpers.as_completed(jobs), total=len(jobs), desc="study jobs", unit="job"):
+        name = names[job.job_id]
+        logs[name] = str(job.paths.stderr)
+        try:
+            job.result()
+        except Exception as err:  # noqa: BLE001 - one failed job must not stop the others; reported below
+            raised = [line.strip() for line in str(err).splitlines() if ERROR_LINE.match(line)]
+            errors[name] = raised[-1] if raised else _last_line(err)  # the job's own error, not submitit's wrapper
+    return errors, logs
 
 
 RUN_COLUMNS = ("run_name", "method", "adversary", "variant", "mu", "seed", "default_world", "target_coverage")

@@ -1,0 +1,75 @@
+"""Notebook 04's runs as submitit jobs (executor "submitit_local": the jobs a Slurm cluster would get, run as local
+processes with real job folders and logs): a job that fails is reported with its log, the others finish; a job
+killed in the middle leaves a partial run, which the next execution resubmits and which resumes from its
+checkpoint."""
+
+import dataclasses
+import time
+
+import psutil
+import pytest
+
+from canu_core.cli import main
+from canu_core.config import load_params
+from canu_core.runs import RunFolder, project_root
+from canu_core.study import execute_study, job_executor, run_as_job, run_parameters, study_run
+
+SMOKE = str(project_root() / "params" / "smoke.yaml")
+pytestmark = pytest.mark.notebook
+
+
+@pytest.fixture
+def study_params(tiny_data_root, tmp_path, monkeypatch):
+    """A study that runs its jobs with submitit's local executor, from a 1-epoch tiny pretraining."""
+    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))  # the jobs inherit it
+    common = {"data_root": str(tiny_data_root), "device": "cpu", "threads": 1}
+    flags = [
+        item for name, value in {**common, "run_name": "source", "epochs": 1}.items() for item in ("-p", name, value)
+    ]
+    assert main(["run", "01_pretrain", "-f", SMOKE, *map(str, flags)]) == 0
+    return load_params(
+        SMOKE,
+        overrides={
+            **common,
+            "run_name": "jobs",
+            "pretrain_run": "source",
+            "executor": "submitit_local",
+            "cpus_per_run": 1,
+            "umap_figures": False,
+        },
+    )
+
+
+def test_failed_job_is_reported_with_its_log_and_the_others_finish(study_params, tmp_path):
+    good = study_run("jobs", "mmt", "none", 0.1, seed=0)
+    bad = study_run("jobs", "mmt", "none", 0.1, seed=0, target_coverage=2.0)  # not a coverage: fails in the job
+    outcome = execute_study(study_params, [good, bad]).set_index("run_name")
+
+    assert outcome.loc[good.name, ["before", "after", "error"]].tolist() == ["new", "finished", ""]
+    assert (tmp_path / good.name / "metrics.json").is_file() and (tmp_path / good.name / "03_train.ipynb").is_file()
+    assert outcome.loc[bad.name, "after"] == "failed" and "camera_coverage" in outcome.loc[bad.name, "error"]
+    log = outcome.loc[bad.name, "log"]
+    assert log.startswith(str(tmp_path / ".jobs" / "jobs")) and "camera_coverage" in open(log).read()
+    assert (tmp_path / ".failed" / bad.name / "03_train.ipynb").is_file()
+
+
+def test_killed_job_is_resubmitted_and_resumes(study_params, tmp_path):
+    run = study_run("jobs", "mmt", "canu", 0.1, seed=0)
+    params = dataclasses.replace(study_params, adapt_epochs=3)
+    job = job_executor(params).submit(run_as_job, run_parameters(params, run))
+    state = tmp_path / run.name / "checkpoints" / "mmt_state.pt"
+    deadline = time.monotonic() + 300
+    while not state.exists() and not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher = psutil.Process(job._process.pid)  # the job and the notebook kernel it started, as scancel would
+    processes = [*launcher.children(recursive=True), launcher]
+    for process in processes:
+        process.kill()
+    psutil.wait_procs(processes, timeout=30)
+    assert state.exists() and not (tmp_path / run.name / "metrics.json").exists()
+
+    outcome = execute_study(params, [run])
+    assert outcome[["before", "after", "error"]].values.tolist() == [["partial", "finished", ""]]
+    folder = RunFolder(tmp_path / run.name)
+    assert folder.read_history()["epoch"].tolist() == [0, 1, 2]
+    assert "mmt: resuming after epoch" in (folder.path / "03_train.ipynb").read_text()
