@@ -16,6 +16,7 @@ import torch
 
 from canu_core.cli import main
 from canu_core.distributed import ShardedBatches
+from canu_core.notebook import run_notebook
 from canu_core.runs import RunFolder, project_root
 
 ROOT = project_root()
@@ -63,7 +64,7 @@ def torchrun(nproc: int, job: str, outputs, **parameters) -> subprocess.Complete
 
 
 def tiny(data_root, **parameters) -> dict:
-    return {"data_root": data_root, "device": "cpu", "threads": 1, **parameters}
+    return {"data_root": str(data_root), "device": "cpu", "threads": 1, **parameters}
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +117,13 @@ def test_two_process_history_stays_close_to_one_process_at_the_same_global_batch
     assert one["train_acc"].between(0, 1).all() and two["train_acc"].between(0, 1).all()
 
 
-def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(two_process_pretraining, tiny_data_root):
+def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(
+    two_process_pretraining, tiny_data_root, monkeypatch
+):
     outputs = two_process_pretraining
-    parameters = tiny(tiny_data_root, method="mmt", adversary="canu", pretrain_run="source2", adapt_epochs=3)
+    parameters = tiny(
+        tiny_data_root, method="mmt", adversary="canu", pretrain_run="source2", adapt_epochs=3, umap_figures=False
+    )
     torchrun(2, "03_train", outputs, **parameters, run_name="whole")
 
     killed = subprocess.Popen(
@@ -148,6 +153,13 @@ def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(t
     for name in ("mmt_last", "mmt_best_oracle"):
         for key, value in whole.load_checkpoint(name)["model"].items():
             assert torch.equal(value, again.load_checkpoint(name)["model"][key]), (name, key)
+
+    # notebook 03 on the finished run, with the same parameters, trains nothing and draws from the run folder
+    history = whole.history_path.read_bytes()
+    monkeypatch.setenv("CANU_OUTPUTS", str(outputs))
+    executed = run_notebook("03_train", [SMOKE], {**parameters, "run_name": "whole"})
+    assert "epoch 1:" not in executed.read_text() and whole.history_path.read_bytes() == history
+    assert whole.figure_path("adaptation_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_rank_that_differs_is_caught(tmp_path):
