@@ -81,6 +81,9 @@ class Params:
     width: int = 32
     eval_batch_size: int = 256
     num_workers: int = 0
+    # processes of one training (notebooks 01 / 03): > 1 launches torchrun (DistributedDataParallel, one process per
+    # GPU, or gloo on the CPU); `threads` is per process. A run's results depend on it, so it is recorded and compared
+    nproc: int = 1
     flip_eval: bool = False
     rerank: bool = False
     # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
@@ -245,6 +248,8 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
             f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
             f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo"
         )
+    if coerced.get("nproc", 1) < 1:
+        raise ConfigError(f"parameter 'nproc': expected a process count >= 1, found {coerced['nproc']}")
     if coerced.get("threads") is not None and coerced["threads"] < 1:
         raise ConfigError(
             f"parameter 'threads': expected a count >= 1 (or null for torch's default), found {coerced['threads']}"

@@ -173,6 +173,8 @@ def run_training(notebook: str, params: Params) -> RunFolder:
     if notebook not in TRAINING_JOBS:
         raise ConfigError(f"`run` trains {' or '.join(TRAINING_JOBS)}; found {notebook!r}")
     group = distributed.start(distributed.local_device(resolve_device(params.device)))
+    if group.distributed and group.world_size != params.nproc:  # torchrun by hand: the record says how it ran
+        params = dataclasses.replace(params, nproc=group.world_size)
     if group.main:
         run, params, datasets = open_training_run(notebook, params)
         run.record(params, notebook)
@@ -184,7 +186,7 @@ def run_training(notebook: str, params: Params) -> RunFolder:
         if group.main:
             final = run.read_history().sort_values("epoch").groupby("model").tail(1)
             columns = ["model", "seed", "source_mAP", "source_R1", "target_mAP", "target_R1"]
-            run.write_metrics({"models": final[columns].to_dict("records"), "processes": group.world_size})
+            run.write_metrics({"models": final[columns].to_dict("records"), "processes": params.nproc})
     else:
         source_run = RunFolder.for_run(params.pretrain_run)
         if params.method == "ssg":
@@ -194,7 +196,7 @@ def run_training(notebook: str, params: Params) -> RunFolder:
         if group.main:
             oracle = run.load_checkpoint(f"{params.method}_best_oracle")
             metrics = adaptation_metrics(run.read_history(), oracle["metrics"] if oracle else None, params)
-            run.write_metrics(metrics | {"processes": group.world_size})
+            run.write_metrics(metrics | {"processes": params.nproc})
     distributed.barrier()
     return run
 

@@ -69,9 +69,17 @@ def tiny(data_root, **parameters) -> dict:
 
 @pytest.fixture(scope="module")
 def two_process_pretraining(tiny_data_root, tmp_path_factory):
-    """Notebook 01's training on 2 processes (2 source models x 2 epochs), the run 03_train adapts from."""
+    """Notebook 01's training on 2 processes (2 source models x 2 epochs), the run 03_train adapts from: `run
+    01_pretrain -p nproc 2`, which launches torchrun itself (the tests below also launch it by hand)."""
     outputs = tmp_path_factory.mktemp("outputs")
-    torchrun(2, "01_pretrain", outputs, **tiny(tiny_data_root, run_name="source2"))
+    parameters = tiny(tiny_data_root, run_name="source2", nproc=2)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment(outputs).items():
+            patch.setenv(name, value)
+        assert (
+            main(["run", "01_pretrain", "-f", SMOKE, *[str(i) for k, v in parameters.items() for i in ("-p", k, v)]])
+            == 0
+        )
     return outputs
 
 
@@ -117,9 +125,7 @@ def test_two_process_history_stays_close_to_one_process_at_the_same_global_batch
     assert one["train_acc"].between(0, 1).all() and two["train_acc"].between(0, 1).all()
 
 
-def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(
-    two_process_pretraining, tiny_data_root, monkeypatch
-):
+def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(two_process_pretraining, tiny_data_root):
     outputs = two_process_pretraining
     parameters = tiny(tiny_data_root, method="mmt", adversary="canu", pretrain_run="source2", umap_figures=False)
     torchrun(2, "03_train", outputs, **parameters, run_name="whole")
@@ -151,13 +157,6 @@ def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(
     for name in ("mmt_last", "mmt_best_oracle"):
         for key, value in whole.load_checkpoint(name)["model"].items():
             assert torch.equal(value, again.load_checkpoint(name)["model"][key]), (name, key)
-
-    # notebook 03 on the finished run, with the same parameters, trains nothing and draws from the run folder
-    history = whole.history_path.read_bytes()
-    monkeypatch.setenv("CANU_OUTPUTS", str(outputs))
-    executed = run_notebook("03_train", [SMOKE], {**parameters, "run_name": "whole"})
-    assert "epoch 1:" not in executed.read_text() and whole.history_path.read_bytes() == history
-    assert whole.figure_path("adaptation_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_rank_that_differs_is_caught(tmp_path):
@@ -195,3 +194,18 @@ def test_two_process_ssg_with_its_part_adversaries(two_process_pretraining, tiny
     history = run.read_history()
     assert list(history["epoch"]) == [0, 1] and run.read_metrics()["processes"] == 2
     assert history["disc_acc_full"].between(0, 1).all()  # the part discriminators stepped (on both ranks, in step)
+
+
+def test_notebook_03_with_nproc_2_launches_torchrun_and_draws_from_its_run_folder(
+    two_process_pretraining, tiny_data_root, monkeypatch
+):
+    monkeypatch.setenv("CANU_OUTPUTS", str(two_process_pretraining))
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    parameters = tiny(tiny_data_root, pretrain_run="source2", run_name="notebook2", nproc=2, umap_figures=False)
+    executed = run_notebook("03_train", [SMOKE], parameters).read_text()
+    assert "torchrun --standalone --nproc_per_node=2 -m canu_core run 03_train" in executed
+    assert "mmt+canu epoch 2:" in executed  # the ranks' output, shown in the cell
+    run = RunFolder(two_process_pretraining / "notebook2")
+    assert run.read_history()["epoch"].tolist() == [0, 1] and run.read_params()["nproc"] == 2
+    assert run.figure_path("adaptation_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert run.read_metrics()["epochs_trained"] == 2 and not (run.path / ".torchrun_params.yaml").exists()

@@ -42,6 +42,7 @@ from .adaptation import (
     discriminator_inputs,
     discriminator_metrics,
     forward_in_chunks,
+    load_adapted_model,
     make_clustering,
     restore_eps,
     source_architecture,
@@ -269,6 +270,9 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     of the last epoch."""
     if params.adapt_iters_per_epoch < 1:
         raise ValueError("MMT trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
+    if distributed.needs_launch(params):  # nproc > 1: torchrun, then the model from the run folder
+        distributed.launch("03_train", params, run)
+        return load_adapted_model(run, METHOD, "last")
     trainer = MMTTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run))
     fit(trainer, run, params.adapt_epochs)
     return trainer.evaluated_model

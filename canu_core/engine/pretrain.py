@@ -245,7 +245,11 @@ def pretrain_model(
 
 
 def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder) -> list[ReidModel]:
-    """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones)."""
+    """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones);
+    with `params.nproc` > 1, in that many processes (torchrun), the models then read from `run`."""
+    if distributed.needs_launch(params):
+        distributed.launch("01_pretrain", params, run)
+        return [load_source_model(run, k + 1, "last") for k in range(params.n_models)]
     return [
         pretrain_model(params, source, target, run, index=k + 1, seed=params.seed + k) for k in range(params.n_models)
     ]

@@ -53,6 +53,7 @@ from .adaptation import (
     discriminator_inputs,
     discriminator_metrics,
     forward_in_chunks,
+    load_adapted_model,
     make_clustering,
     restore_eps,
     source_architecture,
@@ -310,6 +311,9 @@ def train_ssg(
             f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
             "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0"
         )
+    if distributed.needs_launch(params):  # nproc > 1: torchrun, then the model from the run folder
+        distributed.launch("03_train", params, run)
+        return load_adapted_model(run, METHOD, "last")
     trainer = SSGTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run), source)
     fit(trainer, run, params.adapt_epochs)
     return trainer.model
