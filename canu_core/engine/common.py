@@ -45,6 +45,7 @@ def identity_loader(
         num_workers=num_workers,
         drop_last=True,
         persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),  # page-locked batches reach a GPU faster (unused on the CPU)
     )
 
 
@@ -110,7 +111,14 @@ def shuffled_loader(
     starts its own, seeded from that pass's generator, so a resumed epoch repeats the augmentations."""
     sampler, batch_size = distributed.shard_batches(ShuffledSampler(len(records), seed), batch_size)
     dataset = ImageDataset(records, build_train_transform(height, width))
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=True)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def endless_batches(loader: DataLoader, epoch: int, seed: int) -> Iterator:
