@@ -289,6 +289,24 @@ class Adaptation(Trainer):
                 "torchrun each process already normalises its own share of the batch: set bn_chunk 0"
             )
 
+    def make_adversaries(self, feature_dim: int, count: int) -> list[CameraAdversary]:
+        """`count` camera adversaries (one per network or part) as the parameters set them, on this device."""
+        params = self.params
+        return [
+            CameraAdversary(
+                params.adversary,
+                feature_dim,
+                self.target.num_cams,
+                params.mu,
+                params.disc_lr,
+                params.weight_decay,
+                params.merge,
+                self.device,
+                params.adversary_objective,
+            )
+            for _ in range(count)
+        ]
+
     @abstractmethod
     def cluster(self, epoch: int) -> Clusters:
         """This epoch's pseudo-labels of the target training set."""

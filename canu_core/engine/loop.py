@@ -58,6 +58,10 @@ HISTORY_PATTERNS = {
 }
 
 
+# The best score's key in state checkpoints written before this loop existed, so that such runs still resume.
+LEGACY_BEST = {"source_mAP": "best_source_mAP", "target_mAP": "best_oracle_mAP"}
+
+
 def check_history_columns(row: Mapping[str, Any]) -> None:
     """A trainer's row may hold only the columns defined above: a new one is defined there first."""
     unknown = [
@@ -106,7 +110,8 @@ def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
     state = run.load_checkpoint(trainer.state_name)
     if state is not None:
         trainer.load_state_dict(state)
-        start, best = state["epoch"] + 1, state["best"]
+        start = state["epoch"] + 1
+        best = state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
         if start < epochs and main:
             print(f"{trainer.label}: resuming after epoch {state['epoch']}")
     for epoch in range(start, epochs):

@@ -174,20 +174,7 @@ class MMTTrainer(Adaptation):
         self.flip_eval = params.flip_eval
         self.students = [load_source_model(source_run, k, params.source_checkpoint).to(self.device) for k in NETWORKS]
         self.teachers = [copy.deepcopy(student) for student in self.students]
-        self.adversaries = [
-            CameraAdversary(
-                params.adversary,
-                self.students[0].feature_dim,
-                target.num_cams,
-                params.mu,
-                params.disc_lr,
-                params.weight_decay,
-                params.merge,
-                self.device,
-                params.adversary_objective,
-            )
-            for _ in NETWORKS
-        ]
+        self.adversaries = self.make_adversaries(self.students[0].feature_dim, len(NETWORKS))
         self.clustering = make_clustering(params)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
 

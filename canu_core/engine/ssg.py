@@ -192,20 +192,7 @@ class SSGTrainer(Adaptation):
         seed_everything(params.seed)
         source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
         self.model = parts_model(source_model).to(self.device)
-        self.adversaries = [
-            CameraAdversary(
-                params.adversary,
-                self.model.feature_dim,
-                target.num_cams,
-                params.mu,
-                params.disc_lr,
-                params.weight_decay,
-                params.merge,
-                self.device,
-                params.adversary_objective,
-            )
-            for _ in PARTS
-        ]
+        self.adversaries = self.make_adversaries(self.model.feature_dim, len(PARTS))
         self.clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],

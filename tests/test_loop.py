@@ -1,0 +1,73 @@
+"""The training loop every trainer runs (engine/loop.py), on a counting trainer: epochs, history, the best and last
+checkpoints, resuming after the state's epoch (also from a state written before the loop existed), and the one
+definition of the history's columns."""
+
+import pytest
+
+from canu_core.engine.loop import Trainer, check_history_columns, fit
+from canu_core.runs import RunFolder
+
+
+class Counting(Trainer):
+    label, history_key, state_name, best_name, last_name = (
+        "count",
+        ("epoch",),
+        "count_state",
+        "count_best",
+        "count_last",
+    )
+    best_metric = "target_mAP"
+
+    def __init__(self, scores):
+        self.scores, self.steps, self.ran = scores, 0, []
+
+    def run_epoch(self, epoch):
+        self.steps += 1
+        self.ran.append(epoch)
+        return {"epoch": epoch, "loss": float(self.steps), "target_mAP": self.scores[epoch]}
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        self.steps = state["steps"]
+
+    def synchronised(self):
+        return {}
+
+    def model_checkpoint(self, row):
+        return {"epoch": row["epoch"], "steps": self.steps}
+
+
+def test_fit_writes_rows_the_best_and_last_and_resumes_after_the_state(tmp_path, capsys):
+    run = RunFolder(tmp_path / "run")
+    scores = [10.0, 30.0, 20.0, 25.0]
+    fit(Counting(scores), run, epochs=3)
+    assert run.read_history()["epoch"].tolist() == [0, 1, 2]
+    assert run.load_checkpoint("count_best")["epoch"] == 1 and run.load_checkpoint("count_last")["epoch"] == 2
+    assert run.load_checkpoint("count_state") == {"steps": 3, "epoch": 2, "best": 30.0}
+
+    again = Counting(scores)
+    fit(again, run, epochs=4)  # one more epoch: only epoch 3 runs, from the restored state
+    assert again.ran == [3] and again.steps == 4 and "count: resuming after epoch 2" in capsys.readouterr().out
+    assert run.read_history()["loss"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert run.load_checkpoint("count_best")["epoch"] == 1  # 25 did not beat 30
+
+    done = Counting(scores)
+    fit(done, run, epochs=4)
+    assert done.ran == []
+
+
+def test_a_state_written_before_the_loop_resumes_with_its_best_score(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.save_checkpoint({"steps": 2, "epoch": 1, "best_oracle_mAP": 40.0}, "count_state")
+    trainer = Counting([10.0, 30.0, 20.0])
+    fit(trainer, run, epochs=3)
+    assert trainer.ran == [2] and not run.checkpoint_path("count_best").exists()  # 20 < 40: no new best
+    assert run.load_checkpoint("count_state")["best"] == 40.0
+
+
+def test_history_columns_are_defined_once():
+    check_history_columns({"epoch": 0, "loss_tri_full": 1.0, "disc_acc_1": 0.5, "eps_upper": 0.3, "train_acc2": 1.0})
+    with pytest.raises(KeyError, match=r"not defined in engine/loop.py's HISTORY_COLUMNS: \['mystery'\]"):
+        check_history_columns({"epoch": 0, "mystery": 1})
