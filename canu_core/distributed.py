@@ -200,7 +200,7 @@ class ShardedBatches(Sampler[int]):
                 f"a batch of {batch_size} images cannot be split evenly over {world_size} processes: choose "
                 "batch_ids x instances divisible by nproc"
             )
-        self.sampler, self.batch_size, self.rank, self.world_size = sampler, batch_size, rank, world_size
+        self.sampler, self.batch_size, self.rank = sampler, batch_size, rank
         self.share = batch_size // world_size
 
     def set_epoch(self, epoch: int, pass_index: int = 0) -> None:

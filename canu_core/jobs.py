@@ -172,6 +172,10 @@ def run_training(notebook: str, params: Params) -> RunFolder:
     notebook's figures read. Resumes like the notebook."""
     if notebook not in TRAINING_JOBS:
         raise ConfigError(f"`run` trains {' or '.join(TRAINING_JOBS)}; found {notebook!r}")
+    if distributed.needs_launch(params):  # nproc > 1: the ranks open, train and write the run themselves
+        run, params = open_run(params, notebook)  # a conflicting run folder is refused before any process starts
+        distributed.launch(notebook, params, run)
+        return run
     group = distributed.start(distributed.local_device(resolve_device(params.device)))
     if group.distributed and group.world_size != params.nproc:  # torchrun by hand: the record says how it ran
         params = dataclasses.replace(params, nproc=group.world_size)

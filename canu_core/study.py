@@ -253,13 +253,11 @@ def _last_line(err: BaseException) -> str:
 
 def execute_locally(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str, str], dict[str, str]]:
     """Notebook 03 for each run in this machine's kernels, `params.parallel_runs` at once; the errors by run."""
-    from .notebook import run_notebook
-
     errors: dict[str, str] = {}
 
     def execute(run: StudyRun) -> None:
         try:
-            run_notebook("03_train", parameters=run_parameters(params, run))
+            run_one(run_parameters(params, run))
         except Exception as err:  # noqa: BLE001 - one failed run must not stop the sweep; reported below
             errors[run.name] = _last_line(err)
 
@@ -269,8 +267,9 @@ def execute_locally(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str,
     return errors, {}
 
 
-def run_as_job(parameters: dict[str, Any]) -> str:
-    """What one submitit job runs: notebook 03 with these parameters, in the job's own process."""
+def run_one(parameters: dict[str, Any]) -> str:
+    """One study run: notebook 03 with these parameters (from a local worker thread, or as a submitit job in the
+    job's own process)."""
     from .notebook import run_notebook
 
     return str(run_notebook("03_train", parameters=parameters))
@@ -303,7 +302,7 @@ def execute_as_jobs(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str,
     it resumes from its last checkpoint."""
     import submitit
 
-    jobs = job_executor(params).map_array(run_as_job, [run_parameters(params, run) for run in runs])
+    jobs = job_executor(params).map_array(run_one, [run_parameters(params, run) for run in runs])
     names = {job.job_id: run.name for job, run in zip(jobs, runs)}
     print(f"submitted {len(jobs)} jobs ({params.executor}): {', '.join(job.job_id for job in jobs)}")
     errors, logs = {}, {}

@@ -11,7 +11,7 @@ import pytest
 from canu_core.cli import main
 from canu_core.config import load_params
 from canu_core.runs import RunFolder, project_root
-from canu_core.study import execute_study, job_executor, run_as_job, run_parameters, study_run
+from canu_core.study import execute_study, job_executor, run_one, run_parameters, study_run
 
 SMOKE = str(project_root() / "params" / "smoke.yaml")
 pytestmark = pytest.mark.notebook
@@ -61,7 +61,7 @@ def test_failed_job_is_reported_with_its_log_and_the_others_finish(study_params,
 
 def test_killed_job_is_resubmitted_and_resumes(study_params, outputs):
     run = study_run("jobs", "mmt", "canu", 0.1, seed=0)
-    job = job_executor(study_params).submit(run_as_job, run_parameters(study_params, run))
+    job = job_executor(study_params).submit(run_one, run_parameters(study_params, run))
     state = outputs / run.name / "checkpoints" / "mmt_state.pt"
     deadline = time.monotonic() + 300
     while not state.exists() and not job.done() and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .. import distributed
+from ..config import Params
 from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord
 from ..data.samplers import RandomIdentitySampler
@@ -47,6 +48,11 @@ def identity_loader(
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),  # page-locked batches reach a GPU faster (unused on the CPU)
     )
+
+
+def grad_scaler(params: Params, device: torch.device) -> torch.amp.GradScaler:
+    """Mixed precision's loss scaler: on with `params.amp` on CUDA, off (a pass-through) elsewhere."""
+    return torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
 
 
 def warmup_multistep(

@@ -49,7 +49,7 @@ from .adaptation import (
     train_set_features,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, identity_loader
+from .common import batches, check_finite, grad_scaler, identity_loader
 from .loop import fit
 from .pretrain import load_source_model
 
@@ -176,7 +176,7 @@ class MMTTrainer(Adaptation):
         self.teachers = [copy.deepcopy(student) for student in self.students]
         self.adversaries = self.make_adversaries(self.students[0].feature_dim, len(NETWORKS))
         self.clustering = make_clustering(params)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+        self.scaler = grad_scaler(params, self.device)
 
     @property
     def evaluated_model(self) -> ReidModel:

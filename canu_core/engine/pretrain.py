@@ -37,6 +37,7 @@ from .common import (
     check_finite,
     check_weights,
     endless_batches,
+    grad_scaler,
     identity_loader,
     relabel,
     shuffled_loader,
@@ -160,7 +161,7 @@ class PretrainTrainer(Trainer):
         self.network = distributed.wrap(self.model, self.device)  # under torchrun: DistributedDataParallel
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         self.scheduler = warmup_multistep(self.optimizer, params.warmup_epochs, params.milestones)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+        self.scaler = grad_scaler(params, self.device)
         self.loader = identity_loader(
             records, params.height, params.width, params.batch_ids, params.instances, seed, params.num_workers
         )
@@ -187,7 +188,7 @@ class PretrainTrainer(Trainer):
             target_batches=target_batches,
         )
         check_weights({self.label: self.model}, epoch, "lr")
-        distributed.broadcast_state([self.model])  # BatchNorm statistics followed each rank's batches: rank 0's
+        distributed.broadcast_state(self.synchronised().values())  # BatchNorm statistics followed each rank's: rank 0's
         self.scheduler.step()
         row = {"model": self.index, "seed": self.seed, "epoch": epoch, "lr": lr, **distributed.mean_over_ranks(losses)}
         if not distributed.group().main:
@@ -222,9 +223,8 @@ class PretrainTrainer(Trainer):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        use_learning_rate(
-            self.optimizer, self.params.lr, self.scheduler
-        )  # an amended lr takes effect from the next epoch
+        # an amended lr takes effect from the next epoch
+        use_learning_rate(self.optimizer, self.params.lr, self.scheduler)
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
 

@@ -60,7 +60,7 @@ from .adaptation import (
     train_set_features,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, identity_loader, use_learning_rate
+from .common import batches, check_finite, grad_scaler, identity_loader, use_learning_rate
 from .loop import fit
 from .pretrain import load_source_model
 
@@ -200,7 +200,7 @@ class SSGTrainer(Adaptation):
             momentum=MOMENTUM,
             weight_decay=params.weight_decay,
         )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=params.amp and self.device.type == "cuda")
+        self.scaler = grad_scaler(params, self.device)
 
     @property
     def evaluated_model(self) -> ReidModel:
