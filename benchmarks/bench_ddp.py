@@ -55,7 +55,7 @@ def measure(steps: int, data_root: str, threads: int) -> None:
         trainer.ce,
         trainer.triplet,
         device,
-        trainer.scaler,
+        trainer.precision,
         WARMUP + steps,
         0,
         desc=f"rank {group.rank}",

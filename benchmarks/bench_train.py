@@ -1,12 +1,13 @@
 """Training images per second on the device at hand: a supervised step (cross-entropy + soft-margin triplet,
 Adam, as source pretraining) of the synthetic default's network (compact IBN, 64 x 32) and of IBN-ResNet-50-a at
-the paper's 256 x 128, batch 64 (16 identities x 4), on random images; on CUDA with mixed precision on and off.
+the paper's 256 x 128, batch 64 (16 identities x 4), on random images: in float32, in channels_last, and on CUDA
+with mixed precision (float16 with its loss scale, bfloat16 where the GPU has it), alone and with channels_last.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 20] [--device auto]
 
 On this project's 2-core CPU machine it is a smoke run (a few steps; IBN-ResNet-50-a at 256 x 128 takes seconds per
-step); its numbers say how far a CPU is from what the paper's schedule needs. With a GPU the AMP row is the one
-that matters.
+step); its numbers say how far a CPU is from what the paper's schedule needs. With a GPU the mixed-precision rows
+are the ones that matter: each is printed as a ratio to float32 in the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import torch
 
 from canu_core.device import resolve_device
+from canu_core.engine.common import MixedPrecision
 from canu_core.losses import CrossEntropyLabelSmooth, TripletLoss
 from canu_core.models import build_model
 
@@ -25,11 +27,15 @@ BATCH_IDS, INSTANCES, CLASSES = 16, 4, 751  # Market-1501's training identities
 WARMUP = 2
 
 
-def images_per_second(arch: str, height: int, width: int, device: torch.device, amp: bool, steps: int) -> float:
+def images_per_second(
+    arch: str, height: int, width: int, device: torch.device, precision: MixedPrecision, channels_last: bool, steps: int
+) -> float:
+    """The trainers' step (MixedPrecision's autocast and step, a channels_last model as prepare_model makes it)."""
     torch.manual_seed(0)
     model = build_model(arch, num_classes=CLASSES).to(device).train()
+    if channels_last:
+        model.use_channels_last()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.00035)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
     ce, triplet = CrossEntropyLabelSmooth(CLASSES), TripletLoss(None)
     batch = BATCH_IDS * INSTANCES
     images = torch.randn(batch, 3, height, width, device=device)
@@ -40,16 +46,22 @@ def images_per_second(arch: str, height: int, width: int, device: torch.device, 
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        with torch.autocast(device_type=device.type, enabled=amp):
+        with precision.autocast():
             features, logits = model(images)
-        loss = ce(logits.float(), labels) + triplet(features.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        precision.step(ce(logits.float(), labels) + triplet(features.float(), labels), optimizer)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - started)
+
+
+def precisions(device: torch.device) -> dict[str, MixedPrecision]:
+    """float32 everywhere; on CUDA also the two mixed precisions the trainers run (amp_dtype)."""
+    rows = {"fp32": MixedPrecision(False, torch.float32, device.type)}
+    if device.type == "cuda":
+        rows["fp16"] = MixedPrecision(True, torch.float16, device.type)
+        if torch.cuda.is_bf16_supported():
+            rows["bf16"] = MixedPrecision(True, torch.bfloat16, device.type)
+    return rows
 
 
 def main() -> None:
@@ -62,12 +74,17 @@ def main() -> None:
     print(f"training images/s, batch {BATCH_IDS} x {INSTANCES}, on {name}")
     for arch, height, width in SETTINGS:
         steps = args.steps if device.type == "cuda" or arch.startswith("compact") else max(1, args.steps // 10)
-        precisions = (False, True) if device.type == "cuda" else (False,)  # mixed precision runs on CUDA only
-        rates = {amp: images_per_second(arch, height, width, device, amp, steps) for amp in precisions}
-        line = f"{arch} {height}x{width}: {rates[False]:.1f} fp32"
-        if device.type == "cuda":
-            line += f", {rates[True]:.1f} with AMP (fp16): {rates[True] / rates[False]:.2f}x"
-        print(line + f" ({steps} timed steps)")
+        rates = {
+            (label, channels_last): images_per_second(arch, height, width, device, precision, channels_last, steps)
+            for label, precision in precisions(device).items()
+            for channels_last in (False, True)
+        }
+        baseline = rates[("fp32", False)]
+        cells = [
+            f"{label}{' channels_last' if channels_last else ''} {rate:.1f} ({rate / baseline:.2f}x)"
+            for (label, channels_last), rate in rates.items()
+        ]
+        print(f"{arch} {height}x{width}, {steps} timed steps: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

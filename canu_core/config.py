@@ -106,7 +106,16 @@ class Params:
     # BatchNorm statistics of the source models already see the target. False: the source-only variant
     pretrain_target_forward: bool = True
     pretrained_weights: Optional[str] = None
+    # mixed precision on CUDA (the CPU trains in float32 whatever these say): "float16" with a GradScaler, any CUDA
+    # GPU; "bfloat16", unscaled, needs an Ampere or newer GPU (A100, H100)
     amp: bool = True
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    # convolutions in NHWC memory (channels_last): faster under mixed precision on tensor-core GPUs; on the CPU
+    # the same function, computed in another order
+    channels_last: bool = False
+    # under torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm) instead of each process's
+    # share; torch's SyncBatchNorm runs on CUDA only, so a CPU (gloo) run with it is refused
+    sync_bn: bool = False
     # --- clustering the target features of a pretrained model (MMT-DBSCAN's settings; k-means is MMT's original)
     pretrain_run: str = "pretrain"
     # notebook 02: a second pretraining run whose first clustering is shown beside pretrain_run's (e.g. one trained

@@ -184,6 +184,20 @@ def wrap(model: nn.Module, device: torch.device, static_graph: bool = False) -> 
     )
 
 
+def synchronised_batchnorm(model: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
+    """With `enabled` (sync_bn) under torchrun: every BatchNorm layer of `model` replaced by a SyncBatchNorm, whose
+    statistics are those of the global batch, as one process would compute them, instead of this rank's share.
+    torch's SyncBatchNorm normalises CUDA tensors only: a CPU run asking for it is refused here, before training."""
+    if not enabled or not group().distributed:
+        return model
+    if device.type != "cuda":
+        raise ValueError(
+            f"sync_bn: torch's SyncBatchNorm normalises CUDA tensors only, and this run's processes are on "
+            f"{device.type} (gloo): set sync_bn false (each process then normalises its own share of the batch)"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 

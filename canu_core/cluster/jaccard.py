@@ -87,13 +87,16 @@ def upper_jaccard_distance(
 
 def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
     """Each row's k most similar rows by cosine similarity, most similar first, and its lowest similarity to any
-    row: exact, from blocks of the similarity matrix, each block pair computed once since the matrix is symmetric
-    (half the work of a plain search), each block pushed into faiss's per-row heaps (faster than torch.topk; ties
-    broken as the heaps break them). Blocks of features are L2-normalised on the way (bit for bit as a whole
-    normalised copy, which would take 100 MB at Market's size), their products computed on the features' device."""
+    row: exact, from blocks of the similarity matrix. On the CPU each block pair is computed once since the matrix
+    is symmetric (half the work of a plain search), each block pushed into faiss's per-row heaps (faster than
+    torch.topk there; ties broken as the heaps break them); blocks of features are L2-normalised on the way (bit for
+    bit as a whole normalised copy, which would take 100 MB at Market's size). Features on a GPU are searched there
+    (`neighbours_by_topk`)."""
     num_points = len(features)
     if not 1 <= k <= num_points:
         raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
+    if features.device.type != "cpu":
+        return neighbours_by_topk(features, k, progress)
     best = faiss.ResultHeap(num_points, k, keep_max=True)
     lowest = faiss.ResultHeap(num_points, 1, keep_max=False)
     starts = range(0, num_points, SEARCH_BLOCK)
@@ -114,6 +117,20 @@ def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = Fal
     best.finalize()
     lowest.finalize()
     return Neighbours(best.I, lowest.D[:, 0].astype(np.float64))
+
+
+def neighbours_by_topk(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
+    """The same lists as `nearest_neighbour_lists`, computed where the features are: each block of rows against
+    every row, then torch.topk and min on that device, only the lists copied back (faiss's heaps are CPU code: on a
+    GPU, copying every block of the matrix to them would cost more than computing it). Equal similarities may come
+    in another order than the heaps give them."""
+    unit = F.normalize(features.float(), dim=1)
+    indices, lowest = [], []
+    for start in tqdm(range(0, len(unit), SEARCH_BLOCK), desc="neighbours", disable=not progress):
+        similarity = unit[start : start + SEARCH_BLOCK] @ unit.T
+        indices.append(similarity.topk(k, dim=1).indices.cpu())
+        lowest.append(similarity.min(dim=1).values.cpu())
+    return Neighbours(torch.cat(indices).numpy(), torch.cat(lowest).double().numpy())
 
 
 def source_distance_vector(

@@ -198,6 +198,7 @@ class DBSCANClustering:
         source_weight: float = 0.0,
         n_jobs: int = DBSCAN_JOBS,
         progress: bool = False,
+        device: str | torch.device = "cpu",
     ):
         check_variant(jaccard)
         if not 0 <= source_weight < 1:
@@ -206,6 +207,7 @@ class DBSCANClustering:
         self.eps_by_rule = eps is None  # a resumed run restores eps, never this
         self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
         self.n_jobs, self.progress = n_jobs, progress
+        self.device = torch.device(device)  # where the neighbour search runs (a GPU: jaccard.neighbours_by_topk)
 
     def __call__(
         self, features: torch.Tensor | np.ndarray, source_distance: np.ndarray | torch.Tensor | None = None
@@ -213,7 +215,8 @@ class DBSCANClustering:
         """`source_distance`: s of every point (`jaccard.source_distance_vector`), required when source_weight > 0
         and refused otherwise (it would be ignored)."""
         source = self._source_term(source_distance, len(features))
-        upper = upper_jaccard_distance(features, self.k1, self.k2, self.jaccard, self.progress)
+        searched = torch.as_tensor(features).to(self.device)
+        upper = upper_jaccard_distance(searched, self.k1, self.k2, self.jaccard, self.progress)
         if source is not None:
             upper = source.combine(upper)
         if self.eps is None:

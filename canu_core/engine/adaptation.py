@@ -61,6 +61,7 @@ def make_clustering(params: Params, source_weight: float = 0.0) -> DBSCANCluster
         k2=params.k2,
         jaccard=params.jaccard,
         source_weight=source_weight,
+        device=distributed.local_device(resolve_device(params.device)),  # the neighbour search on a GPU if used
     )
 
 
@@ -287,6 +288,13 @@ class Adaptation(Trainer):
             raise ValueError(
                 f"bn_chunk {params.bn_chunk} emulates the CANU release's per-GPU BatchNorm in one process; under "
                 "torchrun each process already normalises its own share of the batch: set bn_chunk 0"
+            )
+        reads_embedding = params.adversary != "none" and params.adversary_features == "embedding"
+        if params.sync_bn and reads_embedding and distributed.group().distributed:
+            raise ValueError(
+                "sync_bn with adversary_features embedding: the discriminators' embedding is normalised with each "
+                "process's own batch statistics (ReidModel.embedding), not the synchronised ones; not written: use "
+                "adversary_features pooled, or sync_bn false"
             )
 
     def make_adversaries(self, feature_dim: int, count: int) -> list[CameraAdversary]:

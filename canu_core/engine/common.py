@@ -17,6 +17,7 @@ from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord
 from ..data.samplers import RandomIdentitySampler
 from ..data.transforms import build_train_transform
+from ..models import ReidModel
 
 
 def relabel(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], dict[int, int]]:
@@ -50,9 +51,53 @@ def identity_loader(
     )
 
 
-def grad_scaler(params: Params, device: torch.device) -> torch.amp.GradScaler:
-    """Mixed precision's loss scaler: on with `params.amp` on CUDA, off (a pass-through) elsewhere."""
-    return torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
+AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class MixedPrecision:
+    """How a trainer's forwards and steps treat precision: with `params.amp` on CUDA, forwards autocast to
+    `params.amp_dtype`; float16's narrow range needs GradScaler's loss scaling, bfloat16 has float32's range and steps
+    unscaled (the scaler is then a pass-through). Off elsewhere: the CPU trains in float32, as before mixed precision
+    existed, so CPU runs repeat. `MixedPrecision(True, torch.bfloat16, "cpu")` runs CPU autocast (the tests use it)."""
+
+    def __init__(self, enabled: bool, dtype: torch.dtype, device_type: str):
+        self.enabled, self.dtype, self.device_type = enabled, dtype, device_type
+        self.scaler = torch.amp.GradScaler(device_type, enabled=enabled and dtype == torch.float16)
+
+    @classmethod
+    def for_run(cls, params: Params, device: torch.device) -> MixedPrecision:
+        enabled = params.amp and device.type == "cuda"
+        dtype = AMP_DTYPES[params.amp_dtype]
+        if enabled and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise ValueError(
+                f"amp_dtype bfloat16: {torch.cuda.get_device_name(device)} has no bfloat16 arithmetic (Ampere and "
+                "newer GPUs have it): set amp_dtype float16, or amp false"
+            )
+        return cls(enabled, dtype, device.type)
+
+    def autocast(self) -> torch.autocast:
+        """The context of a training forward."""
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimizer step on `loss` (scaled, unscaled and skipped on overflow with float16)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scaler.load_state_dict(state)
+
+
+def prepare_model(model: ReidModel, params: Params, device: torch.device) -> ReidModel:
+    """A model as the trainers train it: its BatchNorm synchronised across torchrun's processes with `sync_bn`, on
+    `device`, its convolutions in channels_last memory with `channels_last`."""
+    model = distributed.synchronised_batchnorm(model, params.sync_bn, device).to(device)
+    return model.use_channels_last() if params.channels_last else model
 
 
 def warmup_multistep(

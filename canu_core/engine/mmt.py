@@ -49,7 +49,7 @@ from .adaptation import (
     train_set_features,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, grad_scaler, identity_loader
+from .common import MixedPrecision, batches, check_finite, identity_loader, prepare_model
 from .loop import fit
 from .pretrain import load_source_model
 
@@ -98,7 +98,7 @@ def train_epoch(
     adversaries: list[CameraAdversary],
     loader,
     optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
+    precision: MixedPrecision,
     num_classes: int,
     conditions: torch.Tensor,
     params: Params,
@@ -119,7 +119,7 @@ def train_epoch(
     ):
         views = [view.to(device) for view in views]
         labels, camids = labels.to(device), camids.to(device)
-        with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
+        with precision.autocast():
             outputs = [forward_in_chunks(s, view, params.bn_chunk) for s, view in zip(students, views)]
             with torch.no_grad():
                 teacher_outputs = [forward_in_chunks(t, view, params.bn_chunk) for t, view in zip(teachers, views)]
@@ -149,10 +149,7 @@ def train_epoch(
             + losses["loss_adv1"]
             + losses["loss_adv2"]
         )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        precision.step(loss, optimizer)
         for teacher, student in zip(teachers, students):
             update_teacher(teacher, distributed.unwrap(student), epoch * iterations + step, params.ema_alpha)
         accuracies = {
@@ -172,11 +169,14 @@ class MMTTrainer(Adaptation):
         seed_everything(params.seed)
         super().__init__(METHOD, params, target, source_architecture(source_run, 1, params.source_checkpoint))
         self.flip_eval = params.flip_eval
-        self.students = [load_source_model(source_run, k, params.source_checkpoint).to(self.device) for k in NETWORKS]
+        self.students = [
+            prepare_model(load_source_model(source_run, k, params.source_checkpoint), params, self.device)
+            for k in NETWORKS
+        ]
         self.teachers = [copy.deepcopy(student) for student in self.students]
         self.adversaries = self.make_adversaries(self.students[0].feature_dim, len(NETWORKS))
         self.clustering = make_clustering(params)
-        self.scaler = grad_scaler(params, self.device)
+        self.precision = MixedPrecision.for_run(params, self.device)
 
     @property
     def evaluated_model(self) -> ReidModel:
@@ -221,7 +221,7 @@ class MMTTrainer(Adaptation):
                 self.adversaries,
                 loader,
                 optimizer,
-                self.scaler,
+                self.precision,
                 len(centroids),
                 conditions,
                 params,
@@ -235,7 +235,7 @@ class MMTTrainer(Adaptation):
             "students": [s.state_dict() for s in self.students],
             "teachers": [t.state_dict() for t in self.teachers],
             "adversaries": [a.state_dict() for a in self.adversaries],
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.precision.state_dict(),
             "eps": clustering_eps(self.clustering),
             "rng": rng_state(),
         }
@@ -246,7 +246,7 @@ class MMTTrainer(Adaptation):
         for adversary, saved in zip(self.adversaries, state["adversaries"]):
             adversary.load_state_dict(saved)
             adversary.use_learning_rate(self.params.disc_lr)  # an amended disc_lr takes effect from the next epoch
-        self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state["scaler"])
         restore_eps(self.clustering, state["eps"])
         set_rng_state(state["rng"])
 

@@ -33,12 +33,13 @@ from ..models import ReidModel, build_model
 from ..reproducibility import rng_state, seed_everything, set_rng_state
 from ..runs import RunFolder
 from .common import (
+    MixedPrecision,
     batches,
     check_finite,
     check_weights,
     endless_batches,
-    grad_scaler,
     identity_loader,
+    prepare_model,
     relabel,
     shuffled_loader,
     use_learning_rate,
@@ -78,7 +79,7 @@ def train_epoch(
     ce: CrossEntropyLabelSmooth,
     triplet: TripletLoss,
     device: torch.device,
-    scaler: torch.amp.GradScaler,
+    precision: MixedPrecision,
     iterations: int,
     epoch: int,
     desc: str,
@@ -96,7 +97,7 @@ def train_epoch(
         batches(loader, iterations, epoch), total=iterations or len(loader), desc=desc, leave=False
     ):
         images, labels = images.to(device), labels.to(device)
-        with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
+        with precision.autocast():
             features, logits = model(images)
             loss_ce = ce(logits.float(), labels)
             loss_triplet = triplet(features.float(), labels)
@@ -105,10 +106,7 @@ def train_epoch(
                     model(next(target_batches)[0].to(device))
         values = {"loss_ce": loss_ce.item(), "loss_triplet": loss_triplet.item()}
         check_finite(values, {"features": features, "logits": logits}, epoch, steps, loss_limit, "lr")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss_ce + loss_triplet).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        precision.step(loss_ce + loss_triplet, optimizer)
         totals["loss_ce"] += values["loss_ce"]
         totals["loss_triplet"] += values["loss_triplet"]
         totals["train_acc"] += (logits.argmax(1) == labels).float().mean().item()
@@ -152,16 +150,20 @@ class PretrainTrainer(Trainer):
         seed_everything(seed)
         records, _ = relabel(source.train)
         self.num_classes = len({r.pid for r in records})
-        self.model = build_model(
-            params.arch,
-            num_classes=self.num_classes,
-            last_stride=params.last_stride,
-            pretrained_path=params.pretrained_weights,
-        ).to(self.device)
+        self.model = prepare_model(
+            build_model(
+                params.arch,
+                num_classes=self.num_classes,
+                last_stride=params.last_stride,
+                pretrained_path=params.pretrained_weights,
+            ),
+            params,
+            self.device,
+        )
         self.network = distributed.wrap(self.model, self.device)  # under torchrun: DistributedDataParallel
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
         self.scheduler = warmup_multistep(self.optimizer, params.warmup_epochs, params.milestones)
-        self.scaler = grad_scaler(params, self.device)
+        self.precision = MixedPrecision.for_run(params, self.device)
         self.loader = identity_loader(
             records, params.height, params.width, params.batch_ids, params.instances, seed, params.num_workers
         )
@@ -180,7 +182,7 @@ class PretrainTrainer(Trainer):
             self.ce,
             self.triplet,
             self.device,
-            self.scaler,
+            self.precision,
             params.iters_per_epoch,
             epoch,
             desc=f"{self.label} epoch {epoch + 1}/{params.epochs}",
@@ -214,7 +216,7 @@ class PretrainTrainer(Trainer):
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.precision.state_dict(),
             "rng": rng_state(),
             **self.architecture(),
         }
@@ -225,7 +227,7 @@ class PretrainTrainer(Trainer):
         self.scheduler.load_state_dict(state["scheduler"])
         # an amended lr takes effect from the next epoch
         use_learning_rate(self.optimizer, self.params.lr, self.scheduler)
-        self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
 
     def synchronised(self) -> dict:

@@ -60,7 +60,7 @@ from .adaptation import (
     train_set_features,
 )
 from .adversary import CameraAdversary
-from .common import batches, check_finite, grad_scaler, identity_loader, use_learning_rate
+from .common import MixedPrecision, batches, check_finite, identity_loader, prepare_model, use_learning_rate
 from .loop import fit
 from .pretrain import load_source_model
 
@@ -122,7 +122,7 @@ def train_epoch(
     part_labels: torch.Tensor,
     conditions: torch.Tensor,
     optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
+    precision: MixedPrecision,
     params: Params,
     device: torch.device,
     epoch: int,
@@ -144,7 +144,7 @@ def train_epoch(
         images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
         labels = part_labels[:, indices].to(device)
         condition = conditions[indices.to(device)]
-        with torch.autocast(device_type=device.type, enabled=scaler.is_enabled()):
+        with precision.autocast():
             pooled = forward_in_chunks(network, images, params.bn_chunk)
             embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
         pooled, embedding = [feature.float() for feature in pooled], embedding.float()
@@ -169,10 +169,7 @@ def train_epoch(
             "ssg_lr (or disc_lr)",
         )
         loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        precision.step(loss, optimizer)
         averages.add({"loss": loss.item(), **values, **metrics})
     return averages.means()
 
@@ -191,7 +188,7 @@ class SSGTrainer(Adaptation):
         self.source = source
         seed_everything(params.seed)
         source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
-        self.model = parts_model(source_model).to(self.device)
+        self.model = prepare_model(parts_model(source_model), params, self.device)
         self.adversaries = self.make_adversaries(self.model.feature_dim, len(PARTS))
         self.clusterings = [make_clustering(params, params.ssg_source_weight) for _ in PARTS]
         self.optimizer = torch.optim.SGD(
@@ -200,7 +197,7 @@ class SSGTrainer(Adaptation):
             momentum=MOMENTUM,
             weight_decay=params.weight_decay,
         )
-        self.scaler = grad_scaler(params, self.device)
+        self.precision = MixedPrecision.for_run(params, self.device)
 
     @property
     def evaluated_model(self) -> ReidModel:
@@ -248,7 +245,7 @@ class SSGTrainer(Adaptation):
                 part_labels,
                 conditions,
                 self.optimizer,
-                self.scaler,
+                self.precision,
                 params,
                 self.device,
                 epoch,
@@ -261,7 +258,7 @@ class SSGTrainer(Adaptation):
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "adversaries": [a.state_dict() for a in self.adversaries],
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.precision.state_dict(),
             "eps": [clustering_eps(c) for c in self.clusterings],
             "rng": rng_state(),
         }
@@ -275,7 +272,7 @@ class SSGTrainer(Adaptation):
             adversary.use_learning_rate(self.params.disc_lr)
         for clustering, eps in zip(self.clusterings, state["eps"]):
             restore_eps(clustering, eps)
-        self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
 
 

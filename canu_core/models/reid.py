@@ -66,6 +66,14 @@ class ReidModel(nn.Module):
             self.global_embedding = global_embedding(self.feature_dim)
         self.classifier: nn.Linear | None = None
         self.reset_classifier(num_classes)
+        self.channels_last = False
+
+    def use_channels_last(self, enabled: bool = True) -> ReidModel:
+        """Hold the convolution weights in NHWC memory (channels_last) and convert every input to it: tensor-core
+        GPUs run mixed-precision convolutions faster so. The function is unchanged; the sums run in another order.
+        Not saved in checkpoints (a layout, not a weight): a trainer sets it from its parameters."""
+        self.channels_last = enabled
+        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     def reset_classifier(self, num_classes: int, init_weights: torch.Tensor | None = None) -> None:
         """Replace the classifier by a fresh bias-free Linear (none if num_classes is 0).
@@ -94,7 +102,7 @@ class ReidModel(nn.Module):
             self.classifier.weight.copy_(init_weights)
 
     def forward(self, images: torch.Tensor):
-        feature_map = self.backbone(images)
+        feature_map = self._feature_map(images)
         pooled = self._pool(feature_map)
         # The BN-necks run in train mode too, even where only pre-BN features are returned, so that their
         # running statistics (used by eval mode) follow the training features.
@@ -119,7 +127,12 @@ class ReidModel(nn.Module):
     def pooled_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """[full] or [full, upper, lower] pooled features before the BN-necks, in the model's current mode and
         without touching any BN-neck: SSG clusters these."""
-        return self._pool(self.backbone(images))
+        return self._pool(self._feature_map(images))
+
+    def _feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.backbone(images)
 
     def _pool(self, feature_map: torch.Tensor) -> list[torch.Tensor]:
         """[full] or [full, upper half, lower half] (rows split at h // 2), each averaged to (N, C)."""
