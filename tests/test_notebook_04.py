@@ -1,7 +1,7 @@
-"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then four tiny
+"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then seven tiny
 adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it; CANU with
-the oracle condition) through notebook 03, and builds the tables, the claims and the figures; a second pass finds
-every run finished and runs nothing."""
+the oracle condition; the three again on the target at camera coverage 0) through notebook 03, and builds the
+tables, the claims and the figures; a second pass finds every run finished and runs nothing."""
 
 import nbformat
 import pandas as pd
@@ -14,7 +14,15 @@ from canu_core.study import execute_study, plan_study
 
 SMOKE = project_root() / "params" / "smoke.yaml"
 TINY = {"device": "cpu", "height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
-FIGURES = ("fig3_mi_per_epoch.png", "fig4_lost_ids.png", "map_vs_mu.png", "umap_0.png", "umap_3.png", "claims.png")
+FIGURES = (
+    "fig3_mi_per_epoch.png",
+    "fig4_lost_ids.png",
+    "map_vs_mu.png",
+    "map_vs_coverage.png",
+    "umap_0.png",
+    "umap_3.png",
+    "claims.png",
+)
 pytestmark = pytest.mark.notebook
 
 
@@ -26,7 +34,8 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         "run_name": "smoke_study",
         "pretrain_run": "smoke_source",
         "target": "synthetic:tiny_target",
-        "studies": ["table_iv", "oracle", "table_iii"],
+        "studies": ["table_iv", "oracle", "table_iii", "coverage"],
+        "coverage_grid": [0.0, 0.5],  # 0.5: the tiny target's own coverage (Table IV's runs)
         "methods": ["mmt"],
         "mu_grid": [0.1],
         "seeds": [0],
@@ -45,6 +54,9 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         "smoke_study-mmt-adv-mu0.1-seed0",
         "smoke_study-mmt-canu-mu0.1-seed0",
         "smoke_study-mmt-canu-oracle-mu0.1-seed0",
+        "smoke_study-mmt-none-cov0.0-seed0",
+        "smoke_study-mmt-adv-mu0.1-cov0.0-seed0",
+        "smoke_study-mmt-canu-mu0.1-cov0.0-seed0",
     ]
     for name in runs:
         run = RunFolder.for_run(name)
@@ -68,11 +80,19 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     direct = pd.read_csv(study.path / "tables" / "direct_transfer.csv")
     assert list(direct["evaluated as"]) == ["MMT (one feature)"] and 0 <= direct["mAP"].item() <= 100
     assert set(claims["verdict"]) <= {"too few seeds", "not measured"}  # one seed: no verdict
+    coverage = pd.read_csv(study.path / "tables" / "coverage.csv")
+    assert sorted(set(coverage["target_coverage"])) == [0.0, 0.5] and len(coverage) == 6
+    coverage_direct = pd.read_csv(study.path / "tables" / "coverage_direct_transfer.csv")
+    assert list(coverage_direct["target_coverage"]) == [0.0, 0.5]
+    assert coverage_direct["mAP"].between(0, 100).all()
+    # the default world's row is the direct transfer of Table IV's world
+    assert coverage_direct["mAP"].iloc[1] == pytest.approx(direct["mAP"].item(), abs=0.05)
+    assert "(CANU-MMT - MMT+Adv.) at coverage 0 - at coverage 0.5" in set(claims["comparison"])
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure
     metrics = study.read_metrics()
-    assert (metrics["runs"], metrics["executed"]) == (4, 4)
+    assert (metrics["runs"], metrics["executed"]) == (7, 7)
 
     params = load_params(SMOKE, overrides=overrides)
     outcome = execute_study(params, plan_study(params, "smoke_study"))
-    assert list(outcome["before"]) == ["finished"] * 4 and list(outcome["after"]) == ["finished"] * 4
+    assert list(outcome["before"]) == ["finished"] * 7 and list(outcome["after"]) == ["finished"] * 7

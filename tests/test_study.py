@@ -283,6 +283,9 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
     assert claims.loc["CANU-MMT - MMT+Adv.", ["95% CI", "verdict"]].tolist() == ["[-8.7, +16.7]", "inconclusive"]
     assert claims.loc["CANU-MMT - MMT+Adv. at coverage 0", "verdict"] == "inconclusive"
     assert claims.loc["MMT+Adv. - MMT (DBSCAN) at coverage 0", "verdict"] == "inconclusive"
+    # every coverage-0 run is its default-world run less 20 mAP: CANU's standing against +Adv. does not change
+    interaction = claims.loc["(CANU-MMT - MMT+Adv.) at coverage 0 - at coverage 0.2", columns]
+    assert interaction.tolist() == ["+0.0", "[+0.0, +0.0]", "0/2", "not supported"]
     assert claims.loc["MMT (DBSCAN), first clustering: pseudo-labels - true ids", columns].tolist() == [
         "+0.70",
         "[+0.70, +0.70]",
