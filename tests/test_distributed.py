@@ -196,6 +196,15 @@ def test_two_process_ssg_with_its_part_adversaries(two_process_pretraining, tiny
     assert history["disc_acc_full"].between(0, 1).all()  # the part discriminators stepped (on both ranks, in step)
 
 
+def test_two_process_canu_mmt_in_channels_last(two_process_pretraining, tiny_data_root):
+    """DistributedDataParallel over NHWC weights (its gradient buckets are laid out otherwise): the ranks stay one
+    model at every epoch, which the run's per-epoch check asserts by finishing."""
+    parameters = tiny(tiny_data_root, channels_last="true", pretrain_run="source2", run_name="mmt2_nhwc")
+    torchrun(2, "03_train", two_process_pretraining, **parameters)
+    run = RunFolder(two_process_pretraining / "mmt2_nhwc")
+    assert list(run.read_history()["epoch"]) == [0, 1] and run.read_params()["channels_last"] is True
+
+
 def test_notebook_03_with_nproc_2_launches_torchrun_and_draws_from_its_run_folder(
     two_process_pretraining, tiny_data_root, monkeypatch
 ):
