@@ -270,6 +270,37 @@ def test_existing_world_is_reused_without_rendering(tiny_world, monkeypatch):
     assert again.extra["world"]["seed"] == 0
 
 
+def test_two_processes_asking_for_a_new_world_at_once_render_it_once(tmp_path, monkeypatch):
+    """A study's two parallel runs on a new target: one renders, the other waits for it and reads the same world
+    (without the lock both rendered, and one replaced the folder while the other read it)."""
+    import threading
+
+    rendered = []
+    real_write = world_write.write_world
+
+    def counting_write(plan, folder):
+        rendered.append(folder)
+        real_write(plan, folder)
+
+    monkeypatch.setattr(world_write, "write_world", counting_write)
+    start, worlds, errors = threading.Barrier(2), [], []
+
+    def ask():
+        start.wait()
+        try:
+            worlds.append(generate_world(TINY, tmp_path / "w", seed=0))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(rendered) == 1
+    assert worlds[0].train == worlds[1].train and worlds[0].gallery == worlds[1].gallery
+
+
 def test_other_world_in_the_folder_is_an_error_unless_overwrite(tmp_path):
     root = tmp_path / "w"
     generate_world(TINY, root, seed=0)

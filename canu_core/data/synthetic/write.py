@@ -3,6 +3,7 @@ world, and its statistics."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -87,9 +88,20 @@ def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, over
     A folder already holding this world (its world.json names the same spec, seed and renderer version) is reused.
     A folder holding another world is an error unless overwrite=True; a non-empty folder without world.json is
     never written into. Rendering goes to a temporary sibling folder renamed into place at the end, so an
-    interrupted run leaves nothing half-written at root.
+    interrupted run leaves nothing half-written at root. Processes asking for one world at once (a study's parallel
+    runs on a new target) take turns on a lock file beside root: the first writes the world, the others read it.
     """
     root = Path(root).expanduser().absolute()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(root.parent / f".{root.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _generate_world(spec, root, seed, overwrite)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _generate_world(spec: WorldSpec, root: Path, seed: int, overwrite: bool) -> ReidDataset:
     wanted = _manifest(spec, seed)
     existing = _read_manifest(root)
     if existing is not None and _same_world(existing, wanted) and not overwrite:
@@ -103,7 +115,6 @@ def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, over
     if existing is None and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
     plan = plan_world(spec, seed)
-    root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     try:
         write_world(plan, partial)
