@@ -1,6 +1,6 @@
-"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then seven tiny
+"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then eight tiny
 adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it; CANU with
-the oracle condition; the three again on the target at camera coverage 0) through notebook 03, and builds the
+the oracle condition; the four again on the target at camera coverage 0) through notebook 03, and builds the
 tables, the claims and the figures; a second pass finds every run finished and runs nothing."""
 
 import nbformat
@@ -57,6 +57,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         "smoke_study-mmt-none-cov0.0-seed0",
         "smoke_study-mmt-adv-mu0.1-cov0.0-seed0",
         "smoke_study-mmt-canu-mu0.1-cov0.0-seed0",
+        "smoke_study-mmt-canu-oracle-mu0.1-cov0.0-seed0",
     ]
     for name in runs:
         run = RunFolder.for_run(name)
@@ -81,18 +82,21 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert list(direct["evaluated as"]) == ["MMT (one feature)"] and 0 <= direct["mAP"].item() <= 100
     assert set(claims["verdict"]) <= {"too few seeds", "not measured"}  # one seed: no verdict
     coverage = pd.read_csv(study.path / "tables" / "coverage.csv")
-    assert sorted(set(coverage["target_coverage"])) == [0.0, 0.5] and len(coverage) == 6
+    assert sorted(set(coverage["target_coverage"])) == [0.0, 0.5] and len(coverage) == 8
     coverage_direct = pd.read_csv(study.path / "tables" / "coverage_direct_transfer.csv")
     assert list(coverage_direct["target_coverage"]) == [0.0, 0.5]
     assert coverage_direct["mAP"].between(0, 100).all()
     # the default world's row is the direct transfer of Table IV's world
     assert coverage_direct["mAP"].iloc[1] == pytest.approx(direct["mAP"].item(), abs=0.05)
-    assert "(CANU-MMT - MMT+Adv.) at coverage 0 - at coverage 0.5" in set(claims["comparison"])
+    assert {
+        "(CANU-MMT - MMT+Adv.) at coverage 0 - at coverage 0.5",
+        "CANU-MMT [oracle condition] - MMT+Adv. at coverage 0",
+    } <= set(claims["comparison"])
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure
     metrics = study.read_metrics()
-    assert (metrics["runs"], metrics["executed"]) == (7, 7)
+    assert (metrics["runs"], metrics["executed"]) == (8, 8)
 
     params = load_params(SMOKE, overrides=overrides)
     outcome = execute_study(params, plan_study(params, "smoke_study"))
-    assert list(outcome["before"]) == ["finished"] * 7 and list(outcome["after"]) == ["finished"] * 7
+    assert list(outcome["before"]) == ["finished"] * 8 and list(outcome["after"]) == ["finished"] * 8

@@ -39,9 +39,9 @@ def test_default_plan_shares_runs_between_tables():
     names = [r.name for r in runs]
     assert len(names) == len(set(names))
     # seeds 0-4: Table IV 2 x 3 and the oracle arm 2; sweep seeds 0-2 add Table III 2 x 2 x 6 less the 4 runs at
-    # the paper's mu, the coverage sweep 3 x 3 less the 3 at the target's own coverage (0.2, Table IV's MMT runs)
-    # and the ablation's 2 x 2 variants
-    assert len(runs) == 5 * (6 + 2) + 3 * (20 + 6 + 4)
+    # the paper's mu, the coverage sweep 3 x 4 (none, +Adv., CANU, CANU [oracle]) less the 4 at the target's own
+    # coverage (0.2: Table IV's and the oracle arm's MMT runs) and the ablation's 2 x 2 variants
+    assert len(runs) == 5 * (6 + 2) + 3 * (20 + 8 + 4)
     assert {
         "s-mmt-none-seed4",
         "s-mmt-canu-mu0.1-seed2",
@@ -51,6 +51,7 @@ def test_default_plan_shares_runs_between_tables():
         "s-ssg-adv-mu1.8-seed2",
         "s-mmt-adv-mu0.1-cov0.0-seed1",
         "s-mmt-none-cov0.6-seed2",
+        "s-mmt-canu-oracle-mu0.1-cov0.0-seed2",
         "s-mmt-canu-oracle-mu0.1-seed4",
         "s-ssg-canu-embedding-mu0.05-seed2",
         "s-mmt-canu-uniform-mu0.1-seed0",
@@ -220,7 +221,7 @@ def finished_study(outputs):
 def test_results_are_the_last_epochs_with_the_run_settings(finished_study):
     params, runs = finished_study
     results = collect_results(runs, default_coverage=0.2)
-    assert len(results) == len(runs) == 2 * (3 + 2 + 3)
+    assert len(results) == len(runs) == 2 * (3 + 2 + 3 + 2)
     canu = results.set_index("run_name").loc["t-mmt-canu-mu0.1-seed1"]
     assert (canu["target_R1"], canu["target_mAP"], canu["epoch"], canu["target_coverage"]) == (47.0, 26.0, 1, 0.2)
     assert (
@@ -300,7 +301,9 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
     assert claims.loc["CANU-MMT: last - first clustering", "difference"] == "-0.55"
     flat = claims.loc["CANU-MMT: max - min over mu <= 0.4, less 2"]
     assert (flat["difference"], flat["verdict"]) == ("+8.0", "not supported")  # 10 mAP between mu 0.1 and 0.4
-    assert not claims.index.str.contains("oracle").any()  # no oracle run: that claim is not listed
+    # the coverage sweep's oracle runs (4 and 6 mAP at coverage 0) against +Adv. there (1 and 1)
+    oracle_low = claims.loc["CANU-MMT [oracle condition] - MMT+Adv. at coverage 0", columns]
+    assert oracle_low.tolist() == ["+4.0", "[-8.7, +16.7]", "2/2", "inconclusive"]
     assert not claims.index.str.contains("direct transfer").any()  # no direct transfer given
     working = format_claims(
         claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params, direct_mAP={"mmt": 14.0})
@@ -360,9 +363,11 @@ def test_table_iii_and_coverage_table(finished_study):
         [0.0, "MMT (DBSCAN)", "1.0 ± 1.4"],
         [0.0, "MMT+Adv.", "1.0 ± 0.0"],
         [0.0, "CANU-MMT", "5.0 ± 1.4"],
+        [0.0, "CANU-MMT [oracle condition]", "5.0 ± 1.4"],
         [0.2, "MMT (DBSCAN)", "21.0 ± 1.4"],
         [0.2, "MMT+Adv.", "21.0 ± 0.0"],
         [0.2, "CANU-MMT", "25.0 ± 1.4"],
+        [0.2, "CANU-MMT [oracle condition]", "25.0 ± 1.4"],
     ]
     adversarial, baselines = mu_sweep_rows(results, params)  # what the mu figure draws: the table's runs
     table_runs = list(zip(iii["Method"].map({"MMT+Adv.": "adv", "CANU-MMT": "canu"}), iii["mu"]))
