@@ -740,6 +740,17 @@ def claim_differences(
                     oracle - at_mu(table_seeds, reference, "target_mAP"),
                 )
             )
+        ablated = results[results["default_world"] & results["seed"].isin(params.sweep_seeds)]
+        for variant, claim in (
+            ("embedding", "diagnostic (ablation): the discriminators do better reading the embedding"),
+            ("uniform", "diagnostic (ablation): the bounded uniform-CE objective does better than Eq. 4's"),
+        ):
+            out.append(
+                (
+                    Claim(claim, f"{method_name(method, 'canu', variant)} - {canu}", "mAP", +1, 1.0),
+                    at_mu(ablated, "canu", "target_mAP", variant) - at_mu(ablated, "canu", "target_mAP"),
+                )
+            )
         sweep = plain[plain["seed"].isin(params.sweep_seeds) & plain["mu"].le(0.4)]
         canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
         if canu_mu["mu"].nunique() > 1:

@@ -347,6 +347,24 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
     ]
 
 
+def test_ablation_claims_pair_each_variant_with_canu_as_it_is(outputs, monkeypatch):
+    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)
+    params = make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0, 1]})
+    runs = plan_study(params, "a")
+    variant_mAP = {"": 30.0, "embedding": 30.5, "uniform": 34.0}
+    for run in runs:
+        mAP = 20.0 if run.adversary == "none" else variant_mAP[run.variant] + (2.0 if run.seed else 0.0)
+        write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
+    claims = format_claims(claims_table(collect_results(runs), collect_histories(runs), params))
+    claims = claims.set_index("comparison")
+    columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
+    # the same difference on both seeds: an interval of no width, a verdict by the 1-mAP margin
+    embedding = claims.loc["CANU-MMT [D reads the embedding] - CANU-MMT", columns].tolist()
+    assert embedding == ["+0.5", "[+0.5, +0.5]", "2/2", "not supported"]
+    uniform = claims.loc["CANU-MMT [uniform-CE objective] - CANU-MMT", columns].tolist()
+    assert uniform == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
+
+
 def test_table_iii_and_coverage_table(finished_study):
     params, runs = finished_study
     results = collect_results(runs, 0.2)
