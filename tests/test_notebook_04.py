@@ -73,6 +73,11 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     canu = results.set_index("run_name").loc["smoke_study-mmt-canu-mu0.1-seed0"]
     assert table.set_index("Method").loc["CANU-MMT", "mAP"] == f"{canu['target_mAP']:.1f}"
     assert list(pd.read_csv(study.path / "tables" / "table_iii.csv")["mu"]) == [0.1, 0.1]  # +Adv., CANU
+    differences = pd.read_csv(study.path / "tables" / "table_iii_differences.csv")
+    assert differences[["comparison", "verdict"]].values.tolist() == [
+        ["CANU-MMT - MMT+Adv. at mu 0.1", "too few seeds"]
+    ]
+    assert differences["seeds agreeing"].item() in {"0/1", "1/1"}  # one seed, one paired difference
     assert RunFolder.for_run(runs[3]).read_params()["canu_condition"] == "oracle"
     oracle = pd.read_csv(study.path / "tables" / "oracle.csv")
     assert list(oracle["Method"]) == ["MMT (DBSCAN)", "CANU-MMT", "CANU-MMT [oracle condition]"]

@@ -13,8 +13,10 @@ from canu_core.study import (
     collect_histories,
     collect_results,
     coverage_table,
+    evaluate_claims,
     format_claims,
     mean_std,
+    mu_sweep_differences,
     mu_sweep_rows,
     paired_test,
     plan_study,
@@ -363,6 +365,56 @@ def test_ablation_claims_pair_each_variant_with_canu_as_it_is(outputs, monkeypat
     assert embedding == ["+0.5", "[+0.5, +0.5]", "2/2", "not supported"]
     uniform = claims.loc["CANU-MMT [uniform-CE objective] - CANU-MMT", columns].tolist()
     assert uniform == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
+
+
+# Last-epoch mAP of the mu sweep on seed 0 (seed 1: one more everywhere, so every paired difference is the same on
+# both seeds): CANU-SSG collapses at mu 1.8 and the plain adversary does not; CANU-MMT holds there.
+SWEEP_MAP = {
+    ("ssg", "adv"): {0.05: 50.0, 0.1: 51.0, 1.8: 49.0},
+    ("ssg", "canu"): {0.05: 50.5, 0.1: 49.5, 1.8: 30.0},
+    ("mmt", "adv"): {0.05: 55.0, 0.1: 58.0, 1.8: 50.0},
+    ("mmt", "canu"): {0.05: 54.5, 0.1: 56.0, 1.8: 56.5},
+}
+
+
+def test_mu_sweep_differences_and_the_large_mu_claims(outputs, monkeypatch):
+    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)
+    params = make_params(
+        {"studies": ["table_iii"], "methods": ["ssg", "mmt"], "sweep_seeds": [0, 1], "mu_grid": [0.05, 0.1, 1.8]}
+    )
+    runs = plan_study(params, "m")
+    for run in runs:
+        mAP = (45.0 if run.adversary == "none" else SWEEP_MAP[(run.method, run.adversary)][run.mu]) + run.seed
+        write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
+    results = collect_results(runs)
+    per_mu = format_claims(evaluate_claims(mu_sweep_differences(results, params))).set_index("comparison")
+    assert list(per_mu.index) == [
+        "CANU-SSG - SSG+Adv. at mu 0.05",
+        "CANU-SSG - SSG+Adv. at mu 0.1",
+        "CANU-SSG - SSG+Adv. at mu 1.8",
+        "CANU-MMT - MMT+Adv. at mu 0.05",
+        "CANU-MMT - MMT+Adv. at mu 0.1",
+        "CANU-MMT - MMT+Adv. at mu 1.8",
+    ]
+    # non-inferiority with a margin of 1: half a point behind is "at least as good", 1.5 or 2 behind is not
+    assert per_mu[["difference", "95% CI", "seeds agreeing", "verdict"]].values.tolist() == [
+        ["+0.5", "[+0.5, +0.5]", "2/2", "supported"],
+        ["-1.5", "[-1.5, -1.5]", "0/2", "not supported"],
+        ["-19.0", "[-19.0, -19.0]", "0/2", "not supported"],
+        ["-0.5", "[-0.5, -0.5]", "0/2", "supported"],
+        ["-2.0", "[-2.0, -2.0]", "0/2", "not supported"],
+        ["+6.5", "[+6.5, +6.5]", "2/2", "supported"],
+    ]
+    claims = format_claims(claims_table(results, collect_histories(runs), params)).set_index("comparison")
+    columns = ["difference", "seeds agreeing", "verdict"]
+    # the paper's CANU-SSG falls from 57.0 to 2.9 mAP at mu 1.8; here from 50.5 to 30
+    assert claims.loc["CANU-SSG at mu 1.8 - at mu 0.05", columns].tolist() == ["-20.5", "2/2", "supported"]
+    assert claims.loc["SSG+Adv. - CANU-SSG at mu 1.8", columns].tolist() == ["+19.0", "2/2", "supported"]
+    # the paper's CANU-MMT holds (69.9 at 1.8 against 70.3 at 0.1): a non-inferiority claim, 56.5 against 56 here
+    holds = claims.loc["CANU-MMT at mu 1.8 - at mu 0.1"]
+    assert (holds["difference"], holds["verdict"]) == ("+0.5", "supported")
+    assert "at least as good as at mu 0.1" in holds["claim"]
+    assert not claims.index.str.contains("MMT+Adv. - CANU-MMT at mu 1.8").any()  # no collapse claimed for MMT
 
 
 def test_table_iii_and_coverage_table(finished_study):
