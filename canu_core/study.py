@@ -771,7 +771,8 @@ def claim_differences(
             out.append(
                 (
                     Claim(
-                        f"diagnostic: the collapse at mu {LARGE_MU:g} is the conditioning's, not any adversary's (Table III)",
+                        f"diagnostic: the collapse at mu {LARGE_MU:g} is the conditioning's, not any adversary's "
+                        "(Table III)",
                         f"{METHOD_NAMES[(method, 'adv')]} - {canu} at mu {LARGE_MU:g}",
                         "mAP",
                         +1,
