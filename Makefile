@@ -27,8 +27,9 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# The synthetic study from nothing: notebook 01 (if not run yet), then every run of Tables III, IV and the coverage
-# sweep through notebook 03, then the tables and figures (outputs/study/). Resumes where it stopped.
+# The synthetic study from nothing: notebook 01 (if not run yet), then Table IV's runs on 5 seeds through notebook
+# 03, then the tables, claims and figures (outputs/study/); the other studies are named in params/study.yaml.
+# Resumes where it stopped.
 study: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/study.yaml
 
