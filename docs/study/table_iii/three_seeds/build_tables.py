@@ -1,10 +1,8 @@
 """Table III on three seeds, built from notebook 04's functions (README "What ran: Table III on three seeds").
 
-MMT: seeds 0-2, all from the third pair of source models (outputs/pretrain of the session that ran them). SSG:
-seeds 1-2 from that pair, seed 0 from the first pair (its runs were lost with their machine; their last epochs are
-in ../results.csv). A seed's runs share their source models, so each paired difference compares like with like;
-the spread across seeds then includes a change of source models for SSG. Run from the repository root, with the
-run folders in outputs/:  python docs/study/table_iii/three_seeds/build_tables.py
+Every run (SSG and MMT, seeds 0-2) adapts the third pair of source models (outputs/pretrain of the sessions that
+ran them). Run from the repository root, with the run folders in outputs/:
+  python docs/study/table_iii/three_seeds/build_tables.py
 """
 
 from pathlib import Path
@@ -30,16 +28,10 @@ from canu_core.viz.study import plot_metric_against
 HERE = Path(__file__).parent
 folder = RunFolder(HERE)  # tables in ./tables, as notebook 04 writes them
 params = make_params(read_yaml("params/study.yaml") | {"studies": ["table_iii"], "sweep_seeds": [0, 1, 2]})
-runs = [
-    run
-    for run in plan_study(params, params.run_name)
-    if not (run.method == "ssg" and run.seed == 0) and (RunFolder.for_run(run.name).path / "metrics.json").is_file()
-]
-first_pair_ssg = pd.read_csv(HERE.parent / "results.csv")
-first_pair_ssg = first_pair_ssg[first_pair_ssg["method"].eq("ssg") & first_pair_ssg["seed"].eq(0)]
-results = pd.concat([collect_results(runs), first_pair_ssg], ignore_index=True)
+runs = plan_study(params, params.run_name)
+results = collect_results(runs)
 histories = collect_histories(runs)
-print(f"{len(runs)} runs of the third pair, {len(first_pair_ssg)} SSG seed-0 runs of the first")
+print(f"{len(runs)} runs")
 
 
 def save(table: pd.DataFrame, name: str) -> None:
@@ -63,5 +55,5 @@ plot_metric_against(
     log_x=True,
     baselines=baselines,
     path=folder.figure_path("map_vs_mu.png"),
-    title="+Adv. and CANU: target mAP against mu (3 seeds; SSG seed 0 from another pair of source models)",
+    title="+Adv. and CANU: target mAP against mu (3 seeds)",
 )
