@@ -307,7 +307,10 @@ def execute_as_jobs(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str,
     names = {job.job_id: run.name for job, run in zip(jobs, runs)}
     print(f"submitted {len(jobs)} jobs ({params.executor}): {', '.join(job.job_id for job in jobs)}")
     errors, logs = {}, {}
-    for job in tqdm(submitit.helpers.as_completed(jobs), total=len(jobs), desc="study jobs", unit="job"):
+    # submitit polls every 10 s, right for a Slurm queue; a local process is asked every second
+    poll = 1.0 if params.executor == "submitit_local" else 10.0
+    finished = submitit.helpers.as_completed(jobs, poll_frequency=poll)
+    for job in tqdm(finished, total=len(jobs), desc="study jobs", unit="job"):
         name = names[job.job_id]
         logs[name] = str(job.paths.stderr)
         try:
