@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
-from .config import ConfigError, load_params
+from .config import ConfigError, load_params, parse_parameters
 
 JOBS = ("demo", "notebook", "run")
 
@@ -46,14 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when the job ran; 2 for parameters or a run folder that were refused before anything ran (the message
-    says what was expected and what was found); 1 when a notebook failed (its cell's error and where its executed
-    copy is)."""
-    from .runs import CheckpointError
-
+    says what was expected and what was found; a folder another process works in names that process); 1 when a
+    notebook failed (its cell's error and where its executed copy is) or the disk filled up (one line: the folder and
+    its free space)."""
     args = parse_args(argv)
-    overrides = {name: yaml.safe_load(value) for name, value in args.parameter}
-    try:
+    try:  # before torch is imported: a refused value is answered at once
+        overrides = parse_parameters(args.parameter)
         params = load_params(*args.parameters_file, overrides=overrides)
+    except ConfigError as err:
+        print(f"canu: {err}", file=sys.stderr)
+        return 2
+    from .runs import CheckpointError, DiskFullError
+
+    try:
         if args.job == "demo":
             from .jobs import run_demo
 
@@ -70,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"canu: {err}", file=sys.stderr)
         return 2
+    except DiskFullError as err:
+        print(f"canu: {err}" + "".join(f"; {note}" for note in getattr(err, "__notes__", [])), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 import yaml
 
@@ -47,61 +48,97 @@ class ConfigError(ValueError):
     """A parameter set that does not match the typed definition."""
 
 
+class RangeError(ConfigError):
+    """A value of the right type outside the range its field declares."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric field allows, declared beside it: `k1: Annotated[int, Bounds(low=1)]`. Every float is
+    also finite (nan and inf are refused everywhere)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded (a learning rate > 0)
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return f"{'<' if self.high_open else '<='} {self.high}"
+
+
+# The ranges most fields share, named for what they hold.
+Count = Annotated[int, Bounds(low=1)]  # epochs, iterations, batch sizes, processes
+Index = Annotated[int, Bounds(low=0)]  # seeds, epochs of a schedule, optional sizes (0: off)
+Positive = Annotated[float, Bounds(low=0, low_open=True)]  # learning rates, radii
+NonNegative = Annotated[float, Bounds(low=0)]  # loss weights, margins, weight decay
+Fraction = Annotated[float, Bounds(low=0, high=1)]  # shares and mixing weights
+
+
 @dataclass
 class Params:
     """Every parameter of the lab, with its default. Notebooks use the subset they need."""
 
     # --- run bookkeeping
     run_name: str = "demo"  # a plain folder name under outputs/ (letters, digits, '.', '_', '-', '+', '=')
-    seed: int = 0
+    seed: Index = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads (None: torch's default, recorded as found): sums split by thread, so a run repeats bit for bit at
     # one thread count only; a resumed run takes the count its params.yaml recorded
-    threads: Optional[int] = None
+    threads: Optional[Count] = None
     # continue an existing run folder with more epochs or other learning rates (runs.AMENDABLE); any other
     # difference from its recorded parameters is refused. The change is recorded in its params.yaml (amendments)
     amend: bool = False
     # a loss term whose magnitude passes this stops the run as diverged (none of these losses comes near it in a
     # sound run: cross-entropy starts at log(classes)); non-finite losses and features always stop it
-    loss_limit: float = 1000000.0
+    loss_limit: Positive = 1000000.0
     interactive: bool = False
     # --- data: "synthetic:<preset>" (generated under data_root) or a real dataset name read from data_root
     source: str = "synthetic:source"
     target: str = "synthetic:target"
     data_root: str = "data"
-    world_seed: int = 0
+    world_seed: Index = 0
     # camera-identity correlation knob of a synthetic target (None: its preset's value): 0 = every id walks
     # through 2 adjacent cameras only, 1 = through all of them (WorldSpec.camera_coverage)
-    target_coverage: Optional[float] = None
+    target_coverage: Optional[Fraction] = None
     # --- network input and evaluation
     # compact_ibn: the compact ResNet with IBN-a's instance normalisation in its first stages (the paper's backbones
     # are IBN-ResNet-50): README "The study's regime" shows why the synthetic default needs it
     arch: str = "compact_ibn"
-    height: int = 64
-    width: int = 32
-    eval_batch_size: int = 256
-    num_workers: int = 0
+    height: Count = 64
+    width: Count = 32
+    eval_batch_size: Count = 256
+    num_workers: Index = 0
     # processes of one training (notebooks 01 / 03): > 1 launches torchrun (DistributedDataParallel, one process per
     # GPU, or gloo on the CPU); `threads` is per process. A run's results depend on it, so it is recorded and compared
-    nproc: int = 1
+    nproc: Count = 1
     flip_eval: bool = False
     rerank: bool = False
     # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
-    n_models: int = 2
-    epochs: int = 16
-    iters_per_epoch: int = 60
-    lr: float = 0.00035
-    weight_decay: float = 0.0005
-    warmup_epochs: int = 2
-    milestones: list[int] = field(default_factory=lambda: [12, 15])
-    batch_ids: int = 16
-    instances: int = 4
-    last_stride: int = 1
-    label_smoothing: float = 0.1
+    n_models: Count = 2
+    epochs: Count = 16
+    iters_per_epoch: Count = 60
+    lr: Positive = 0.00035
+    weight_decay: NonNegative = 0.0005
+    warmup_epochs: Index = 2
+    milestones: list[Index] = field(default_factory=lambda: [12, 15])
+    # a P x K batch: the batch-hard triplet needs two identities (a negative) and two images of each (a positive)
+    batch_ids: Annotated[int, Bounds(low=2)] = 16
+    instances: Annotated[int, Bounds(low=2)] = 4
+    last_stride: Annotated[int, Bounds(low=1, high=2)] = 1
+    label_smoothing: Annotated[float, Bounds(low=0, high=1, high_open=True)] = 0.1
     # the pretraining triplet: "soft" = softplus(d_ap - d_an), MMT's SoftTripletLoss(margin=0.0) of its pretrain
     # script; "hinge" = max(0, d_ap - d_an + triplet_margin). SSG's triplets always use the hinge with triplet_margin
     pretrain_triplet: Literal["soft", "hinge"] = "soft"
-    triplet_margin: float = 0.5
+    triplet_margin: NonNegative = 0.5
     # MMT's PreTrainer: every iteration also forwards a shuffled target batch in train mode, without loss, so the
     # BatchNorm statistics of the source models already see the target. False: the source-only variant
     pretrain_target_forward: bool = True
@@ -118,27 +155,30 @@ class Params:
     sync_bn: bool = False
     # --- clustering the target features of a pretrained model (MMT-DBSCAN's settings; k-means is MMT's original)
     pretrain_run: str = "pretrain"
+    # notebooks 02 / 03 read only a pretraining run that finished every epoch of every model; true accepts one that
+    # stopped part-way (recorded in params.yaml, as every parameter)
+    accept_unfinished_pretraining: bool = False
     # notebook 02: a second pretraining run whose first clustering is shown beside pretrain_run's (e.g. one trained
     # with pretrain_target_forward false, to see what MMT's target forward changes); None: no comparison
     compare_pretrain_run: Optional[str] = None
-    model_index: int = 1
+    model_index: Count = 1
     clustering: Literal["dbscan", "kmeans"] = "dbscan"
     # the k-reciprocal Jaccard distance DBSCAN reads: MMT's compute_jaccard_dist (the paper's code base; SSG's
     # re_ranking is the same) or SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ)
     jaccard: Literal["mmt", "spcl"] = "mmt"
-    k1: int = 20
-    k2: int = 6
+    k1: Count = 20
+    k2: Count = 6
     # rho 0.004 on the synthetic worlds (paper: 0.0016): the rho rule takes the mean of the smallest rho share of
     # pairwise distances, which should scale with the share of same-id pairs: 0.0028 in the synthetic target
     # (300 ids, ~8 images each), 0.0012 in Market-1501's training set (751 ids, ~17 images each).
-    rho: float = 0.004
-    eps: Optional[float] = None  # None: the rho rule (mean of the smallest rho share of pairwise distances)
-    min_samples: int = 4
-    n_clusters: int = 300  # k-means only
+    rho: Annotated[float, Bounds(low=0, high=1, low_open=True)] = 0.004
+    eps: Optional[Positive] = None  # None: the rho rule (mean of the smallest rho share of pairwise distances)
+    min_samples: Count = 4
+    n_clusters: Annotated[int, Bounds(low=2)] = 300  # k-means only
     # --- adaptation on the target: MMT (DBSCAN) or SSG, plain or with the camera adversary (epochs scaled down)
     method: Method = "mmt"
     adversary: Adversary = "canu"
-    mu: float = 0.1  # paper: 0.1 for CANU-MMT, 0.05 for CANU-SSG
+    mu: NonNegative = 0.1  # paper: 0.1 for CANU-MMT, 0.05 for CANU-SSG
     merge: Literal["sum", "product"] = "sum"  # how the conditional discriminator joins its two branches
     # what the discriminators read: "pooled" = the pooled feature before the BN-neck (what the triplet losses
     # read), "embedding" = the L2-normalised BN-neck output (what clustering, the centroids and ranking use)
@@ -150,47 +190,53 @@ class Params:
     # "oracle" = the centroid of its TRUE identity's features, a diagnostic that reads the target's labels
     # (never a method: it asks whether the mechanism helps when its condition is right). Needs adversary canu
     canu_condition: Literal["pseudo", "oracle"] = "pseudo"
-    disc_lr: float = 0.00035  # discriminators: Adam (weight decay: weight_decay)
+    disc_lr: Positive = 0.00035  # discriminators: Adam (weight decay: weight_decay)
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
-    adapt_epochs: int = 6
-    adapt_iters_per_epoch: int = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
+    adapt_epochs: Count = 6
+    adapt_iters_per_epoch: Count = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
     eval_every_epoch: bool = True  # False: evaluate after the last epoch only (pretraining and adaptation)
     umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
-    adapt_lr: float = 0.00035  # MMT: Adam
-    ssg_lr: float = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
+    adapt_lr: Positive = 0.00035  # MMT: Adam
+    ssg_lr: Positive = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
     # SSG clusters with (1 - w) Jaccard + w (s_i + s_j), s_i: image i's distance to the source set (SSG's
     # lambda_value, 0.1); 0 clusters on the Jaccard distance alone
-    ssg_source_weight: float = 0.1
-    ema_alpha: float = 0.999
-    soft_ce_weight: float = 0.5
-    soft_tri_weight: float = 0.8
-    bn_chunk: int = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
+    ssg_source_weight: Fraction = 0.1
+    ema_alpha: Fraction = 0.999
+    soft_ce_weight: Fraction = 0.5
+    soft_tri_weight: Fraction = 0.8
+    bn_chunk: Index = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
     # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
     studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation"]] = field(
         default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"]
     )
     methods: list[Method] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # Table IV and the oracle arm
-    sweep_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # Table III, coverage and the ablation
-    mu_grid: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])  # the paper's Table III
-    coverage_grid: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
+    seeds: list[Index] = field(default_factory=lambda: [0, 1, 2, 3, 4])  # Table IV and the oracle arm
+    sweep_seeds: list[Index] = field(default_factory=lambda: [0, 1, 2])  # Table III, coverage and the ablation
+    # the paper's Table III
+    mu_grid: list[NonNegative] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])
+    coverage_grid: list[Fraction] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
     coverage_method: Method = "mmt"
-    parallel_runs: int = 1  # runs at once; the CPU threads are shared between them (slurm: the array's parallelism)
+    parallel_runs: Count = 1  # runs at once; the CPU threads are shared between them (slurm: the array's parallelism)
     # where the runs execute: "local" (notebook 03 in this machine's kernels), "slurm" (one submitit job per run, a
     # Slurm job array) or "submitit_local" (the same jobs as local processes, all at once: to try the cluster path)
     executor: Literal["local", "submitit_local", "slurm"] = "local"
     slurm_partition: Optional[str] = None  # None: the cluster's default partition
-    gpus_per_run: int = 0
-    cpus_per_run: int = 2  # also each job's thread count
-    time_limit: int = 240  # minutes per job; a job stopped by it is resubmitted by the next execution, and resumes
+    gpus_per_run: Index = 0
+    cpus_per_run: Count = 2  # also each job's thread count
+    time_limit: Count = 240  # minutes per job; a job stopped by it is resubmitted by the next execution, and resumes
 
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        inner, bounds = typing.get_args(tp)[:2]
+        return f"{'a finite ' if inner is float else ''}{_type_name(inner)} {bounds}"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (list, tuple):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -200,15 +246,33 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     """Return `value` as type `tp`, or raise ConfigError naming what was expected and what was found."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Annotated:
+        try:
+            coerced = _coerce(name, value, args[0])
+        except RangeError:  # a float that is not finite
+            coerced = math.nan
+        except ConfigError:
+            raise ConfigError(
+                f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__})"
+                f"{_hint(args[0], value)}"
+            ) from None
+        if coerced not in args[1] or (isinstance(coerced, float) and not math.isfinite(coerced)):
+            raise RangeError(f"parameter {name!r}: expected {_type_name(tp)}, found {value!r}")
+        return coerced
     if origin is Literal:
         if value in args:
             return value
     elif origin in (Union, types.UnionType):
+        out_of_range = None
         for option in args:
             try:
                 return _coerce(name, value, option)
+            except RangeError as err:  # the right type, outside its range: that is the message, not the union's
+                out_of_range = err
             except ConfigError:
                 continue
+        if out_of_range is not None:
+            raise out_of_range
     elif origin in (list, tuple):
         if isinstance(value, (list, tuple)):
             return [_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)]
@@ -223,21 +287,36 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise RangeError(f"parameter {name!r}: expected a finite float, found {value!r}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
     else:
         raise TypeError(f"unsupported parameter type {tp!r} for {name}")
-    hint = ""
-    if tp is float and isinstance(value, str):
-        hint = " (write decimals like 0.1: YAML reads 1e-1 as a string)"
-    raise ConfigError(f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__}){hint}")
+    raise ConfigError(
+        f"parameter {name!r}: expected {_type_name(tp)}, found {value!r} ({type(value).__name__}){_hint(tp, value)}"
+    )
+
+
+def _hint(tp: Any, value: Any) -> str:
+    """What a float written as text most likely meant."""
+    if tp is not float or not isinstance(value, str):
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return " (and a number here must be finite)"
+    return " (write decimals like 0.1: YAML reads 1e-1 as a string)"
 
 
 def make_params(values: Mapping[str, Any] | None = None, base: Params | None = None) -> Params:
-    """Validate `values` against `Params` (on top of `base` or the defaults) and return the typed set."""
-    hints = typing.get_type_hints(Params)
+    """Validate `values` against `Params` (on top of `base` or the defaults) and return the typed set: names, types
+    and each field's declared range (Bounds), all before anything runs."""
+    hints = typing.get_type_hints(Params, include_extras=True)
     known = [f.name for f in dataclasses.fields(Params)]
     values = dict(values or {})
     unknown = [k for k in values if k not in hints]
@@ -257,12 +336,6 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
             f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
             f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo"
         )
-    if coerced.get("nproc", 1) < 1:
-        raise ConfigError(f"parameter 'nproc': expected a process count >= 1, found {coerced['nproc']}")
-    if coerced.get("threads") is not None and coerced["threads"] < 1:
-        raise ConfigError(
-            f"parameter 'threads': expected a count >= 1 (or null for torch's default), found {coerced['threads']}"
-        )
     return merged
 
 
@@ -280,25 +353,68 @@ def check_run_name(name: str, parameter: str = "run_name") -> str:
     return name
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that names a key twice (PyYAML keeps the last one silently: a file
+    with two `mu:` lines would run the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first[key].line + 1}): give each parameter once",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """`text` read as YAML, strictly (no duplicate keys); a syntax error is one ConfigError line naming `source`
+    and the line."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a parameter file: a YAML mapping of name -> value."""
+    """Read a parameter file: a YAML mapping of name -> value, each name once."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"parameter file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = parse_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of parameter names to values, found {type(data).__name__}")
     return data
+
+
+def parse_parameters(pairs: list[tuple[str, str]] | list[list[str]]) -> dict[str, Any]:
+    """The command line's `-p NAME VALUE` pairs, each value read as YAML (0.1, true, [1, 2], text); a name given
+    twice is refused, as in a file."""
+    texts: dict[str, str] = {}
+    for name, text in pairs:
+        if name in texts:
+            raise ConfigError(f"-p {name} given twice ({texts[name]}, then {text}): give each parameter once")
+        texts[name] = text
+    return {name: parse_yaml(text, f"-p {name} {text!r}") for name, text in texts.items()}
 
 
 def load_params(*files: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
     """Defaults, then each YAML file in order, then `overrides`; every layer validated."""
     params = Params()
     for path in files:
+        values = read_yaml(path)  # its errors name the file already
         try:
-            params = make_params(read_yaml(path), base=params)
+            params = make_params(values, base=params)
         except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
+            raise type(err)(f"{path}: {err}") from None
     return make_params(overrides or {}, base=params)
 
 

@@ -17,8 +17,8 @@ def test_unknown_name_is_an_error_with_suggestion():
 @pytest.mark.parametrize(
     "name, value, expected",
     [
-        ("seed", "3", "expected int, found '3' (str)"),
-        ("seed", True, "expected int, found True (bool)"),
+        ("seed", "3", "expected int >= 0, found '3' (str)"),
+        ("seed", True, "expected int >= 0, found True (bool)"),
         ("interactive", 1, "expected bool, found 1 (int)"),
         ("device", "gpu", "expected one of 'auto', 'cpu', 'cuda', found 'gpu'"),
         ("run_name", 5, "expected str, found 5 (int)"),

@@ -10,6 +10,7 @@ import pytest
 
 from canu_core.cli import main
 from canu_core.config import load_params
+from canu_core.data.catalog import dataset_root
 from canu_core.runs import RunFolder, project_root
 from canu_core.study import execute_study, job_executor, run_one, run_parameters, study_run
 
@@ -48,14 +49,18 @@ def study_params(tiny_data_root, outputs):
 
 def test_failed_job_is_reported_with_its_log_and_the_others_finish(study_params, outputs):
     good = study_run("jobs", "mmt", "none", 0.1, seed=0)
-    bad = study_run("jobs", "mmt", "none", 0.1, seed=0, target_coverage=2.0)  # not a coverage: fails in the job
+    bad = study_run("jobs", "mmt", "none", 0.1, seed=0, target_coverage=0.9)
+    # its target world's folder holds someone else's file: the job fails in the kernel, when it reads the target
+    foreign = dataset_root(study_params.target, study_params.data_root, 0, 0.9)
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
     outcome = execute_study(study_params, [good, bad]).set_index("run_name")
 
     assert outcome.loc[good.name, ["before", "after", "error"]].tolist() == ["new", "finished", ""]
     assert (outputs / good.name / "metrics.json").is_file() and (outputs / good.name / "03_train.ipynb").is_file()
-    assert outcome.loc[bad.name, "after"] == "failed" and "camera_coverage" in outcome.loc[bad.name, "error"]
+    assert outcome.loc[bad.name, "after"] == "failed" and "holds no world.json" in outcome.loc[bad.name, "error"]
     log = outcome.loc[bad.name, "log"]
-    assert log.startswith(str(outputs / ".jobs" / "jobs")) and "camera_coverage" in open(log).read()
+    assert log.startswith(str(outputs / ".jobs" / "jobs")) and "holds no world.json" in open(log).read()
     assert (outputs / ".failed" / bad.name / "03_train.ipynb").is_file()
 
 
