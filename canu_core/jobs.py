@@ -183,8 +183,8 @@ def run_training(notebook: str, params: Params) -> RunFolder:
         run, params, datasets = open_training_run(notebook, params)
         run.record(params, notebook)
     distributed.barrier()
-    if not group.main:
-        run, params, datasets = open_training_run(notebook, params)
+    if not group.main:  # rank 0 holds the run folder's lock for the launch
+        run, params, datasets = open_training_run(notebook, params, lock=False)
     if notebook == "01_pretrain":
         pretrain(params, datasets["source"], datasets["target"], run)
         if group.main:
@@ -205,9 +205,11 @@ def run_training(notebook: str, params: Params) -> RunFolder:
     return run
 
 
-def open_training_run(notebook: str, params: Params) -> tuple[RunFolder, Params, dict[str, ReidDataset]]:
+def open_training_run(
+    notebook: str, params: Params, lock: bool = True
+) -> tuple[RunFolder, Params, dict[str, ReidDataset]]:
     """The run folder (refused as the notebook refuses it) and the datasets the training reads."""
-    run, params = open_run(params, notebook)
+    run, params = open_run(params, notebook, lock=lock)
     datasets = {"target": load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage)}
     if notebook == "01_pretrain" or (params.method == "ssg" and params.ssg_source_weight > 0):
         datasets["source"] = load_dataset(params.source, params.data_root, params.world_seed)

@@ -8,13 +8,23 @@ sees every variable defined so far, so a name the typed definition does not know
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 from .config import Params, as_dict, make_params, read_yaml
-from .runs import outputs_root, project_root, resolve_path, resolve_run
+from .runs import (
+    DiskFullError,
+    RunFolder,
+    disk_full_error,
+    holding,
+    outputs_root,
+    project_root,
+    resolve_path,
+    resolve_run,
+)
 
 # Names IPython itself puts in a notebook's namespace.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -72,10 +82,12 @@ def run_notebook(
     log_output: bool = False,
 ) -> Path:
     """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
-    (`outputs/<run_name>/<name>.ipynb`). Parameters are validated, and checked against the run folder's record,
-    before the kernel starts. The copy is written under `outputs/.executing/` and moved into the run folder only
-    when the notebook ends without error: a failed run leaves the folder's executed copy as it was, and its own in
-    `outputs/.failed/<run_name>/` (the error says where)."""
+    (`outputs/<run_name>/<name>.ipynb`). Parameters are validated, the run folder's lock taken (held until the
+    kernel ends; the kernel inherits it) and the folder checked against its record, all before the kernel starts.
+    The copy is written under `outputs/.executing/` and moved into the run folder only when the notebook ends
+    without error: a failed run leaves the folder's executed copy as it was, and its own in
+    `outputs/.failed/<run_name>/` (the error says where; a copy the failure cut off is not kept). A full disk is
+    reported as one DiskFullError line."""
     import papermill
 
     files_and_overrides: dict[str, Any] = {}
@@ -91,29 +103,66 @@ def run_notebook(
     # injects (a cell value such as notebook 04's seed 1 counts, or a rerun would be refused against its record)
     cell = parameters_cell(source)
     params = make_params({**cell, **files_and_overrides})
-    run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
-    executing = outputs_root() / ".executing" / params.run_name / source.name
-    executing.parent.mkdir(parents=True, exist_ok=True)
+    with holding(RunFolder.for_run(params.run_name)):  # another process in this folder is refused here
+        run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
+        executing = outputs_root() / ".executing" / params.run_name / source.name
+        executing.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(executing),
+                parameters=injected(cell, files_and_overrides),
+                kernel_name="python3",
+                cwd=str(notebooks),
+                progress_bar=False,
+                log_output=log_output,
+            )
+        except BaseException as err:
+            full = _disk_full(err, executing)
+            notes = _keep_failed_copy(executing, outputs_root() / ".failed" / params.run_name / source.name)
+            if full is not None:
+                full.add_note(notes)
+                raise full from None
+            err.add_note(notes)
+            raise
+        output = run.path / source.name
+        output.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(executing, output)
+        with contextlib.suppress(OSError):
+            executing.parent.rmdir()
+    return output
+
+
+def _keep_failed_copy(executing: Path, failed: Path) -> str:
+    """Move a failed run's executed copy to `failed` when it is a whole notebook; say where, or why it is not kept."""
+    import nbformat
+
+    if not executing.is_file():
+        return "no executed copy was written"
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(executing),
-            parameters=injected(cell, files_and_overrides),
-            kernel_name="python3",
-            cwd=str(notebooks),
-            progress_bar=False,
-            log_output=log_output,
-        )
-    except BaseException as err:
-        if executing.is_file():
-            failed = outputs_root() / ".failed" / params.run_name / source.name
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(executing, failed)
-            err.add_note(f"executed copy of the failed notebook: {failed}")
-        raise
-    output = run.path / source.name
-    output.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(executing, output)
+        nbformat.read(executing, as_version=4)
+    except Exception:  # whatever the reader finds wrong, the copy was cut off
+        executing.unlink()
+        note = "the executed copy was cut off by the failure and was not kept"
+    else:
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(executing, failed)
+        note = f"executed copy of the failed notebook: {failed}"
     with contextlib.suppress(OSError):  # not empty if another process is running the same run_name
         executing.parent.rmdir()
-    return output
+    return note
+
+
+def _disk_full(err: BaseException, executing: Path) -> DiskFullError | None:
+    """The full disk behind a failure, as one line: the kernel's own DiskFullError, or papermill's write of the
+    executed copy that found no space (anywhere in the chain of errors)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if getattr(seen, "ename", None) == "DiskFullError":
+            return DiskFullError(errno.ENOSPC, seen.evalue)
+        if isinstance(seen, OSError):
+            found = disk_full_error(seen, executing)
+            if isinstance(found, DiskFullError):
+                return found
+        seen = seen.__cause__ or seen.__context__
+    return None

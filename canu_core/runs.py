@@ -1,22 +1,33 @@
 """Run folders: `outputs/<run_name>/` holds params, per-epoch history, metrics, checkpoints and figures.
 
-A run folder is never clobbered: `open_run` compares the parameters asked for with the ones the folder recorded and
-refuses any difference (each one listed) before anything is written; `amend` is the one way to continue a run with
-more epochs or other learning rates, and the change is recorded. Everything is written atomically (temporary file,
-fsync, rename), so an interrupted run never leaves a half-written file and resumes from its last checkpoint.
+A run folder is never clobbered: one process at a time works in it (`hold_run`: an OS lock, taken before anything
+is checked, released when the process ends however it ends), and `open_run` compares the parameters asked for with
+the ones the folder recorded and refuses any difference (each one listed) before anything is written; `amend` is the
+one way to continue a run with more epochs or other learning rates, and the change is recorded. Everything is
+written atomically (temporary file, fsync, rename), so an interrupted run never leaves a half-written file and
+resumes from its last checkpoint.
 Checkpoints are read with `weights_only=True`: a file that carries pickled code is refused, never run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import fcntl
+import io
 import json
 import math
 import os
 import pickle
 import platform
+import shutil
+import socket
 import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -25,7 +36,7 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import STUDY_FIELDS, ConfigError, Params, as_dict, check_run_name
+from .config import STUDY_FIELDS, ConfigError, Params, as_dict, check_run_name, parse_yaml
 from .reproducibility import set_threads
 
 PROJECT_MARKER = "pyproject.toml"
@@ -55,8 +66,23 @@ class RunConflictError(ConfigError):
     """A run folder that holds another run than the one asked for."""
 
 
+class RunBusyError(RunConflictError):
+    """A run folder another process is working in."""
+
+
+class UnfinishedRunError(ConfigError):
+    """A run named as an input (pretrain_run) that stopped before its last epoch."""
+
+
 class CheckpointError(OSError):
     """A checkpoint that cannot be used: damaged, incomplete, or carrying pickled code."""
+
+
+class DiskFullError(OSError):
+    """A write that found no space left: the folder and its free space in one line."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def project_root() -> Path:
@@ -112,10 +138,16 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
     write that was interrupted, is overwritten), so `path` holds the old or the new content, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, mode) as file:
-        write(file)
-        file.flush()
-        os.fsync(file.fileno())
+    try:
+        with open(tmp, mode) as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException as err:  # a full disk, or an interrupt: no temporary left behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise disk_full_error(err, path) from None
+        raise
     os.replace(tmp, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
@@ -125,12 +157,28 @@ def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") ->
     return path
 
 
+def disk_full_error(err: OSError, path: Path) -> OSError:
+    """`err` as one line naming the folder and its free space when the disk is full; any other error unchanged."""
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return err
+    free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
+    return DiskFullError(
+        err.errno,
+        f"no space left to write {path.name} in {path.parent} ({free / 2**20:.1f} MiB free): free some space and "
+        "run the same command again (it resumes from the last checkpoint; nothing written before is lost)",
+    )
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return _atomic_write(Path(path), lambda file: file.write(text), mode="w")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    return _atomic_write(Path(path), lambda file: torch.save(_loadable(obj), file))
+    """torch.save through memory, then to disk with Python's own writes: torch's zip writer reports a full disk as
+    a RuntimeError ("unexpected pos ..."), Python's as the OSError it is."""
+    buffer = io.BytesIO()
+    torch.save(_loadable(obj), buffer)
+    return _atomic_write(Path(path), lambda file: file.write(buffer.getbuffer()))
 
 
 def _loadable(value: Any) -> Any:
@@ -166,9 +214,18 @@ def read_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Any:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"cannot read checkpoint {path} ({size} bytes: {reason}): the file is damaged or incomplete (an "
-            "interrupted copy?). Restore it from a copy, or delete it to redo what wrote it (a run resumes from "
-            "the checkpoints that remain)"
+            f"interrupted copy?). Restore it from a copy, or delete it and run {_writer(path)} again with the same "
+            "parameters: the run rebuilds what is missing (a lost model checkpoint by training that run again from "
+            "the start, which its seed repeats on the same machine)"
         ) from None
+
+
+def _writer(checkpoint: Path) -> str:
+    """What wrote `checkpoint`, as a command a user can repeat: its run folder's notebook and run_name."""
+    folder = RunFolder(checkpoint.parent.parent)
+    with contextlib.suppress(OSError, ConfigError, AttributeError, TypeError):
+        return f"notebook {folder.read_params()['notebook']} with run_name {folder.path.name!r}"
+    return f"the notebook of run {folder.path.name!r}"
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -219,7 +276,25 @@ class RunFolder:
         return self.path / "params.yaml"
 
     def read_params(self) -> dict[str, Any]:
-        return yaml.safe_load(self.params_path.read_text())
+        """The recorded parameters; a record that is not one (emptied, damaged, hand-edited into invalid YAML) is an
+        error naming the file and what will work."""
+        damaged = (
+            f"restore it from a copy, or move the folder {self.path} away and run again (a new run starts in its place)"
+        )
+        try:
+            record = parse_yaml(self.params_path.read_text(), str(self.params_path))
+        except ConfigError as err:
+            raise RunConflictError(f"{err}: the run's parameter record is damaged; {damaged}") from None
+        if not isinstance(record, dict) or "notebook" not in record:
+            found = (
+                "it is empty"
+                if record is None
+                else f"it holds a {type(record).__name__}"
+                if not isinstance(record, dict)
+                else "it names no notebook"
+            )
+            raise RunConflictError(f"{self.params_path}: {found}, not a run's parameter record; {damaged}")
+        return record
 
     def record(self, params: Params, notebook: str) -> Path:
         """Save the parameters the run goes on with, once `open_run` has accepted them and the inputs are checked.
@@ -230,11 +305,14 @@ class RunFolder:
         values = {k: v for k, v in as_dict(params).items() if k != "amend"}
         machine = {"git_commit": git_commit(), "cpu_model": cpu_model()}
         self.remove_temporaries()
-        if not self.params_path.is_file():
+        if not self.started():
             return atomic_write_text(
                 self.params_path, yaml.safe_dump({"notebook": notebook, **values, **machine}, sort_keys=False)
             )
         recorded = self.read_params()
+        refusal = refused_change(self, recorded, params, notebook)
+        if refusal:  # open_run refuses it first; this keeps a record from ever holding a change nobody allowed
+            raise RunConflictError(refusal)
         changed = parameter_differences(recorded, values)
         changed |= {  # what is not compared still says what the run shows now: a study's studies, a data_root
             k: (recorded.get(k), v) for k, v in values.items() if k in NOT_COMPARED and recorded.get(k) != v
@@ -253,6 +331,13 @@ class RunFolder:
             "continued": [*recorded.get("continued", []), entry],
         }
         return atomic_write_text(self.params_path, yaml.safe_dump(updated, sort_keys=False))
+
+    def started(self) -> bool:
+        """Whether the folder holds a run that produced something: a record alone (a start that stopped before
+        its first result) holds nothing to keep, and the next start records its own parameters in its place."""
+        if not self.params_path.is_file():
+            return False
+        return any(p.name != self.params_path.name and not p.name.startswith(".") for p in self.path.iterdir())
 
     def remove_temporaries(self) -> None:
         """Delete the temporary files of writes that were interrupted (a killed run's `.<name>.tmp`)."""
@@ -312,54 +397,176 @@ class RunFolder:
         return self.path / "figures" / name
 
 
+def refused_change(run: RunFolder, recorded: Mapping[str, Any], params: Params, notebook: str) -> str | None:
+    """Why `params` may not go on in `run`, whose record is `recorded`; None when they may (the same parameters,
+    or an amendment `amend` allows)."""
+    if recorded.get("notebook", notebook) != notebook:
+        return (
+            f"run folder {run.path} holds a run of notebook {recorded['notebook']}: give this "
+            f"{notebook} run its own folder (-p run_name <name>)"
+        )
+    differences = parameter_differences(recorded, as_dict(params))
+    refused = {
+        k: v for k, v in differences.items() if not params.amend or k not in AMENDABLE or (k in GROWING and v[1] < v[0])
+    }
+    if not refused:
+        return None
+    advice = (
+        "amend changes only " + ", ".join(sorted(AMENDABLE)) + " (epochs only grow)"
+        if params.amend
+        else "to continue it with more epochs or other learning rates, add -p amend true"
+        if all(k in AMENDABLE for k in refused)
+        else "to keep both, give this run another run_name; or delete that folder"
+    )
+    return f"run folder {run.path} holds a run with other parameters ({describe_differences(refused)}): {advice}"
+
+
 def resolve_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
     """The run folder of `params.run_name` for `notebook` (its name, e.g. "03_train") and the parameters to run
     with; reads, never writes.
 
     A folder that recorded another notebook's run, or other parameters, is refused, each difference listed:
     resuming it would mix two experiments under one record. With `amend`, only more epochs and other learning rates
-    are accepted (AMENDABLE). `threads` comes from the record when there is one, so a resume stays on the bit-exact
-    path."""
+    are accepted (AMENDABLE). A folder whose record is all it holds (`started` is False) takes any parameters.
+    `threads` comes from the record when there is one, so a resume stays on the bit-exact path."""
     run = RunFolder.for_run(params.run_name)
-    recorded = run.read_params() if run.params_path.is_file() else None
-    if recorded is not None and recorded.get("notebook", notebook) != notebook:
-        raise RunConflictError(
-            f"run folder {run.path} holds a run of notebook {recorded['notebook']}: give this "
-            f"{notebook} run its own folder (-p run_name <name>)"
-        )
-    if recorded is None:
+    if not run.started():
         leftovers = [p for p in run.path.iterdir() if not p.name.startswith(".")] if run.path.is_dir() else []
+        leftovers = [p for p in leftovers if p != run.params_path]
         if leftovers:
             raise RunConflictError(
                 f"run folder {run.path} holds {', '.join(p.name for p in leftovers[:5])} but no "
                 "params.yaml: it is not a run of this lab's; move it away or pick another run_name"
             )
-        threads = params.threads or torch.get_num_threads()
-    else:
-        differences = parameter_differences(recorded, as_dict(params))
-        refused = {
-            k: v
-            for k, v in differences.items()
-            if not params.amend or k not in AMENDABLE or (k in GROWING and v[1] < v[0])
-        }
-        if refused:
-            advice = (
-                "amend changes only " + ", ".join(sorted(AMENDABLE)) + " (epochs only grow)"
-                if params.amend
-                else "to continue it with more epochs or other learning rates, add -p amend true"
-                if all(k in AMENDABLE for k in refused)
-                else "to keep both, give this run another run_name; or delete that folder"
-            )
-            raise RunConflictError(
-                f"run folder {run.path} holds a run with other parameters ({describe_differences(refused)}): {advice}"
-            )
-        threads = params.threads or recorded.get("threads") or torch.get_num_threads()
+        return run, dataclasses.replace(params, threads=params.threads or torch.get_num_threads())
+    recorded = run.read_params()
+    refusal = refused_change(run, recorded, params, notebook)
+    if refusal:
+        raise RunConflictError(refusal)
+    threads = params.threads or recorded.get("threads") or torch.get_num_threads()
     return run, dataclasses.replace(params, threads=threads)
 
 
-def open_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
-    """`resolve_run`, then this process set to the run's thread count: the first call of a notebook or job,
-    before its inputs are read. Call `run.record(params, notebook)` once they are checked."""
+def open_run(params: Params, notebook: str, lock: bool = True) -> tuple[RunFolder, Params]:
+    """The first call of a notebook or job, before its inputs are read: this process takes the run folder's lock
+    (`hold_run`; `lock` False only for the ranks of a torchrun launch whose rank 0 holds it), then `resolve_run`,
+    then sets its thread count to the run's. Call `run.record(params, notebook)` once the inputs are checked."""
+    if lock:
+        hold_run(RunFolder.for_run(params.run_name))
     run, params = resolve_run(params, notebook)
     set_threads(params.threads)
     return run, params
+
+
+# --- one process per run folder
+
+# The run folders this process holds, by lock file (open descriptors holding an flock), and the environment
+# variable through which its children (a papermill kernel, torchrun's ranks, a demo's workers) learn of them.
+_HELD: dict[Path, int] = {}
+_HELD_GUARD = threading.Lock()
+HELD_BY_ANCESTOR = "CANU_RUN_LOCKS"
+
+
+def lock_path(run: RunFolder) -> Path:
+    """Beside the run folders, not in one: a start that is refused creates no folder."""
+    return run.path.parent / ".locks" / f"{run.path.name}.lock"
+
+
+def hold_run(run: RunFolder) -> bool:
+    """Take `run`'s lock for this process (an flock: the operating system releases it when the process ends, however
+    it ends, so a killed run never leaves its folder blocked). Returns whether it was taken now: False when this
+    process, or the process that started it (a notebook runner and its kernel, torchrun and its ranks), already
+    holds it. A folder another process holds is refused in one line naming that process."""
+    path = lock_path(run)
+    with _HELD_GUARD:
+        if path in _HELD or _held_by_ancestor(path):
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(descriptor)
+            os.close(descriptor)
+            raise RunBusyError(
+                f"run folder {run.path} is in use by {holder}: one process at a time works in a run folder; wait "
+                "for it to end (then the same command resumes or reads the run), or give this run another run_name"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, json.dumps(_this_process()).encode())
+        _HELD[path] = descriptor
+        _export_held()
+        return True
+
+
+def release_run(run: RunFolder) -> None:
+    """Let go of `run`'s lock (a notebook runner, once its kernel has ended); nothing if this process holds none."""
+    with _HELD_GUARD:
+        descriptor = _HELD.pop(lock_path(run), None)
+        if descriptor is not None:
+            os.close(descriptor)  # releases the flock
+            _export_held()
+
+
+@contextlib.contextmanager
+def holding(run: RunFolder):
+    """`run`'s lock for the duration of a block; released after it only if the block's start took it."""
+    taken = hold_run(run)
+    try:
+        yield
+    finally:
+        if taken:
+            release_run(run)
+
+
+def _this_process() -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "command": " ".join(sys.argv)[:300],
+    }
+
+
+def _holder(descriptor: int) -> str:
+    """Who holds a lock, from what it wrote into the lock file (read again for up to a second: a process that has
+    just taken the lock may not have written yet)."""
+    for _ in range(20):
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            found = json.loads(os.read(descriptor, 4096).decode() or "null")
+            return f"process {found['pid']} on {found['host']} (started {found['started']}: {found['command']})"
+        time.sleep(0.05)
+    return "another process (it has not said which yet)"
+
+
+def _export_held() -> None:
+    """Tell this process's future children which lock files it holds, keeping what its own ancestors hold."""
+    inherited = {path: pid for path, pid in _inherited().items() if pid != os.getpid()}
+    held = inherited | {str(path): os.getpid() for path in _HELD}
+    os.environ[HELD_BY_ANCESTOR] = json.dumps(held)
+
+
+def _inherited() -> dict[str, int]:
+    with contextlib.suppress(ValueError, AttributeError):
+        return dict(json.loads(os.environ.get(HELD_BY_ANCESTOR, "{}")))
+    return {}
+
+
+def _held_by_ancestor(path: Path) -> bool:
+    """Whether a process that started this one (directly or not) holds the lock file `path`."""
+    pid = _inherited().get(str(path))
+    return pid is not None and pid != os.getpid() and pid in _ancestors()
+
+
+def _ancestors() -> set[int]:
+    """The process ids above this one (Linux's /proc; elsewhere the parent alone)."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return found

@@ -353,6 +353,7 @@ def test_threads_are_recorded_and_a_resume_takes_them(tmp_path, outputs):
     params = make_params({"run_name": "threaded", "threads": 1})
     run, params = open_run(params, "01_pretrain")
     run.record(params, "01_pretrain")
+    run.append_history({"model": 1, "epoch": 0})  # a run that has trained something: its record holds
     record = run.read_params()
     assert record["threads"] == 1 and record["cpu_model"] and record["notebook"] == "01_pretrain"
     assert torch.get_num_threads() == 1

@@ -68,6 +68,7 @@ def test_a_rebuilt_study_records_the_studies_it_now_holds(tmp_path):
     run.record(first, "04_ablations")
     run.record(first, "04_ablations")  # the same: nothing to add
     assert "continued" not in run.read_params()
+    run.write_metrics({"runs": 1})  # the study has a result: its record is kept, not replaced
 
     run.record(
         make_params({"studies": ["table_iii"], "sweep_seeds": [0], "data_root": "elsewhere"}, base=first),
