@@ -1,6 +1,6 @@
 """The training loop every trainer runs (engine/loop.py), on a counting trainer: epochs, history, the best and last
-checkpoints, resuming after the state's epoch (also from a state written before the loop existed), and the one
-definition of the history's columns."""
+checkpoints, resuming after the state's epoch (also from a state written before the loop existed), a lost model
+checkpoint rebuilt, and the one definition of the history's columns."""
 
 import pytest
 
@@ -61,10 +61,25 @@ def test_fit_writes_rows_the_best_and_last_and_resumes_after_the_state(tmp_path,
 def test_a_state_written_before_the_loop_resumes_with_its_best_score(tmp_path):
     run = RunFolder(tmp_path / "run")
     run.save_checkpoint({"steps": 2, "epoch": 1, "best_oracle_mAP": 40.0}, "count_state")
+    best = run.save_checkpoint({"score": 40.0}, "count_best").read_bytes()
+    run.save_checkpoint({"epoch": 1}, "count_last")
     trainer = Counting([10.0, 30.0, 20.0])
     fit(trainer, run, epochs=3)
-    assert trainer.ran == [2] and not run.checkpoint_path("count_best").exists()  # 20 < 40: no new best
+    assert trainer.ran == [2] and run.checkpoint_path("count_best").read_bytes() == best  # 20 < 40: no new best
     assert run.load_checkpoint("count_state")["best"] == 40.0
+
+
+@pytest.mark.parametrize("lost", ["count_best", "count_last"])
+def test_a_lost_model_checkpoint_is_rebuilt_by_training_again_from_the_start(tmp_path, capsys, lost):
+    run = RunFolder(tmp_path / "run")
+    fit(Counting([10.0, 30.0, 20.0]), run, epochs=3)
+    kept = {name: run.checkpoint_path(name).read_bytes() for name in ("count_best", "count_last", "count_state")}
+    run.checkpoint_path(lost).unlink()
+    again = Counting([10.0, 30.0, 20.0])
+    fit(again, run, epochs=3)
+    assert again.ran == [0, 1, 2] and f"count: {lost} missing: training again from the start" in capsys.readouterr().out
+    assert {name: run.checkpoint_path(name).read_bytes() for name in kept} == kept
+    assert run.read_history()["epoch"].tolist() == [0, 1, 2]
 
 
 def test_history_columns_are_defined_once():

@@ -40,7 +40,10 @@ class RandomIdentitySampler(Sampler[int]):
                 raise ValueError(f"record {index} has pid {record.pid}: remove outliers / junk before sampling")
             self.indices_by_pid[record.pid].append(index)
         if len(self.indices_by_pid) < batch_ids:
-            raise ValueError(f"{len(self.indices_by_pid)} identities cannot fill a batch of {batch_ids} identities")
+            raise ValueError(
+                f"{len(self.indices_by_pid)} identities cannot fill a batch of {batch_ids} identities: pass "
+                f"-p batch_ids {len(self.indices_by_pid)} or fewer"
+            )
         self.pids = sorted(self.indices_by_pid)
         self.camids = np.array([record.camid for record in records])
         self.batch_ids = batch_ids

@@ -102,12 +102,29 @@ class Trainer(ABC):
         """What the best and last model checkpoints hold: the weights and what rebuilds the model."""
 
 
+def lost_checkpoints(trainer: Trainer, run: RunFolder, state: Mapping[str, Any] | None) -> list[str]:
+    """The model checkpoints a run with this `state` has written and no longer has (deleted, say, after it was
+    found damaged)."""
+    if state is None:
+        return []
+    written = [trainer.last_name] if trainer.last_name is not None else []
+    best = state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
+    if best > -math.inf:
+        written.append(trainer.best_name)
+    return [name for name in written if not run.checkpoint_path(name).is_file()]
+
+
 def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
     """Run `trainer` to `epochs` epochs in `run`, resuming after the last epoch its state checkpoint holds. Under
     torchrun every rank resumes from the same checkpoint and runs the epochs; rank 0 alone writes."""
     main = distributed.group().main
     start, best = 0, -math.inf
     state = run.load_checkpoint(trainer.state_name)
+    lost = lost_checkpoints(trainer, run, state)
+    if lost:  # a model checkpoint cannot be rebuilt from the state: train again from the start (the seed repeats it)
+        if main:
+            print(f"{trainer.label}: {', '.join(lost)} missing: training again from the start to rebuild it")
+        state = None
     if state is not None:
         trainer.load_state_dict(state)
         start = state["epoch"] + 1

@@ -31,7 +31,7 @@ from ..evaluate import evaluate
 from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
 from ..reproducibility import rng_state, seed_everything, set_rng_state
-from ..runs import RunFolder
+from ..runs import RunFolder, UnfinishedRunError
 from .common import (
     MixedPrecision,
     batches,
@@ -258,8 +258,9 @@ def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunF
 
 
 def pretraining_record(run: RunFolder, params: Params) -> dict:
-    """The parameters pretraining run `run` recorded, once checked: it exists, and it trained at the input size of
-    `params` (a model trained at another size would be adapted and evaluated at the wrong one)."""
+    """The parameters pretraining run `run` recorded, once checked: it exists, it trained at the input size of
+    `params` (a model trained at another size would be adapted and evaluated at the wrong one), and it finished
+    every epoch of every model, unless `params.accept_unfinished_pretraining`."""
     if not run.params_path.is_file():
         raise FileNotFoundError(
             f"no pretraining run {run.path.name!r} in {run.path.parent}: run notebook 01 first "
@@ -272,7 +273,26 @@ def pretraining_record(run: RunFolder, params: Params) -> dict:
             f"run {run.path.name!r} trained at {trained['height']}x{trained['width']}, not at "
             f"height x width = {params.height}x{params.width}: pass the same size"
         )
+    unfinished = unfinished_models(run, trained)
+    if unfinished and not params.accept_unfinished_pretraining:
+        raise UnfinishedRunError(
+            f"pretraining run {run.path.name!r} did not finish: {'; '.join(unfinished)}. Run notebook 01 again "
+            f"with run_name {run.path.name!r} and its parameters (it resumes where it stopped), or pass "
+            "-p accept_unfinished_pretraining true to adapt from it as it is"
+        )
     return trained
+
+
+def unfinished_models(run: RunFolder, trained: dict) -> list[str]:
+    """For each source model of `run` short of its last epoch (its record's `epochs`), how far it got."""
+    history = run.read_history()
+    found = []
+    for index in range(1, trained["n_models"] + 1):
+        rows = history[history["model"] == index] if "model" in history else history
+        done = int(rows["epoch"].max()) + 1 if len(rows) else 0
+        if done < trained["epochs"]:
+            found.append(f"model {index} trained {done} of {trained['epochs']} epochs")
+    return found
 
 
 def load_source_model(run: RunFolder, index: int = 1, which: str = "last") -> ReidModel:

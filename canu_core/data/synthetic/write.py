@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,9 +44,25 @@ def _manifest(spec: WorldSpec, seed: int, plan: WorldPlan | None = None) -> dict
     return json.loads(json.dumps(manifest))  # tuples -> lists, as read back from disk
 
 
+class DamagedManifestError(ValueError):
+    """A world.json that is not a manifest (cut off, emptied, edited)."""
+
+
+MANIFEST_KEYS = ("generator", "render_version", "seed", "spec", "files")
+
+
 def _read_manifest(root: Path) -> dict | None:
+    """The folder's manifest, None when it has none; DamagedManifestError naming the file when it is not one."""
     path = root / MANIFEST_NAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DamagedManifestError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or any(key not in manifest for key in MANIFEST_KEYS):
+        raise DamagedManifestError(f"{path} is not a world manifest (expected the keys {', '.join(MANIFEST_KEYS)})")
+    return manifest
 
 
 def _same_world(existing: dict, wanted: dict) -> bool:
@@ -53,15 +70,13 @@ def _same_world(existing: dict, wanted: dict) -> bool:
     return all(existing.get(key) == wanted[key] for key in keys)
 
 
-def _check_complete(root: Path, manifest: dict) -> None:
-    """A reused folder must still hold every image its manifest lists."""
+def _missing_images(root: Path, manifest: dict) -> str | None:
+    """What a reused folder lacks of the images its manifest lists (None: nothing)."""
     for folder, expected in manifest["files"].items():
         found = len(list((root / folder).glob("*.png"))) if (root / folder).is_dir() else 0
         if found != expected:
-            raise ValueError(
-                f"{root / folder} holds {found} images, its {MANIFEST_NAME} says {expected}: "
-                f"the world is incomplete; regenerate it with overwrite=True"
-            )
+            return f"{root / folder} holds {found} images, its {MANIFEST_NAME} says {expected}"
+    return None
 
 
 def write_world(plan: WorldPlan, folder: Path) -> None:
@@ -85,9 +100,10 @@ def _read_world(root: Path, spec: WorldSpec, manifest: dict) -> ReidDataset:
 def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> ReidDataset:
     """Write the world (spec, seed) to root in Market-1501 layout and return it read back through read_market1501.
 
-    A folder already holding this world (its world.json names the same spec, seed and renderer version) is reused.
-    A folder holding another world is an error unless overwrite=True; a non-empty folder without world.json is
-    never written into. Rendering goes to a temporary sibling folder renamed into place at the end, so an
+    A folder already holding this world (its world.json names the same spec, seed and renderer version) is reused;
+    one whose world.json is damaged, or that lacks images it lists, is derived data and generated again, with a
+    warning. A folder holding another world is an error unless overwrite=True; a non-empty folder without
+    world.json is never written into. Rendering goes to a temporary sibling folder renamed into place at the end, so an
     interrupted run leaves nothing half-written at root. Processes asking for one world at once (a study's parallel
     runs on a new target) take turns on a lock file beside root: the first writes the world, the others read it.
     """
@@ -103,16 +119,24 @@ def generate_world(spec: WorldSpec, root: str | os.PathLike, seed: int = 0, over
 
 def _generate_world(spec: WorldSpec, root: Path, seed: int, overwrite: bool) -> ReidDataset:
     wanted = _manifest(spec, seed)
-    existing = _read_manifest(root)
+    generated_here = False  # a folder this generator wrote, damaged since: derived data, made again
+    try:
+        existing = _read_manifest(root)
+    except DamagedManifestError as err:
+        warnings.warn(f"{err}: generating the world again in its place", stacklevel=3)
+        existing, generated_here = None, True
     if existing is not None and _same_world(existing, wanted) and not overwrite:
-        _check_complete(root, existing)
-        return _read_world(root, spec, existing)
+        missing = _missing_images(root, existing)
+        if missing is None:
+            return _read_world(root, spec, existing)
+        warnings.warn(f"{missing}: the world is incomplete; generating it again in its place", stacklevel=3)
+        existing, generated_here = None, True
     if existing is not None and not overwrite:
         raise OtherWorldError(
             f"{root} holds another world (seed {existing.get('seed')}, spec {existing.get('spec')}); "
             f"pass overwrite=True to replace it, or choose another folder"
         )
-    if existing is None and root.is_dir() and any(root.iterdir()):
+    if existing is None and not generated_here and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
     plan = plan_world(spec, seed)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
