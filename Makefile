@@ -24,8 +24,11 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadscope --durations=10
 
+# JupyterLab on 127.0.0.1 only, with its login token (printed in the URL); --allow-root only when run as root (a
+# container's usual user), which jupyter otherwise refuses. LAB_ARGS adds options (e.g. --port 8890 --no-browser).
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/
 
 # The synthetic study from nothing: notebook 01 (if not run yet), then Table IV's runs on 5 seeds through notebook
 # 03, then the tables, claims and figures (outputs/study/); the other studies are named in params/study.yaml.
