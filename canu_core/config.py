@@ -109,6 +109,12 @@ class Params:
     # camera-identity correlation knob of a synthetic target (None: its preset's value): 0 = every id walks
     # through 2 adjacent cameras only, 1 = through all of them (WorldSpec.camera_coverage)
     target_coverage: Optional[Fraction] = None
+    # the paper's condition on a synthetic target (None: its preset's value): 0 = looks independent of the route,
+    # 1 = each person dressed after the cameras they walk through (WorldSpec.area_fashion)
+    target_area_fashion: Optional[Fraction] = None
+    # how a person's images spread over their route (None: its preset's, even); small = a 'home' camera
+    # (WorldSpec.visit_skew)
+    target_visit_skew: Optional[NonNegative] = None
     # --- network input and evaluation
     # compact_ibn: the compact ResNet with IBN-a's instance normalisation in its first stages (the paper's backbones
     # are IBN-ResNet-50): README "The study's regime" shows why the synthetic default needs it

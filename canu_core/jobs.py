@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import distributed
 from .config import ConfigError, Params
-from .data.catalog import load_dataset
+from .data.catalog import load_dataset, target_world
 from .data.records import ReidDataset, ids_and_cameras
 from .device import resolve_device
 from .engine.adaptation import adaptation_metrics, load_adapted_model, make_clustering, train_set_features
@@ -40,7 +40,7 @@ def run_demo(params: Params) -> pd.DataFrame:
     started = time.monotonic()
     run, params = open_run(params, "demo")
     source = load_dataset(params.source, params.data_root, params.world_seed)
-    target = load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage)
+    target = load_dataset(params.target, params.data_root, params.world_seed, target_world(params))
     run.record(params, "demo")
     print(
         f"CANU-ReID demo: {params.epochs} pretraining epochs x {params.iters_per_epoch} iterations, then "
@@ -210,7 +210,7 @@ def open_training_run(
 ) -> tuple[RunFolder, Params, dict[str, ReidDataset]]:
     """The run folder (refused as the notebook refuses it) and the datasets the training reads."""
     run, params = open_run(params, notebook, lock=lock)
-    datasets = {"target": load_dataset(params.target, params.data_root, params.world_seed, params.target_coverage)}
+    datasets = {"target": load_dataset(params.target, params.data_root, params.world_seed, target_world(params))}
     if notebook == "01_pretrain" or (params.method == "ssg" and params.ssg_source_weight > 0):
         datasets["source"] = load_dataset(params.source, params.data_root, params.world_seed)
     if notebook == "03_train":

@@ -522,12 +522,13 @@ def direct_transfer(
     """What adaptation starts from: source model `model_index` of `source_run` on the target test split (of the
     synthetic target at `target_coverage`, if given), as each method evaluates its own model (MMT: the one feature;
     SSG: the three flip-summed part features)."""
-    from .data.catalog import load_dataset
+    from .data.catalog import load_dataset, target_world
     from .engine.pretrain import load_source_model
     from .engine.ssg import parts_model
     from .evaluate import evaluate
 
-    target = load_dataset(params.target, params.data_root, params.world_seed, target_coverage)
+    world = target_world(params) | ({} if target_coverage is None else {"camera_coverage": target_coverage})
+    target = load_dataset(params.target, params.data_root, params.world_seed, world)
     model = load_source_model(source_run, params.model_index, params.source_checkpoint)
     evaluated = {"mmt": (model, False), "ssg": (parts_model(model), True)}
     return {

@@ -13,11 +13,20 @@ from canu_core.data.synthetic import PRESETS
 
 def test_synthetic_folder_names_carry_seed_and_coverage(tmp_path):
     assert dataset_root("synthetic:tiny", tmp_path) == tmp_path / "synthetic_tiny_seed0"
-    assert dataset_root("synthetic:tiny", tmp_path, 3, 0.5) == tmp_path / "synthetic_tiny_seed3_coverage0.5"
+    assert dataset_root("synthetic:tiny", tmp_path, 3, {"camera_coverage": 0.5}) == tmp_path / (
+        "synthetic_tiny_seed3_coverage0.5"
+    )
+    knobs = {"visit_skew": 0.3, "area_fashion": 1.0, "camera_coverage": 0.2}
+    assert (
+        dataset_root("synthetic:tiny", tmp_path, 1, knobs)
+        == tmp_path / "synthetic_tiny_seed1_coverage0.2_fashion1.0_skew0.3"
+    )
+    with pytest.raises(ValueError, match=r"unknown world knobs \['colour'\]"):
+        dataset_root("synthetic:tiny", tmp_path, 1, {"colour": 1.0})
 
 
 def test_coverage_replaces_only_the_preset_camera_coverage():
-    spec = world_spec("synthetic:target", 0.7)
+    spec = world_spec("synthetic:target", {"camera_coverage": 0.7})
     assert spec.camera_coverage == 0.7
     assert dataclasses.replace(spec, camera_coverage=PRESETS["target"].camera_coverage) == PRESETS["target"]
     assert world_spec("synthetic:target") is PRESETS["target"]
@@ -26,7 +35,7 @@ def test_coverage_replaces_only_the_preset_camera_coverage():
 
 
 def test_coverage_world_is_generated_with_its_knob(tmp_path):
-    world = load_dataset("synthetic:tiny", tmp_path, camera_coverage=1.0)
+    world = load_dataset("synthetic:tiny", tmp_path, world={"camera_coverage": 1.0})
     assert world.extra["world"]["spec"]["camera_coverage"] == 1.0
     # coverage 1: every id of the 3-camera tiny world walks through all 3 cameras
     cameras = {}
@@ -52,5 +61,9 @@ def test_older_version_of_a_preset_is_regenerated(tmp_path, monkeypatch, capsys)
 
 def test_coverage_of_a_real_dataset_is_an_error(tmp_path):
     (tmp_path / "Market-1501").mkdir()
-    with pytest.raises(ValueError, match="knob of synthetic worlds.*found 0.5"):
-        dataset_root("market1501", tmp_path, camera_coverage=0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"camera_coverage are knobs of synthetic worlds.*leave target_coverage unset "
+        r"\(found \{'camera_coverage': 0.5\}\)",
+    ):
+        dataset_root("market1501", tmp_path, world={"camera_coverage": 0.5})

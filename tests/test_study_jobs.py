@@ -51,7 +51,7 @@ def test_failed_job_is_reported_with_its_log_and_the_others_finish(study_params,
     good = study_run("jobs", "mmt", "none", 0.1, seed=0)
     bad = study_run("jobs", "mmt", "none", 0.1, seed=0, target_coverage=0.9)
     # its target world's folder holds someone else's file: the job fails in the kernel, when it reads the target
-    foreign = dataset_root(study_params.target, study_params.data_root, 0, 0.9)
+    foreign = dataset_root(study_params.target, study_params.data_root, 0, {"camera_coverage": 0.9})
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text("mine")
     outcome = execute_study(study_params, [good, bad]).set_index("run_name")

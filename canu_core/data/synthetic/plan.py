@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .spec import PLAN_STREAM, STYLE_STREAM, TEXTURES, WorldSpec
+from .spec import FASHION_STREAM, PLAN_STREAM, STYLE_STREAM, TEXTURES, VISIT_STREAM, WorldSpec
 
 Colour = tuple[float, float, float]
 
@@ -240,13 +240,60 @@ def draw_route(spec: WorldSpec, rng: np.random.Generator) -> tuple[int, ...]:
     return tuple(range(start, start + length))
 
 
+# What area_fashion lets a camera's surroundings decide (skin tone, build and shoes stay the world's).
+FASHION_ATTRIBUTES = (
+    "clothing",
+    "hair",
+    "upper_pattern",
+    "lower_pattern",
+    "lower_kind",
+    "sleeves",
+    "hair_style",
+    "bag",
+)
+# Each camera's prior is Dirichlet(FASHION_CONCENTRATION x categories x the world's prior): a few values dominate
+# each camera's crowd. On the target preset at area_fashion 1, adjusted MI(clothing colour; camera) is 0.07-0.11 nats
+# (0.01-0.02 at 0; world_readout): a route averages 2-3 cameras' fashions, which caps how much the camera can tell.
+FASHION_CONCENTRATION = 0.15
+
+
+def draw_camera_fashions(spec: WorldSpec, palette: Palette) -> list[dict[str, np.ndarray]]:
+    """Each camera's own priors over the FASHION_ATTRIBUTES, drawn from a stream of their own."""
+    rng = np.random.default_rng([FASHION_STREAM, spec.style_seed])
+    return [
+        {
+            name: rng.dirichlet(FASHION_CONCENTRATION * len(palette.priors[name]) * palette.priors[name])
+            for name in FASHION_ATTRIBUTES
+        }
+        for _ in range(spec.num_cameras)
+    ]
+
+
+def route_priors(
+    palette: Palette, fashions: list[dict[str, np.ndarray]] | None, route: tuple[int, ...], area_fashion: float
+) -> dict[str, np.ndarray]:
+    """The priors one person draws from: (1 - lambda) x the world's + lambda x the mean of their route's cameras'
+    (the world's own, unchanged, when lambda is 0 or the person walks no route)."""
+    if not fashions or not route or area_fashion == 0:
+        return palette.priors
+    mixed = dict(palette.priors)
+    for name in FASHION_ATTRIBUTES:
+        local = np.mean([fashions[camera][name] for camera in route], axis=0)
+        prior = (1 - area_fashion) * palette.priors[name] + area_fashion * local
+        mixed[name] = prior / prior.sum()
+    return mixed
+
+
 def _pick(rng: np.random.Generator, options, probs):
     return options[rng.choice(len(options), p=probs)]
 
 
-def draw_identity(rng: np.random.Generator, palette: Palette, route: tuple[int, ...]) -> Identity:
-    """A random person: every attribute drawn from the world's frequencies; accents differ from main colours."""
-    p = palette.priors
+def draw_identity(
+    rng: np.random.Generator, palette: Palette, route: tuple[int, ...], priors: dict[str, np.ndarray] | None = None
+) -> Identity:
+    """A random person: every attribute drawn from `priors` (the world's frequencies unless given, see
+    `route_priors`); accents differ from main colours."""
+    p = palette.priors if priors is None else priors
 
     def colour(table: np.ndarray, probs: np.ndarray, avoid: int | None = None) -> tuple[Colour, int]:
         if avoid is not None:
@@ -294,13 +341,43 @@ def draw_identities(spec: WorldSpec, count: int, palette: Palette, rng: np.rando
     return identities
 
 
-def _visits(spec: WorldSpec, identities: list[Identity], rng: np.random.Generator) -> list[list[tuple]]:
+def dress_after_routes(spec: WorldSpec, seed: int, identities: list[Identity], palette: Palette) -> list[Identity]:
+    """The same people on the same routes, their FASHION_ATTRIBUTES drawn again from `route_priors` (from a random
+    stream of their own, so that routes, images and everything else stay those of area_fashion 0); skin, build,
+    shoes and stature are kept. Appearances stay pairwise different."""
+    fashions = draw_camera_fashions(spec, palette)
+    rng = np.random.default_rng([FASHION_STREAM, spec.style_seed, seed])
+    kept = ("skin", "shoes", "build", "stature", "route", "direction")
+    dressed: list[Identity] = []
+    seen = {identity.appearance() for identity in identities if not identity.route}
+    for identity in identities:
+        if not identity.route:
+            dressed.append(identity)
+            continue
+        while True:
+            priors = route_priors(palette, fashions, identity.route, spec.area_fashion)
+            candidate = draw_identity(rng, palette, identity.route, priors)
+            candidate = candidate._replace(**{name: getattr(identity, name) for name in kept})
+            if candidate.appearance() not in seen:
+                break
+        seen.add(candidate.appearance())
+        dressed.append(candidate)
+    return dressed
+
+
+def _visits(spec: WorldSpec, seed: int, identities: list[Identity], rng: np.random.Generator) -> list[list[tuple]]:
     """Groups of (split, pid, camid, kind, identity) images, one group per person per camera or per distractor."""
     low, high = spec.images_per_camera
+    skew = np.random.default_rng([VISIT_STREAM, spec.style_seed, seed]) if spec.visit_skew > 0 else None
     visits = []
     for pid in range(1, spec.num_train_ids + spec.num_test_ids + 1):
-        for camid in identities[pid - 1].route:
-            count = int(rng.integers(low, high + 1))
+        route = identities[pid - 1].route
+        counts = [int(rng.integers(low, high + 1)) for _ in route] if skew is not None else None
+        if skew is not None:  # the same total, spread unevenly: each camera its minimum, the rest by weight
+            weights = skew.dirichlet(np.full(len(route), spec.visit_skew))
+            counts = list(low + skew.multinomial(sum(counts) - low * len(route), weights))
+        for place, camid in enumerate(route):
+            count = int(rng.integers(low, high + 1)) if counts is None else int(counts[place])
             if pid <= spec.num_train_ids:
                 visits.append([("train", pid, camid, "person", pid - 1)] * count)
             else:
@@ -329,7 +406,9 @@ def plan_world(spec: WorldSpec, seed: int = 0) -> WorldPlan:
     rng = np.random.default_rng([PLAN_STREAM, spec.style_seed, seed])
     num_people = spec.num_train_ids + spec.num_test_ids + spec.num_distractors
     identities = draw_identities(spec, num_people, palette, rng)
-    visits = _visits(spec, identities, rng)
+    if spec.area_fashion > 0:
+        identities = dress_after_routes(spec, seed, identities, palette)
+    visits = _visits(spec, seed, identities, rng)
     frames = np.zeros(spec.num_cameras, dtype=int)
     images = []
     for visit_index in rng.permutation(len(visits)):

@@ -13,8 +13,9 @@ REVERSED_POSE = {"front": "back", "back": "front", "left": "right", "right": "le
 TEXTURES = ("bricks", "stripes", "windows", "foliage", "gradient")
 BODY_WIDTH = 1.3  # widens every body part: detection crops are tight, people fill about half their width
 REFERENCE_HEIGHT = 128  # blur radii are given for this image height and scaled with it
-# Independent random streams, so that e.g. changing the number of ids does not change the camera styles.
-STYLE_STREAM, PLAN_STREAM, IMAGE_STREAM = 1, 2, 3
+# Independent random streams, so that e.g. changing the number of ids does not change the camera styles, and a world
+# with area_fashion 0 and visit_skew 0 is the one generated before those knobs existed, byte for byte.
+STYLE_STREAM, PLAN_STREAM, IMAGE_STREAM, FASHION_STREAM, VISIT_STREAM = 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ class WorldSpec:
     """Scales how far cameras depart from a neutral one: 0 = all identical (plain grey scene), 1 = default, <= 2."""
     occlusion_rate: float = 0.15
     """Fraction of person images partly hidden by an occluder (a pole, a bench, a car...)."""
+    area_fashion: float = 0.0
+    """lambda in [0, 1]: how much of a person's look comes from where they walk, the paper's condition (camera
+    information that is also identity information). Each camera has its own fashion, a Dirichlet-drawn prior over
+    clothing colours, patterns, sleeves, lower kind, hair colour and style and bag; a person draws each attribute
+    from (1 - lambda) x the world's prior + lambda x the mean prior of the cameras on their route. 0: looks are
+    independent of the route, so a camera is only a style painted on top."""
+    visit_skew: float = 0.0
+    """beta >= 0: how a person's images spread over the cameras of their route. 0: each camera independently
+    images_per_camera (even on average). > 0: the same total spread with Dirichlet(beta) weights, each camera keeping
+    images_per_camera's minimum: a small beta gives each person a 'home' camera holding most of their images."""
 
     def __post_init__(self):
         object.__setattr__(self, "images_per_camera", tuple(self.images_per_camera))
@@ -96,6 +107,11 @@ class WorldSpec:
             (is_int(self.style_seed), f"style_seed must be an int, got {self.style_seed!r}"),
             (0.0 <= self.style_strength <= 2.0, f"style_strength must be in [0, 2], got {self.style_strength!r}"),
             (0.0 <= self.occlusion_rate <= 1.0, f"occlusion_rate must be in [0, 1], got {self.occlusion_rate!r}"),
+            (0.0 <= self.area_fashion <= 1.0, f"area_fashion must be in [0, 1], got {self.area_fashion!r}"),
+            (
+                0.0 <= self.visit_skew < float("inf"),
+                f"visit_skew must be a finite number >= 0, got {self.visit_skew!r}",
+            ),
         ]
         return [message for ok, message in checks if not ok]
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..datasets import MARKET_FOLDERS, read_market1501
 from ..records import ReidDataset
 from .plan import WorldPlan, plan_world
+from .readout import world_readout
 from .render import WorldRenderer
 from .spec import WorldSpec
 
@@ -66,8 +67,12 @@ def _read_manifest(root: Path) -> dict | None:
 
 
 def _same_world(existing: dict, wanted: dict) -> bool:
-    keys = ("generator", "render_version", "seed", "spec")
-    return all(existing.get(key) == wanted[key] for key in keys)
+    """The same generator, renderer, seed and spec; a knob the manifest predates counts as its default (the
+    default reproduces the world made before the knob existed)."""
+    defaults = asdict(WorldSpec())
+    spec = {**{key: defaults[key] for key in wanted["spec"] if key not in existing.get("spec", {})}, **existing["spec"]}
+    keys = ("generator", "render_version", "seed")
+    return all(existing.get(key) == wanted[key] for key in keys) and spec == wanted["spec"]
 
 
 def _missing_images(root: Path, manifest: dict) -> str | None:
@@ -139,6 +144,8 @@ def _generate_world(spec: WorldSpec, root: Path, seed: int, overwrite: bool) -> 
     if existing is None and not generated_here and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
     plan = plan_world(spec, seed)
+    print(f"{spec.name} (seed {seed}): what the camera tells of a person's looks (README 'The synthetic worlds')")
+    print(world_readout(plan).round(3).to_string())
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     try:
         write_world(plan, partial)
