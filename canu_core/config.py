@@ -197,6 +197,9 @@ class Params:
     # (never a method: it asks whether the mechanism helps when its condition is right). Needs adversary canu
     canu_condition: Literal["pseudo", "oracle"] = "pseudo"
     disc_lr: Positive = 0.00035  # discriminators: Adam (weight decay: weight_decay)
+    # discriminator updates per training iteration, on the same detached features (1: the alternating min-max, one
+    # step each; more: D catches up with the extractor before it plays, so fooling D means removing camera cues)
+    disc_steps: Count = 1
     source_checkpoint: Literal["best", "last"] = "best"  # which source models of pretrain_run to start from
     adapt_epochs: Count = 6
     adapt_iters_per_epoch: Count = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)

@@ -301,3 +301,23 @@ def test_the_uniform_objective_is_the_cross_entropy_to_the_uniform_camera_distri
 def test_an_unknown_objective_is_refused():
     with pytest.raises(ValueError, match="objective must be one of"):
         make_adversary("adv", objective="maximise")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_disc_steps_takes_that_many_discriminator_steps_on_the_same_features(kind):
+    inputs, camids, labels = make_batch()
+    features = make_extractor()(inputs)
+    centroids = centroid_table(features.detach(), labels)[labels] if kind == "canu" else None
+    several = make_adversary(kind, steps=3)
+    stepwise = make_adversary(kind)
+    stats = several.discriminator_step(features, camids, centroids)
+    first = stepwise.discriminator_step(features, camids, centroids)
+    for _ in range(2):
+        stepwise.discriminator_step(features, camids, centroids)
+    assert stats == first  # the loss and accuracy before the first step
+    for (name, a), (_, b) in zip(
+        several.discriminator.state_dict().items(), stepwise.discriminator.state_dict().items()
+    ):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="at least one step per iteration, got 0"):
+        make_adversary(kind, steps=0)

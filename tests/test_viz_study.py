@@ -284,3 +284,42 @@ def test_plot_metric_per_epoch_skips_epochs_without_a_value(tmp_path):
     assert [list(line.get_xdata()) for line in lines] == [[2], [2]]
     assert [list(line.get_ydata()) for line in lines] == [[30.0], [32.0]]
     assert fig.axes[0].get_ylabel() == "target mAP (%)"
+
+
+def test_the_camera_probe_is_drawn_beside_what_the_identity_alone_allows(tmp_path):
+    from canu_core.viz.study import plot_metric_per_epoch
+
+    histories = pd.DataFrame(
+        {
+            "method": "mmt",
+            "adversary": ["none", "none", "adv", "adv"],
+            "seed": 0,
+            "epoch": [0, 1, 0, 1],
+            "camera_probe_acc": [0.95, 0.96, 0.92, 0.91],
+            "camera_identity_alone": 0.35,
+        }
+    )
+    fig = plot_metric_per_epoch(histories, "camera_probe_acc", path=tmp_path / "probe.png")
+    (level,) = [line for line in fig.axes[0].get_lines() if line.get_label() == "from the true identity alone"]
+    assert list(level.get_ydata()) == [0.35, 0.35] and level.get_linestyle() == "--"
+    older = plot_metric_per_epoch(histories.drop(columns="camera_identity_alone"), "camera_probe_acc")
+    assert "from the true identity alone" not in [line.get_label() for line in older.axes[0].get_lines()]
+
+
+def test_a_runs_curves_judge_the_adversary_by_a_probe_beside_its_discriminator():
+    from canu_core.viz.adaptation import plot_adaptation
+
+    history = pd.DataFrame(
+        {
+            "method": "mmt",
+            "epoch": [0, 1],
+            "status": "trained",
+            "disc_acc_1": [0.55, 0.41],
+            "camera_probe_acc": [0.92, 0.91],
+            "camera_identity_alone": [0.35, 0.35],
+        }
+    )
+    panel = plot_adaptation(history, num_cams=8).axes[1]
+    labels = [line.get_label() for line in panel.get_lines()]
+    assert labels == ["disc_acc_1", "fresh linear probe", "true identity alone", "chance (1/8)"]
+    assert panel.get_title() == "camera accuracy: discriminators and a probe"

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from canu_core.cluster import identity_alone_accuracy
 from canu_core.config import make_params
 from canu_core.data.catalog import dataset_root, load_dataset, target_world
 from canu_core.data.synthetic import PRESETS, WorldSpec, dataset_readout, plan_world, world_readout
-from canu_core.data.synthetic.readout import identity_alone_accuracy
 
 # sha256 of repr((cameras, identities, images)) of each preset's plan at seed 0, computed before area_fashion and
 # visit_skew existed: at their defaults (0) every world is the one made before, so no world on disk changes.

@@ -7,6 +7,7 @@ from .diagnostics import (
     camera_mutual_information,
     camera_probe_accuracy,
     clustering_quality,
+    identity_alone_accuracy,
     lost_identities,
     neighbour_agreement,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "cluster_centroids",
     "clustering_quality",
     "expanded_reciprocal_pairs",
+    "identity_alone_accuracy",
     "jaccard_distance",
     "k_reciprocal_encoding",
     "lost_identities",

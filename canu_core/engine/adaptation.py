@@ -25,6 +25,7 @@ from ..cluster.diagnostics import (
     camera_probe_accuracy,
     cluster_summary,
     clustering_quality,
+    identity_alone_accuracy,
     lost_identities,
 )
 from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids
@@ -143,7 +144,7 @@ def clustering_diagnostics(
     """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the constant
     MI(true ids; camera) reference (paper Fig. 3), plug-in and chance-adjusted (ami_*: the expectation for labels
     that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the clustering features
-    (cross-validated linear probe accuracy, beside chance)."""
+    (cross-validated linear probe accuracy, beside chance and the level the true identity alone allows)."""
     pids, camids = ids_and_cameras(records)
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
     return {
@@ -153,6 +154,7 @@ def clustering_diagnostics(
         "lost_ids": len(lost_identities(labels, pids)),
         "camera_probe_acc": probe["accuracy"],
         "camera_probe_chance": probe["chance"],
+        "camera_identity_alone": identity_alone_accuracy(pids, camids),
     }
 
 
@@ -311,6 +313,7 @@ class Adaptation(Trainer):
                 params.merge,
                 self.device,
                 params.adversary_objective,
+                params.disc_steps,
             )
             for _ in range(count)
         ]

@@ -54,6 +54,7 @@ class CameraAdversary:
         merge: str = "sum",
         device: torch.device | str = "cpu",
         objective: str = "maximise_ce",
+        steps: int = 1,
     ):
         if kind not in ADVERSARIES:
             raise ValueError(f"adversary kind must be one of {ADVERSARIES}, got {kind!r}")
@@ -62,8 +63,11 @@ class CameraAdversary:
         if mu < 0:
             raise ValueError(f"mu must be >= 0 (the minus sign of Eq. 4 is applied here), got {mu}")
         self.config = {"kind": kind, "feature_dim": feature_dim, "num_cameras": num_cameras, "mu": mu, "merge": merge}
+        if steps < 1:
+            raise ValueError(f"the discriminator takes at least one step per iteration, got {steps}")
         self.mu = mu
         self.objective = objective
+        self.steps = steps
         self.num_cameras = num_cameras
         self.conditional = kind == "canu"
         self.discriminator = None
@@ -79,19 +83,23 @@ class CameraAdversary:
     def discriminator_step(
         self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None = None
     ) -> dict[str, float]:
-        """The max over D of Eq. 4 / 9: one optimizer step minimising D's camera cross-entropy on the detached
-        features (the extractor gets no gradient). Returns the loss and accuracy before the step; {} if inactive."""
+        """The max over D of Eq. 4 / 9: `steps` optimizer steps minimising D's camera cross-entropy on the detached
+        features (the extractor gets no gradient): with more than one, D catches up with the extractor before it
+        plays. Returns the loss and accuracy before the first step; {} if inactive."""
         inputs = self._inputs(features.detach(), camids, centroids)
         if not self.active:
             return {}
-        with torch.autocast(features.device.type, enabled=False):
-            logits = self.discriminator(*inputs)
-            loss = F.cross_entropy(logits, camids)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        distributed.average_gradients(self.discriminator)  # under torchrun: every rank takes the same step
-        self.optimizer.step()
-        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == camids).float().mean().item()}
+        for step in range(self.steps):
+            with torch.autocast(features.device.type, enabled=False):
+                logits = self.discriminator(*inputs)
+                loss = F.cross_entropy(logits, camids)
+            if step == 0:
+                before = {"loss": loss.item(), "accuracy": (logits.argmax(1) == camids).float().mean().item()}
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(self.discriminator)  # under torchrun: every rank takes the same step
+            self.optimizer.step()
+        return before
 
     def _frozen_logits(
         self, features: torch.Tensor, camids: torch.Tensor, centroids: torch.Tensor | None

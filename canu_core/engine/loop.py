@@ -49,6 +49,7 @@ HISTORY_COLUMNS = {
     "lost_ids": "true identities with no image in any cluster (paper Fig. 4)",
     "camera_probe_acc": "cross-validated linear probe's camera accuracy on the clustering features",
     "camera_probe_chance": "the probe's chance level (the largest camera's share)",
+    "camera_identity_alone": "the camera accuracy reachable from the true identity alone (each id's main camera)",
 }
 HISTORY_PATTERNS = {
     r"loss_\w+": "one loss term, mean over the epoch's steps",

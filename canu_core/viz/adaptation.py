@@ -1,6 +1,7 @@
 """Per-epoch figures of an adaptation run (MMT or SSG, plain or with a camera adversary), from its history.csv.
 
-Six panels: the training losses, the discriminators' camera accuracy (beside chance), MI(pseudo-labels; camera)
+Six panels: the training losses, the camera accuracy of the discriminators and of a fresh linear probe (beside
+what the true identity alone allows, and chance), MI(pseudo-labels; camera)
 with the true ids' MI dashed (paper Fig. 3), lost identities (Fig. 4), clusters and outliers, and target mAP / R1.
 Columns a run does not have (no adversary: NaN discriminator columns; a skipped epoch: no losses) are left out.
 """
@@ -54,14 +55,18 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
         _plot(ax, history, column)
     ax.set_title("training losses (epoch means)")
 
-    ax = axes[1]
+    ax = axes[1]  # what the adversary is judged by: a fresh probe, not the discriminator it plays against
     for column in discriminator_columns(history):
         _plot(ax, history, column)
+    if _columns(history, ["camera_probe_acc"]):
+        _plot(ax, history, "camera_probe_acc", color="black", label="fresh linear probe")
+    if _columns(history, ["camera_identity_alone"]):
+        _plot(ax, history, "camera_identity_alone", color="black", linestyle="--", label="true identity alone")
     if num_cams:
         ax.axhline(1 / num_cams, color="grey", linestyle=":", label=f"chance (1/{num_cams})")
     if not discriminator_columns(history):
-        ax.text(0.5, 0.5, "no camera adversary", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title("discriminator camera accuracy")
+        ax.text(0.5, 0.9, "no camera adversary", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title("camera accuracy: discriminators and a probe")
 
     ax = axes[2]
     if "mi_pseudo_camera" in history:

@@ -86,10 +86,16 @@ def _finish(fig: Figure, path, title: str) -> Figure:
 
 
 def _per_epoch(
-    histories: pd.DataFrame, column: str, ylabel: str, path, title: str, true_column: str | None = None
+    histories: pd.DataFrame,
+    column: str,
+    ylabel: str,
+    path,
+    title: str,
+    true_column: str | None = None,
+    true_label: str = "true ids",
 ) -> Figure:
     """Mean of `column` per epoch over seeds, one line per adversary with a +- std band when several seeds,
-    and (if `true_column`) its per-epoch mean as a black dashed reference."""
+    and (if `true_column`) its per-epoch mean as a black dashed reference labelled `true_label`."""
     _require(
         histories,
         ["method", "adversary", "seed", "epoch", column] + ([true_column] if true_column else []),
@@ -120,7 +126,7 @@ def _per_epoch(
                 )
         if true_column:
             true = part.groupby("epoch")[true_column].mean()
-            ax.plot(true.index + 1, true, linestyle="--", color="black", label="true ids")
+            ax.plot(true.index + 1, true, linestyle="--", color="black", label=true_label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
@@ -150,11 +156,28 @@ def plot_lost_ids_per_epoch(histories: pd.DataFrame, path=None, title: str = "")
     return _per_epoch(histories, "lost_ids", "lost identities", path, title)
 
 
+# A per-epoch column's reference level, drawn dashed beside it: the camera probe against what the true identity
+# alone tells of the camera (a probe can reach it without any camera style in the features).
+REFERENCE_LEVELS = {"camera_probe_acc": ("camera_identity_alone", "from the true identity alone")}
+
+
 def plot_metric_per_epoch(histories: pd.DataFrame, column: str, path=None, title: str = "") -> Figure:
     """Any per-epoch column (target mAP, the discriminators' accuracy, the camera probe...), one line per
-    adversary, mean +- std over seeds; epochs without a value (not evaluated) are left out."""
+    adversary, mean +- std over seeds, with its reference level dashed where it has one (REFERENCE_LEVELS) and the
+    histories hold it; epochs without a value (not evaluated) are left out."""
     _require(histories, [column], "histories")
-    return _per_epoch(histories.dropna(subset=[column]), column, AXIS_LABELS.get(column, column), path, title)
+    reference, label = REFERENCE_LEVELS.get(column, (None, ""))
+    if reference is not None and (reference not in histories or histories[reference].isna().all()):
+        reference = None  # runs recorded before the level was
+    return _per_epoch(
+        histories.dropna(subset=[column]),
+        column,
+        AXIS_LABELS.get(column, column),
+        path,
+        title,
+        true_column=reference,
+        true_label=label,
+    )
 
 
 def plot_metric_against(

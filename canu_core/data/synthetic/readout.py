@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...cluster.diagnostics import camera_adjusted_mutual_information
+from ...cluster.diagnostics import camera_adjusted_mutual_information, identity_alone_accuracy
 from ..records import ReidDataset
 from .plan import WorldPlan, plan_world
 from .spec import WorldSpec
@@ -29,13 +29,6 @@ READOUT_ATTRIBUTES = {
     "bag": "bag",
 }
 SPLITS = {"train": ("train",), "test": ("query", "gallery")}
-
-
-def identity_alone_accuracy(pids: np.ndarray, camids: np.ndarray) -> float:
-    """The share of images whose camera is their person's most frequent one: the best any rule that knows only the
-    identity can do at naming the camera."""
-    table = pd.crosstab(pids, camids).to_numpy()
-    return float(table.max(axis=1).sum() / table.sum()) if table.size else 0.0
 
 
 def world_readout(plan: WorldPlan) -> pd.DataFrame:
