@@ -3,7 +3,7 @@ settings for MMT+Adv. on the default world, judged by a fresh linear camera prob
 
 Runs notebook 03's training (`python -m canu_core run 03_train`, no figures) for each setting, two at a time with
 one thread each, from the source models of `outputs/pretrain` (notebook 01's defaults), then writes results.csv and
-the table in results.md from the run folders alone. Finished runs are read, not redone.
+the table in results.md from the run folders alone. A finished run is opened again and has nothing left to train.
 
     .venv/bin/python docs/study/adversary/screen.py
 """
@@ -26,6 +26,9 @@ SETTINGS = {
     "screen-mmt-adv-steps5-lr0.00035": {"adversary": "adv", "disc_steps": 5},
     "screen-mmt-adv-steps1-lr0.0035": {"adversary": "adv", "disc_lr": 0.0035},
     "screen-mmt-adv-steps5-lr0.0035": {"adversary": "adv", "disc_steps": 5, "disc_lr": 0.0035},
+    # added after the first five had run: CANU at the current setting and at the one that made +Adv.'s probe fall
+    "screen-mmt-canu-steps1-lr0.00035": {"adversary": "canu"},
+    "screen-mmt-canu-steps1-lr0.0035": {"adversary": "canu", "disc_lr": 0.0035},
 }
 COMMON = {"method": "mmt", "mu": 0.1, "seed": 0, "threads": 1, "pretrain_run": "pretrain", "umap_figures": False}
 
@@ -48,7 +51,7 @@ def collect() -> pd.DataFrame:
                 "run": name,
                 "adversary": parameters["adversary"],
                 "disc_steps": parameters.get("disc_steps", 1),
-                "disc_lr": parameters.get("disc_lr", 0.00035),
+                "disc_lr": str(parameters.get("disc_lr", 0.00035)),
                 "target_mAP": last["target_mAP"],
                 "target_R1": last["target_R1"],
                 "probe (last epoch)": last["camera_probe_acc"],
