@@ -19,7 +19,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-# name -> parameters of notebook 03 (MMT at the paper's mu 0.1, seed 0, the study's schedule)
+# name -> parameters of notebook 03 (MMT at the paper's mu 0.1 unless given, seed 0, the study's schedule)
 SETTINGS = {
     "screen-mmt-none": {"adversary": "none"},
     "screen-mmt-adv-steps1-lr0.00035": {"adversary": "adv"},
@@ -29,6 +29,10 @@ SETTINGS = {
     # added after the first five had run: CANU at the current setting and at the one that made +Adv.'s probe fall
     "screen-mmt-canu-steps1-lr0.00035": {"adversary": "canu"},
     "screen-mmt-canu-steps1-lr0.0035": {"adversary": "canu", "disc_lr": 0.0035},
+    # added after the MMT rows: SSG (the paper's mu 0.05 for CANU-SSG), whose adversary barely acted in the study
+    "screen-ssg-none": {"method": "ssg", "mu": 0.05, "adversary": "none"},
+    "screen-ssg-adv-steps1-lr0.00035": {"method": "ssg", "mu": 0.05, "adversary": "adv"},
+    "screen-ssg-adv-steps1-lr0.0035": {"method": "ssg", "mu": 0.05, "adversary": "adv", "disc_lr": 0.0035},
 }
 COMMON = {"method": "mmt", "mu": 0.1, "seed": 0, "threads": 1, "pretrain_run": "pretrain", "umap_figures": False}
 
@@ -49,6 +53,7 @@ def collect() -> pd.DataFrame:
         rows.append(
             {
                 "run": name,
+                "method": parameters.get("method", COMMON["method"]),
                 "adversary": parameters["adversary"],
                 "disc_steps": parameters.get("disc_steps", 1),
                 "disc_lr": str(parameters.get("disc_lr", 0.00035)),
