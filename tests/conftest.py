@@ -1,6 +1,23 @@
 import pytest
+import torch
 
 from canu_core.data.catalog import load_dataset
+from canu_core.reproducibility import set_threads
+
+
+@pytest.fixture(autouse=True)
+def same_threads_after():
+    """open_run sets the process's thread count: give the next tests the count they started with."""
+    threads = torch.get_num_threads()
+    yield
+    set_threads(threads)
+
+
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    """A fresh outputs/ folder for the test's run folders (CANU_OUTPUTS), kept out of the repository."""
+    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path / "outputs"))
+    return tmp_path / "outputs"
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ from canu_core.engine.common import DivergenceError
 from canu_core.engine.mmt import train_mmt
 from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.notebook import run_notebook
-from canu_core.reproducibility import set_threads
 from canu_core.runs import (
     CheckpointError,
     RunConflictError,
@@ -41,20 +40,6 @@ from canu_core.viz.adaptation import plot_adaptation
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
-
-
-@pytest.fixture(autouse=True)
-def same_threads_after():
-    """open_run sets the process's thread count: give the next tests the count they started with."""
-    threads = torch.get_num_threads()
-    yield
-    set_threads(threads)
-
-
-@pytest.fixture
-def outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path / "outputs"))
-    return tmp_path / "outputs"
 
 
 def smoke(data_root, **changes):

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from test_faults import pretrained, smoke, snapshot, worlds
 from test_mmt import assert_same
@@ -27,7 +26,6 @@ from canu_core.data.catalog import dataset_root, load_dataset
 from canu_core.engine.mmt import train_mmt
 from canu_core.engine.pretrain import load_source_model, pretrain, pretraining_record
 from canu_core.jobs import open_training_run
-from canu_core.reproducibility import set_threads
 from canu_core.runs import (
     CheckpointError,
     DiskFullError,
@@ -43,19 +41,6 @@ from canu_core.runs import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
-
-
-@pytest.fixture(autouse=True)
-def same_threads_after():
-    threads = torch.get_num_threads()
-    yield
-    set_threads(threads)
-
-
-@pytest.fixture
-def outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path / "outputs"))
-    return tmp_path / "outputs"
 
 
 @pytest.fixture

@@ -14,12 +14,6 @@ SMOKE = project_root() / "params" / "smoke.yaml"
 pytestmark = pytest.mark.notebook
 
 
-@pytest.fixture
-def outputs(tmp_path, monkeypatch):
-    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path / "outputs"))
-    return tmp_path / "outputs"
-
-
 def test_01_pretrain_smoke(tiny_data_root, outputs):
     executed = run_notebook("01_pretrain", [SMOKE], {"data_root": str(tiny_data_root), "run_name": "nb01"})
     run = outputs / "nb01"
