@@ -385,7 +385,7 @@ def parse_yaml(text: str, source: str) -> Any:
     """`text` read as YAML, strictly (no duplicate keys); a syntax error is one ConfigError line naming `source`
     and the line."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: plain values only, never Python objects
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else source

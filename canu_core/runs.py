@@ -285,16 +285,15 @@ class RunFolder:
             record = parse_yaml(self.params_path.read_text(), str(self.params_path))
         except ConfigError as err:
             raise RunConflictError(f"{err}: the run's parameter record is damaged; {damaged}") from None
-        if not isinstance(record, dict) or "notebook" not in record:
-            found = (
-                "it is empty"
-                if record is None
-                else f"it holds a {type(record).__name__}"
-                if not isinstance(record, dict)
-                else "it names no notebook"
-            )
-            raise RunConflictError(f"{self.params_path}: {found}, not a run's parameter record; {damaged}")
-        return record
+        if record is None:
+            found = "it is empty"
+        elif not isinstance(record, dict):
+            found = f"it holds a {type(record).__name__}"
+        elif "notebook" not in record:
+            found = "it names no notebook"
+        else:
+            return record
+        raise RunConflictError(f"{self.params_path}: {found}, not a run's parameter record; {damaged}")
 
     def record(self, params: Params, notebook: str) -> Path:
         """Save the parameters the run goes on with, once `open_run` has accepted them and the inputs are checked.
@@ -332,12 +331,16 @@ class RunFolder:
         }
         return atomic_write_text(self.params_path, yaml.safe_dump(updated, sort_keys=False))
 
+    def written(self) -> list[Path]:
+        """What the folder holds beside its parameter record (hidden temporaries left out)."""
+        if not self.path.is_dir():
+            return []
+        return [p for p in self.path.iterdir() if p != self.params_path and not p.name.startswith(".")]
+
     def started(self) -> bool:
         """Whether the folder holds a run that produced something: a record alone (a start that stopped before
         its first result) holds nothing to keep, and the next start records its own parameters in its place."""
-        if not self.params_path.is_file():
-            return False
-        return any(p.name != self.params_path.name and not p.name.startswith(".") for p in self.path.iterdir())
+        return self.params_path.is_file() and bool(self.written())
 
     def remove_temporaries(self) -> None:
         """Delete the temporary files of writes that were interrupted (a killed run's `.<name>.tmp`)."""
@@ -431,8 +434,7 @@ def resolve_run(params: Params, notebook: str) -> tuple[RunFolder, Params]:
     `threads` comes from the record when there is one, so a resume stays on the bit-exact path."""
     run = RunFolder.for_run(params.run_name)
     if not run.started():
-        leftovers = [p for p in run.path.iterdir() if not p.name.startswith(".")] if run.path.is_dir() else []
-        leftovers = [p for p in leftovers if p != run.params_path]
+        leftovers = run.written()  # without a record: not a run of this lab's
         if leftovers:
             raise RunConflictError(
                 f"run folder {run.path} holds {', '.join(p.name for p in leftovers[:5])} but no "

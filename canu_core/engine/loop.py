@@ -103,14 +103,18 @@ class Trainer(ABC):
         """What the best and last model checkpoints hold: the weights and what rebuilds the model."""
 
 
+def best_score(trainer: Trainer, state: Mapping[str, Any]) -> float:
+    """The best `best_metric` a state checkpoint records (under its older key in states written before the loop)."""
+    return state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
+
+
 def lost_checkpoints(trainer: Trainer, run: RunFolder, state: Mapping[str, Any] | None) -> list[str]:
     """The model checkpoints a run with this `state` has written and no longer has (deleted, say, after it was
     found damaged)."""
     if state is None:
         return []
     written = [trainer.last_name] if trainer.last_name is not None else []
-    best = state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
-    if best > -math.inf:
+    if best_score(trainer, state) > -math.inf:
         written.append(trainer.best_name)
     return [name for name in written if not run.checkpoint_path(name).is_file()]
 
@@ -129,7 +133,7 @@ def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
     if state is not None:
         trainer.load_state_dict(state)
         start = state["epoch"] + 1
-        best = state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
+        best = best_score(trainer, state)
         if start < epochs and main:
             print(f"{trainer.label}: resuming after epoch {state['epoch']}")
     for epoch in range(start, epochs):

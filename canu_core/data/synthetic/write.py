@@ -69,8 +69,7 @@ def _read_manifest(root: Path) -> dict | None:
 def _same_world(existing: dict, wanted: dict) -> bool:
     """The same generator, renderer, seed and spec; a knob the manifest predates counts as its default (the
     default reproduces the world made before the knob existed)."""
-    defaults = asdict(WorldSpec())
-    spec = {**{key: defaults[key] for key in wanted["spec"] if key not in existing.get("spec", {})}, **existing["spec"]}
+    spec = {**asdict(WorldSpec()), **existing["spec"]}
     keys = ("generator", "render_version", "seed")
     return all(existing.get(key) == wanted[key] for key in keys) and spec == wanted["spec"]
 
