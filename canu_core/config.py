@@ -34,7 +34,9 @@ STUDY_FIELDS = (
     "sweep_seeds",
     "mu_grid",
     "coverage_grid",
+    "fashion_grid",
     "coverage_method",
+    "pretrain_seeds",
     "parallel_runs",
     "executor",
     "slurm_partition",
@@ -215,7 +217,7 @@ class Params:
     soft_tri_weight: Fraction = 0.8
     bn_chunk: Index = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
     # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
-    studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation"]] = field(
+    studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation", "fashion"]] = field(
         default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"]
     )
     methods: list[Method] = field(default_factory=lambda: ["ssg", "mmt"])  # of every study but coverage
@@ -224,7 +226,12 @@ class Params:
     # the paper's Table III
     mu_grid: list[NonNegative] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.4, 1.8])
     coverage_grid: list[Fraction] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
-    coverage_method: Method = "mmt"
+    # target_area_fashion values swept by the "fashion" study (how much a person's looks depend on their cameras)
+    fashion_grid: list[Fraction] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    coverage_method: Method = "mmt"  # the method of the world sweeps (coverage, fashion)
+    # pairs of source models, each notebook 01 run with that seed (`seed` keeps its folder, pretrain_run; another seed
+    # k: <pretrain_run>-seed<k>); empty: the one pair pretrain_run, and run names without a pair
+    pretrain_seeds: list[Index] = field(default_factory=list)
     parallel_runs: Count = 1  # runs at once; the CPU threads are shared between them (slurm: the array's parallelism)
     # where the runs execute: "local" (notebook 03 in this machine's kernels), "slurm" (one submitit job per run, a
     # Slurm job array) or "submitit_local" (the same jobs as local processes, all at once: to try the cluster path)

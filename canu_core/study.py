@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .config import ADVERSARIES, METHODS, STUDY_FIELDS, Params, as_dict, make_params
 from .data.catalog import SYNTHETIC_PREFIX, world_spec
+from .data.synthetic.spec import WorldSpec
 from .runs import RunFolder, atomic_write_text, outputs_root, resolve_run
 
 WITH_ADVERSARY = tuple(a for a in ADVERSARIES if a != "none")  # +Adv. and CANU, the arms with a mu
@@ -89,7 +90,9 @@ PAPER_TABLE_III = {  # (method, mu) -> R1 / mAP, Market->Duke then Duke->Market
 
 @dataclass(frozen=True)
 class StudyRun:
-    """One adaptation run of a study: its folder name and what it sets on top of the study's parameters."""
+    """One adaptation run of a study: its folder name and what it sets on top of the study's parameters. `pair`:
+    the seed of its source models (the unit of analysis: runs of one pair share their starting point);
+    `pretrain_run`: their folder, None for the study's own pretrain_run."""
 
     name: str
     method: str
@@ -98,9 +101,13 @@ class StudyRun:
     seed: int
     target_coverage: float | None = None
     variant: str = ""
+    target_area_fashion: float | None = None
+    pair: int = 1
+    pretrain_run: str | None = None
 
     @property
     def overrides(self) -> dict[str, Any]:
+        pretraining = {} if self.pretrain_run is None else {"pretrain_run": self.pretrain_run}
         return {
             "run_name": self.name,
             "method": self.method,
@@ -108,6 +115,8 @@ class StudyRun:
             "mu": self.mu,
             "seed": self.seed,
             "target_coverage": self.target_coverage,
+            "target_area_fashion": self.target_area_fashion,
+            **pretraining,
             **VARIANTS[self.variant],
         }
 
@@ -120,81 +129,134 @@ def study_run(
     seed: int,
     target_coverage: float | None = None,
     variant: str = "",
+    target_area_fashion: float | None = None,
+    pair: int = 1,
+    pretrain_run: str | None = None,
 ) -> StudyRun:
     """The run of these settings, named after them. A run without adversary ignores mu: it is named without it
-    and shared by every mu."""
+    and shared by every mu. A run from a pair of source models other than the study's own pretrain_run is named
+    after the pair's seed."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown study variant {variant!r}: expected one of {sorted(VARIANTS)}")
     mu_part = "" if adversary == "none" else f"-mu{mu}"
     variant_part = f"-{variant}" if variant else ""
     coverage_part = "" if target_coverage is None else f"-cov{target_coverage}"
-    name = f"{study}-{method}-{adversary}{variant_part}{mu_part}{coverage_part}-seed{seed}"
+    fashion_part = "" if target_area_fashion is None else f"-fashion{target_area_fashion}"
+    pair_part = "" if pretrain_run is None else f"-pair{pair}"
+    name = f"{study}-{method}-{adversary}{variant_part}{mu_part}{coverage_part}{fashion_part}{pair_part}-seed{seed}"
     return StudyRun(
-        name, method, adversary, mu if adversary != "none" else PAPER_MU[method], seed, target_coverage, variant
+        name,
+        method,
+        adversary,
+        mu if adversary != "none" else PAPER_MU[method],
+        seed,
+        target_coverage,
+        variant,
+        target_area_fashion,
+        pair,
+        pretrain_run,
     )
+
+
+def pair_run_name(params: Params, pretrain_seed: int) -> str:
+    """The folder of the pair of source models trained with `pretrain_seed` (notebook 01's `seed`): pretrain_run for
+    the study's own `seed`, so that the default study and notebooks 02 / 03 share it; <pretrain_run>-seed<k> else."""
+    return params.pretrain_run if pretrain_seed == params.seed else f"{params.pretrain_run}-seed{pretrain_seed}"
+
+
+def study_pairs(params: Params) -> list[tuple[int, str | None]]:
+    """(pretrain seed, folder or None for pretrain_run itself) of every pair the study adapts from."""
+    if not params.pretrain_seeds:
+        return [(params.seed, None)]
+    return [(k, pair_run_name(params, k)) for k in params.pretrain_seeds]
 
 
 def plan_study(params: Params, study: str) -> list[StudyRun]:
     """Every run the chosen studies need, each once, study after study in the order of priority (Table IV, the
-    oracle arm, Table III, coverage, ablation: a study interrupted for lack of time leaves the earlier ones
-    complete), seed after seed within each. On `seeds`: Table IV (every method x adversary at the paper's mu) and
-    the oracle arm (with the baseline and CANU it is compared with). On `sweep_seeds`: Table III (+Adv. and CANU at
-    every mu of `mu_grid`, with the baseline), the coverage sweep (`coverage_method` x adversary, and CANU with the
-    oracle condition, at every coverage of `coverage_grid`) and the ablation (CANU with the discriminators reading
-    the embedding, and with the uniform-CE objective, beside CANU as it is)."""
+    oracle arm, Table III, coverage, ablation, fashion: a study interrupted for lack of time leaves the earlier ones
+    complete), seed after seed within each, every pair of source models (`pretrain_seeds`) within a seed. On
+    `seeds`: Table IV (every method x adversary at the paper's mu) and the oracle arm (with the baseline and CANU it
+    is compared with). On `sweep_seeds`: Table III (+Adv. and CANU at every mu of `mu_grid`, with the baseline), the
+    coverage sweep (`coverage_method` x adversary, and CANU with the oracle condition, at every coverage of
+    `coverage_grid`), the ablation (CANU with the discriminators reading the embedding, and with the uniform-CE
+    objective, beside CANU as it is) and the fashion sweep (the coverage sweep's arms at every target_area_fashion
+    of `fashion_grid`, in the grid's order, each over every pair before the next)."""
     methods = [m for m in METHODS if m in params.methods]
+    pairs = study_pairs(params)
 
-    def table_iv(seed):
-        return [study_run(study, m, a, PAPER_MU[m], seed) for m in methods for a in ADVERSARIES]
+    def run(method, adversary, mu, seed, pair, **settings):
+        return study_run(study, method, adversary, mu, seed, pair=pair[0], pretrain_run=pair[1], **settings)
 
-    def oracle(seed):
+    def table_iv(seed, pair):
+        return [run(m, a, PAPER_MU[m], seed, pair) for m in methods for a in ADVERSARIES]
+
+    def oracle(seed, pair):
         return [
-            study_run(study, m, a, PAPER_MU[m], seed, variant=v)
+            run(m, a, PAPER_MU[m], seed, pair, variant=v)
             for m in methods
             for a, v in (("none", ""), ("canu", ""), ("canu", "oracle"))
         ]
 
-    def table_iii(seed):
-        return [study_run(study, m, "none", PAPER_MU[m], seed) for m in methods] + [
-            study_run(study, m, a, mu, seed) for m in methods for a in WITH_ADVERSARY for mu in params.mu_grid
+    def table_iii(seed, pair):
+        return [run(m, "none", PAPER_MU[m], seed, pair) for m in methods] + [
+            run(m, a, mu, seed, pair) for m in methods for a in WITH_ADVERSARY for mu in params.mu_grid
         ]
 
-    def coverage(seed):
+    world_arms = [(a, "") for a in ADVERSARIES] + [("canu", "oracle")]
+
+    def coverage(seed, pair):
         m, preset = params.coverage_method, preset_coverage(params)
-        arms = [(a, "") for a in ADVERSARIES] + [("canu", "oracle")]
         return [
-            study_run(study, m, a, PAPER_MU[m], seed, None if c == preset else c, variant=v)
+            run(m, a, PAPER_MU[m], seed, pair, target_coverage=None if c == preset else c, variant=v)
             for c in params.coverage_grid
-            for a, v in arms
+            for a, v in world_arms
         ]
 
-    def ablation(seed):
+    def ablation(seed, pair):
         return [
-            study_run(study, m, a, PAPER_MU[m], seed, variant=v)
+            run(m, a, PAPER_MU[m], seed, pair, variant=v)
             for m in methods
             for a, v in (("none", ""), ("canu", ""), ("canu", "embedding"), ("canu", "uniform"))
         ]
 
+    def fashion(seed, fashion_value, pair):
+        m, preset = params.coverage_method, preset_world(params).area_fashion
+        value = None if fashion_value == preset else fashion_value
+        return [run(m, a, PAPER_MU[m], seed, pair, target_area_fashion=value, variant=v) for a, v in world_arms]
+
+    def over_pairs(runs_of):
+        return lambda seed: [r for pair in pairs for r in runs_of(seed, pair)]
+
     order = (
-        ("table_iv", table_iv, params.seeds),
-        ("oracle", oracle, params.seeds),
-        ("table_iii", table_iii, params.sweep_seeds),
-        ("coverage", coverage, params.sweep_seeds),
-        ("ablation", ablation, params.sweep_seeds),
+        ("table_iv", over_pairs(table_iv), params.seeds),
+        ("oracle", over_pairs(oracle), params.seeds),
+        ("table_iii", over_pairs(table_iii), params.sweep_seeds),
+        ("coverage", over_pairs(coverage), params.sweep_seeds),
+        ("ablation", over_pairs(ablation), params.sweep_seeds),
+        (
+            "fashion",
+            lambda seed: [r for f in params.fashion_grid for pair in pairs for r in fashion(seed, f, pair)],
+            params.sweep_seeds,
+        ),
     )
-    runs = [run for name, runs_of, seeds in order if name in params.studies for seed in seeds for run in runs_of(seed)]
-    return list({run.name: run for run in runs}.values())
+    runs = [r for name, runs_of, seeds in order if name in params.studies for seed in seeds for r in runs_of(seed)]
+    return list({r.name: r for r in runs}.values())
 
 
-def preset_coverage(params: Params) -> float:
-    """The camera coverage of the study's synthetic target (the coverage sweep needs one): a run at that value is
+def preset_world(params: Params) -> WorldSpec:
+    """The spec of the study's synthetic target (the world sweeps need one): a run at its own coverage or fashion is
     the default world's run, shared with Tables III and IV."""
     if not params.target.startswith(SYNTHETIC_PREFIX):
         raise ValueError(
-            f"the coverage study sweeps a knob of synthetic worlds; target is {params.target!r}: "
-            f"leave 'coverage' out of studies"
+            f"the coverage and fashion studies sweep knobs of synthetic worlds; target is {params.target!r}: "
+            f"leave them out of studies"
         )
-    return world_spec(params.target).camera_coverage
+    return world_spec(params.target)
+
+
+def preset_coverage(params: Params) -> float:
+    """The camera coverage of the study's synthetic target."""
+    return preset_world(params).camera_coverage
 
 
 def run_parameters(params: Params, run: StudyRun) -> dict[str, Any]:
@@ -321,20 +383,35 @@ def execute_as_jobs(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str,
     return errors, logs
 
 
-RUN_COLUMNS = ("run_name", "method", "adversary", "variant", "mu", "seed", "default_world", "target_coverage")
+RUN_COLUMNS = (
+    "run_name",
+    "method",
+    "adversary",
+    "variant",
+    "mu",
+    "pretrain_seed",
+    "seed",
+    "default_world",
+    "target_coverage",
+    "target_area_fashion",
+)
+UNIT = ["pretrain_seed", "seed"]  # what varies independently between runs: a pair of source models, a seed within it
 
 
-def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
+def _run_columns(run: StudyRun, default_coverage: float, default_fashion: float = 0.0) -> dict[str, Any]:
     coverage = default_coverage if run.target_coverage is None else run.target_coverage
+    fashion = default_fashion if run.target_area_fashion is None else run.target_area_fashion
     return {
         "run_name": run.name,
         "method": run.method,
         "adversary": run.adversary,
         "variant": run.variant,
         "mu": run.mu,
+        "pretrain_seed": run.pair,
         "seed": run.seed,
-        "default_world": run.target_coverage is None,
+        "default_world": run.target_coverage is None and run.target_area_fashion is None,
         "target_coverage": coverage,
+        "target_area_fashion": fashion,
     }
 
 
@@ -392,7 +469,13 @@ def mean_std(values: pd.Series, decimals: int = 1) -> str:
 
 
 # MI in nats: differences of a few hundredths matter; mAP and R1 in %: 1
-DECIMALS = {"mi_pseudo_camera": 2, "ami_pseudo_camera": 2, "ami_true_camera": 2}
+DECIMALS = {
+    "mi_pseudo_camera": 2,
+    "ami_pseudo_camera": 2,
+    "ami_true_camera": 2,
+    "camera_probe_acc": 3,
+    "attribute_probe_acc": 3,
+}
 
 
 def summary_table(
@@ -508,6 +591,210 @@ def coverage_table(results: pd.DataFrame, params: Params) -> pd.DataFrame:
     return _sorted_by_method(table, ["target_coverage", "Method"])
 
 
+def fashion_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The fashion sweep's runs: `coverage_method` at the paper's mu, every target_area_fashion of the grid, every
+    arm (variant "" or "oracle"), every pair of source models, the seeds of `sweep_seeds`."""
+    return results[
+        results["method"].eq(params.coverage_method)
+        & results["target_area_fashion"].isin(params.fashion_grid)
+        & results["target_coverage"].eq(preset_coverage(params))
+        & _at_paper_mu(results)
+        & results["variant"].fillna("").isin(["", "oracle"])
+        & results["seed"].isin(params.sweep_seeds)
+    ]
+
+
+FASHION_METRICS = {
+    "target_mAP": "mAP",
+    "target_R1": "R1",
+    "camera_probe_acc": "camera probe",
+    "attribute_probe_acc": "upper-colour probe",
+    "ami_pseudo_camera": "adj. MI(pseudo; cam)",
+}
+
+
+def fashion_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per target_area_fashion and arm: each metric as mean ± std over runs, with how many pairs and runs."""
+    rows = _with_method_names(rows)
+    metrics = {column: label for column, label in FASHION_METRICS.items() if column in rows}
+    table = summary_table(rows, ["target_area_fashion", "Method"], metrics)
+    pairs = rows.groupby(["target_area_fashion", "Method"], sort=False)["pretrain_seed"].nunique()
+    table["pairs"] = [pairs[(f, m)] for f, m in zip(table["target_area_fashion"], table["Method"])]
+    table = table.rename(columns={"seeds": "seeds per pair"})
+    return _sorted_by_method(table, ("target_area_fashion", "Method"))
+
+
+def fashion_differences(rows: pd.DataFrame, params: Params) -> list[tuple[Claim, pd.Series]]:
+    """The fashion study's claims (docs/study/fashion/README.md, stated before its runs), per (pretrain_seed, seed)
+    unit: (a) +Adv.'s gain over the baseline shrinks as fashion grows; (b) CANU - +Adv. rises with fashion and
+    exceeds 1 mAP at the largest; (c) the oracle condition does at least as well as CANU; (d) the upper-colour
+    probe drops on +Adv.'s features and less on CANU's. With the falsifier: at the largest fashion, the oracle
+    condition no better than +Adv. (while (d) says +Adv. erased the attribute). Each per-world difference too."""
+    method = params.coverage_method
+    names = {a: METHOD_NAMES[(method, a)] for a in ADVERSARIES}
+    oracle_name = method_name(method, "canu", "oracle")
+
+    def per_unit(fashion, adversary, metric="target_mAP", variant=""):
+        at = rows[rows["target_area_fashion"].eq(fashion)]
+        return _per_seed(at, method, adversary, metric, variant)
+
+    values = sorted(set(rows["target_area_fashion"]))
+    if not values:
+        return []
+    low, high = values[0], values[-1]
+    out: list[tuple[Claim, pd.Series]] = []
+    for fashion in values:
+        at = f"at fashion {fashion:g}"
+        out += [
+            (
+                Claim(f"+Adv. improves the baseline {at}", f"{names['adv']} - {names['none']} {at}", "mAP", +1, 1.0),
+                per_unit(fashion, "adv") - per_unit(fashion, "none"),
+            ),
+            (
+                Claim(
+                    f"CANU is at least as good as +Adv. {at}",
+                    f"{names['canu']} - {names['adv']} {at}",
+                    "mAP",
+                    +1,
+                    1.0,
+                    "non-inferiority",
+                ),
+                per_unit(fashion, "canu") - per_unit(fashion, "adv"),
+            ),
+            (
+                Claim(
+                    f"diagnostic: the right condition beats +Adv. {at}",
+                    f"{oracle_name} - {names['adv']} {at}",
+                    "mAP",
+                    +1,
+                    1.0,
+                ),
+                per_unit(fashion, "canu", variant="oracle") - per_unit(fashion, "adv"),
+            ),
+        ]
+    if high == low:
+        return _measured(out)
+
+    def gain(fashion, better, worse, metric="target_mAP", variant=""):
+        return per_unit(fashion, better, metric, variant) - per_unit(fashion, worse, metric)
+
+    span = f"fashion {high:g} - {low:g}"
+    probe, at_high = "attribute_probe_acc", f"at fashion {high:g}"
+    out += [
+        (
+            Claim(
+                "(a) +Adv.'s gain over the baseline shrinks as looks depend on cameras (negative transfer)",
+                f"({names['adv']} - {names['none']}): {span}",
+                "mAP",
+                -1,
+                1.0,
+            ),
+            gain(high, "adv", "none") - gain(low, "adv", "none"),
+        ),
+        (
+            Claim(
+                "(b) CANU - +Adv. rises as looks depend on cameras",
+                f"({names['canu']} - {names['adv']}): {span}",
+                "mAP",
+                +1,
+                1.0,
+            ),
+            gain(high, "canu", "adv") - gain(low, "canu", "adv"),
+        ),
+        (
+            Claim(
+                f"(b) CANU beats +Adv. by more than 1 mAP {at_high}",
+                f"{names['canu']} - {names['adv']} - 1 {at_high}",
+                "mAP",
+                +1,
+                0.0,
+            ),
+            gain(high, "canu", "adv") - 1.0,
+        ),
+        (
+            Claim(
+                f"(c) the oracle condition does at least as well as CANU {at_high}",
+                f"{oracle_name} - {names['canu']} {at_high}",
+                "mAP",
+                +1,
+                1.0,
+                "non-inferiority",
+            ),
+            gain(high, "canu", "canu", variant="oracle"),
+        ),
+        (
+            Claim(
+                f"(d) +Adv. erases clothing colour from the features {at_high}",
+                f"{names['adv']} - {names['none']}, upper-colour probe {at_high}",
+                "probe accuracy",
+                -1,
+                0.02,
+            ),
+            gain(high, "adv", "none", probe),
+        ),
+        (
+            Claim(
+                f"(d) CANU keeps more clothing colour than +Adv. {at_high}",
+                f"{names['canu']} - {names['adv']}, upper-colour probe {at_high}",
+                "probe accuracy",
+                +1,
+                0.02,
+            ),
+            gain(high, "canu", "adv", probe),
+        ),
+    ]
+    return _measured(out)
+
+
+def fashion_gaps(rows: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """CANU - +Adv. and CANU [oracle condition] - +Adv. in mAP at every target_area_fashion: per comparison and
+    world, the mean over units with its t interval (evaluate_claims' columns), for plot_differences_against."""
+    method = params.coverage_method
+    adv = METHOD_NAMES[(method, "adv")]
+    frames = []
+    for fashion in sorted(set(rows["target_area_fashion"])):
+        at = rows[rows["target_area_fashion"].eq(fashion)]
+        against_adv = _per_seed(at, method, "adv", "target_mAP")
+        claims = [
+            (
+                Claim("", f"{method_name(method, 'canu', variant)} - {adv}", "mAP", +1, 1.0),
+                _per_seed(at, method, "canu", "target_mAP", variant) - against_adv,
+            )
+            for variant in ("", "oracle")
+        ]
+        frames.append(evaluate_claims(_measured(claims)).assign(target_area_fashion=fashion))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def attribute_probes(params: Params, runs: Iterable[StudyRun], attribute: str = "upper colour") -> pd.DataFrame:
+    """Per finished run: `attribute_probe_acc`, what a linear probe reads of `attribute` from its last model's
+    features of the target training images (cluster.diagnostics.attribute_probe_accuracy: people never on both
+    sides), and its chance level. The features are extracted once per run (seconds on a CPU)."""
+    from .cluster.diagnostics import attribute_probe_accuracy
+    from .data.catalog import load_dataset, target_world
+    from .data.records import ids_and_cameras
+    from .data.synthetic.readout import record_attribute
+    from .engine.adaptation import load_adapted_model, train_set_features
+
+    rows, worlds = [], {}
+    for run in tqdm(list(runs), desc=f"{attribute} probes", unit="run"):
+        folder = RunFolder.for_run(run.name)
+        if not (folder.path / "metrics.json").is_file():
+            continue
+        run_params = make_params(run_parameters(params, run))
+        world = tuple(sorted(target_world(run_params).items()))
+        if world not in worlds:
+            dataset = load_dataset(run_params.target, run_params.data_root, run_params.world_seed, dict(world))
+            worlds[world] = (dataset, record_attribute(dataset, dataset.train, attribute))
+        dataset, values = worlds[world]
+        features = train_set_features(load_adapted_model(folder, run.method, "last"), dataset.train, run_params)
+        probe = attribute_probe_accuracy(features.numpy(), values, ids_and_cameras(dataset.train)[0])
+        rows.append(
+            {"run_name": run.name, "attribute_probe_acc": probe["accuracy"], "attribute_chance": probe["chance"]}
+        )
+    return pd.DataFrame(rows, columns=["run_name", "attribute_probe_acc", "attribute_chance"])
+
+
 def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:
     """Write `table` as `tables/<name>.csv` and `.md` in the study's folder; returns the Markdown."""
     markdown = table.to_markdown(index=False, disable_numparse=True)
@@ -550,9 +837,10 @@ def direct_transfer(
 
 # Issue 12's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
 WORKING_REGIME_GAIN = {"mmt": 5.0, "ssg": 2.0}
-# Fewer seeds give no verdict: the interval of one or two differences says nothing of the spread between seeds
-# (one seed gives a zero-width "interval"), and the sign test cannot go below p = 0.25.
-MIN_SEEDS_FOR_VERDICT = 3
+# Fewer units (pairs of source models, or seeds of one pair) give no verdict: the interval of one or two
+# differences says nothing of the spread between them (one gives a zero-width "interval"), and the sign test
+# cannot go below p = 0.25.
+MIN_UNITS_FOR_VERDICT = 3
 LARGE_MU = 1.8  # Table III's largest weight: CANU-SSG collapses there (2.9 / 17.1 mAP), CANU-MMT holds (69.9 / 81.3)
 PAPER_COLLAPSES_AT_LARGE_MU = {"ssg"}
 
@@ -563,14 +851,15 @@ def paired_test(
     margin: float,
     kind: str = "superiority",
 ) -> dict[str, Any]:
-    """Test a claim on paired per-seed differences (claimed sign `direction`, +1 or -1, in the metric's unit):
+    """Test a claim on paired differences, one per independent unit (claimed sign `direction`, +1 or -1, in the
+    metric's unit):
     the mean, its Student-t 95% confidence interval (n - 1 degrees of freedom), the exact one-sided sign test (how
     likely at least this many seeds agree with the claim if each went either way with probability 1/2; ties
     dropped) and a verdict read from the interval, in the claim's direction d: superiority ("X beats Y"): not
     supported if every d in the CI is below `margin` (no effect that matters, or the opposite); otherwise supported
     if the d-CI lies above 0; inconclusive otherwise. Non-inferiority ("X is at least as good as Y"): supported if
     d-CI > -margin; not supported if d-CI < 0 and reaches -margin; inconclusive otherwise. With fewer than
-    MIN_SEEDS_FOR_VERDICT seeds the verdict is "too few seeds".
+    MIN_UNITS_FOR_VERDICT units the verdict is "too few units".
 
     Why t and not a bootstrap: a percentile bootstrap of 3 to 5 seeds resamples only the values seen (normal
     quantiles, the spread shrunk by sqrt((n - 1) / n)), so its interval is 0.4 (3 seeds) to 0.6 (5 seeds) times as
@@ -580,7 +869,7 @@ def paired_test(
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return {
-            "seeds": 0,
+            "n": 0,
             "mean": math.nan,
             "ci_low": math.nan,
             "ci_high": math.nan,
@@ -595,14 +884,14 @@ def paired_test(
     oriented_low, oriented_high = sorted((direction * low, direction * high))
     agree, nonzero = int((direction * values > 0).sum()), int((values != 0).sum())
     sign_p = binomtest(agree, nonzero, 0.5, alternative="greater").pvalue if nonzero else 1.0
-    if len(values) < MIN_SEEDS_FOR_VERDICT:
-        verdict = "too few seeds"
+    if len(values) < MIN_UNITS_FOR_VERDICT:
+        verdict = "too few units"
     elif kind == "superiority":
         verdict = "not supported" if oriented_high < margin else "supported" if oriented_low > 0 else "inconclusive"
     else:
         verdict = "supported" if oriented_low > -margin else "not supported" if oriented_high < 0 else "inconclusive"
     return {
-        "seeds": len(values),
+        "n": len(values),
         "mean": mean,
         "ci_low": float(low),
         "ci_high": float(high),
@@ -633,7 +922,7 @@ def _per_seed(
     ]
     if mu is not None and adversary != "none":
         rows = rows[rows["mu"].eq(mu)]
-    return rows.groupby("seed")[metric].mean()
+    return rows.groupby(UNIT)[metric].mean()
 
 
 def claim_differences(
@@ -668,7 +957,7 @@ def claim_differences(
                 )
             )
 
-        first_none = first[first["adversary"].eq("none") & first["method"].eq(method)].groupby("seed")
+        first_none = first[first["adversary"].eq("none") & first["method"].eq(method)].groupby(UNIT)
         out.append(
             (
                 Claim(
@@ -787,7 +1076,7 @@ def claim_differences(
         sweep = swept[swept["mu"].le(0.4)]
         canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
         if canu_mu["mu"].nunique() > 1:
-            spread = canu_mu.groupby("seed")["target_mAP"].agg(lambda v: v.max() - v.min())
+            spread = canu_mu.groupby(UNIT)["target_mAP"].agg(lambda v: v.max() - v.min())
             out.append(
                 (
                     Claim(
@@ -809,7 +1098,7 @@ def claim_differences(
     if len(coverage) and coverage["target_coverage"].nunique() > 1:
         low = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].min())]
         method, coverage_value = params.coverage_method, coverage["target_coverage"].min()
-        per = {a: low[low["adversary"].eq(a)].groupby("seed")["target_mAP"].mean() for a in ADVERSARIES}
+        per = {a: low[low["adversary"].eq(a)].groupby(UNIT)["target_mAP"].mean() for a in ADVERSARIES}
         out.append(
             (
                 Claim(
@@ -839,7 +1128,7 @@ def claim_differences(
             )
         )
         oracle = coverage_rows(results, params, ["oracle"])
-        low_oracle = oracle[oracle["target_coverage"].eq(coverage_value)].groupby("seed")["target_mAP"].mean()
+        low_oracle = oracle[oracle["target_coverage"].eq(coverage_value)].groupby(UNIT)["target_mAP"].mean()
         out.append(
             (
                 Claim(
@@ -856,7 +1145,7 @@ def claim_differences(
         )
         high = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].max())]
         high_value = coverage["target_coverage"].max()
-        per_high = {a: high[high["adversary"].eq(a)].groupby("seed")["target_mAP"].mean() for a in ADVERSARIES}
+        per_high = {a: high[high["adversary"].eq(a)].groupby(UNIT)["target_mAP"].mean() for a in ADVERSARIES}
         out.append(
             (
                 Claim(
@@ -912,13 +1201,29 @@ def claims_table(
     return evaluate_claims(claim_differences(results, histories, params, direct_mAP))
 
 
+def analysis_units(differences: pd.Series) -> tuple[np.ndarray, str]:
+    """The independent values a claim is tested on, and what they are. Differences indexed by (pretrain_seed,
+    seed): with several pairs of source models, each pair's mean over its adaptation seeds (the pair is the unit:
+    seeds of one pair share its starting point, so counting them as independent overstates what is known; for a
+    balanced design the t interval over pair means is the mixed model's); with one pair, its seeds, said so."""
+    pairs = differences.index.get_level_values("pretrain_seed") if "pretrain_seed" in differences.index.names else None
+    if pairs is not None and pairs.nunique() > 1:
+        per_pair = differences.groupby(level="pretrain_seed")
+        seeds = sorted(set(per_pair.size()))
+        seeds_text = "-".join(str(n) for n in (seeds[0], seeds[-1]) if n) if len(seeds) > 1 else str(seeds[0])
+        return per_pair.mean().to_numpy(), f"pairs ({seeds_text} seeds each)"
+    return differences.to_numpy(), "seeds of 1 pair"
+
+
 def evaluate_claims(claims: Iterable[tuple[Claim, pd.Series]]) -> pd.DataFrame:
-    """One row per claim: the comparison, its metric and claimed direction, the mean paired difference with its t
-    95% CI, how many seeds agree with the claim, the one-sided sign test's p and the verdict (paired_test).
-    Numbers as numbers: `format_claims` writes them for reading."""
+    """One row per claim: the comparison, its metric and claimed direction, the unit of analysis
+    (`analysis_units`), the mean paired difference with its t 95% CI, how many units agree with the claim, the
+    one-sided sign test's p and the verdict (paired_test). Numbers as numbers: `format_claims` writes them for
+    reading."""
     rows = []
     for claim, differences in claims:
-        test = paired_test(differences.to_numpy(), claim.direction, claim.margin, claim.kind)
+        values, unit = analysis_units(differences)
+        test = paired_test(values, claim.direction, claim.margin, claim.kind)
         rows.append(
             {
                 "claim": claim.claim,
@@ -926,6 +1231,7 @@ def evaluate_claims(claims: Iterable[tuple[Claim, pd.Series]]) -> pd.DataFrame:
                 "metric": claim.metric,
                 "direction": claim.direction,
                 "margin": claim.margin,
+                "unit": unit,
                 **test,
             }
         )
@@ -937,7 +1243,8 @@ def evaluate_claims(claims: Iterable[tuple[Claim, pd.Series]]) -> pd.DataFrame:
             "metric",
             "direction",
             "margin",
-            "seeds",
+            "unit",
+            "n",
             "mean",
             "ci_low",
             "ci_high",
@@ -964,7 +1271,8 @@ def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
                 f"[{signed(lo, m)}, {signed(hi, m)}]"
                 for lo, hi, m in zip(claims["ci_low"], claims["ci_high"], claims["metric"])
             ],
-            "seeds agreeing": claims["agree"],
+            "unit": claims["unit"],
+            "agreeing": claims["agree"],
             "sign test p": [f"{p:.3f}" for p in claims["sign_p"]],
             "verdict": claims["verdict"],
         }

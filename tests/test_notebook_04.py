@@ -75,9 +75,9 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert list(pd.read_csv(study.path / "tables" / "table_iii.csv")["mu"]) == [0.1, 0.1]  # +Adv., CANU
     differences = pd.read_csv(study.path / "tables" / "table_iii_differences.csv")
     assert differences[["comparison", "verdict"]].values.tolist() == [
-        ["CANU-MMT - MMT+Adv. at mu 0.1", "too few seeds"]
+        ["CANU-MMT - MMT+Adv. at mu 0.1", "too few units"]
     ]
-    assert differences["seeds agreeing"].item() in {"0/1", "1/1"}  # one seed, one paired difference
+    assert differences["agreeing"].item() in {"0/1", "1/1"}  # one seed, one paired difference
     assert RunFolder.for_run(runs[3]).read_params()["canu_condition"] == "oracle"
     oracle = pd.read_csv(study.path / "tables" / "oracle.csv")
     assert list(oracle["Method"]) == ["MMT (DBSCAN)", "CANU-MMT", "CANU-MMT [oracle condition]"]
@@ -85,7 +85,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert {"CANU-MMT [oracle condition] - CANU-MMT", "MMT (DBSCAN) - direct transfer - 5"} <= set(claims["comparison"])
     direct = pd.read_csv(study.path / "tables" / "direct_transfer.csv")
     assert list(direct["evaluated as"]) == ["MMT (one feature)"] and 0 <= direct["mAP"].item() <= 100
-    assert set(claims["verdict"]) <= {"too few seeds", "not measured"}  # one seed: no verdict
+    assert set(claims["verdict"]) <= {"too few units", "not measured"}  # one seed: no verdict
     coverage = pd.read_csv(study.path / "tables" / "coverage.csv")
     assert sorted(set(coverage["target_coverage"])) == [0.0, 0.5] and len(coverage) == 8
     coverage_direct = pd.read_csv(study.path / "tables" / "coverage_direct_transfer.csv")
@@ -105,3 +105,47 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     params = load_params(SMOKE, overrides=overrides)
     outcome = execute_study(params, plan_study(params, "smoke_study"))
     assert list(outcome["before"]) == ["finished"] * 8 and list(outcome["after"]) == ["finished"] * 8
+
+
+def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_path, monkeypatch):
+    """Notebook 04's fashion sweep on two pairs of source models at lambda 1: notebook 01 runs twice (seed 1 into
+    pretrain_run, seed 3 into <pretrain_run>-seed3), eight tiny runs each read their pair's models in the lambda-1
+    world, and the fashion table, the pair-level claims and the figure come out of them."""
+    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
+    overrides = {
+        **TINY,
+        "data_root": str(tiny_data_root),
+        "run_name": "smoke_fashion",
+        "pretrain_run": "smoke_pair",
+        "target": "synthetic:tiny_target",
+        "studies": ["fashion"],
+        "fashion_grid": [1.0],
+        "pretrain_seeds": [1, 3],
+        "seed": 1,
+        "methods": ["mmt"],
+        "sweep_seeds": [0],
+        "adapt_epochs": 1,
+        "adapt_iters_per_epoch": 2,
+        "parallel_runs": 2,
+        "umap_figures": False,
+    }
+    executed = run_notebook("04_ablations", [SMOKE], overrides)
+    assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
+
+    assert RunFolder.for_run("smoke_pair").read_params()["seed"] == 1
+    assert RunFolder.for_run("smoke_pair-seed3").read_params()["seed"] == 3
+    for pair, folder in ((1, "smoke_pair"), (3, "smoke_pair-seed3")):
+        run = RunFolder.for_run(f"smoke_fashion-mmt-adv-mu0.1-fashion1.0-pair{pair}-seed0")
+        recorded = run.read_params()
+        assert (recorded["pretrain_run"], recorded["target_area_fashion"]) == (folder, 1.0)
+    study = RunFolder.for_run("smoke_fashion")
+    swept = pd.read_csv(study.path / "fashion_results.csv")
+    assert len(swept) == 8 and set(swept["pretrain_seed"]) == {1, 3}
+    assert swept["attribute_probe_acc"].between(0, 1).all() and swept["attribute_chance"].between(0, 1).all()
+    table = pd.read_csv(study.path / "tables" / "fashion.csv")
+    assert list(table["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT", "CANU-MMT [oracle condition]"]
+    assert set(table["pairs"]) == {2}
+    claims = pd.read_csv(study.path / "tables" / "fashion_claims.csv")
+    assert set(claims["unit"]) == {"pairs (1 seeds each)"}
+    assert set(claims["verdict"]) <= {"too few units"}  # two pairs: no verdict
+    assert study.figure_path("canu_minus_adv_vs_fashion.png").read_bytes()[:4] == b"\x89PNG"

@@ -250,7 +250,7 @@ def test_table_iv_means_spreads_and_paper_numbers(finished_study, outputs):
 
 def test_paired_test_interval_sign_test_and_verdicts():
     test = paired_test([1.0, 2.0, 3.0, 4.0, 5.0], direction=+1, margin=1.0)
-    assert (test["seeds"], test["mean"], test["agree"]) == (5, 3.0, "5/5")
+    assert (test["n"], test["mean"], test["agree"]) == (5, 3.0, "5/5")
     # Student's t with 4 degrees of freedom: 3 -+ 2.776 x 1.581 / sqrt(5)
     assert (test["ci_low"], test["ci_high"]) == pytest.approx((3.0 - 1.9632, 3.0 + 1.9632), abs=1e-4)
     assert test["sign_p"] == pytest.approx(1 / 32) and test["verdict"] == "supported"
@@ -265,8 +265,8 @@ def test_paired_test_interval_sign_test_and_verdicts():
     assert paired_test([-3.0, -2.0, -4.0], +1, 1.0, "non-inferiority")["verdict"] == "not supported"
     assert paired_test([], +1, 1.0)["verdict"] == "not measured"
     one = paired_test([5.0], +1, 1.0)  # a zero-width interval from one seed is no evidence either way
-    assert (one["ci_low"], one["ci_high"], one["verdict"]) == (5.0, 5.0, "too few seeds")
-    assert paired_test([5.0, 6.0], +1, 1.0)["verdict"] == "too few seeds"
+    assert (one["ci_low"], one["ci_high"], one["verdict"]) == (5.0, 5.0, "too few units")
+    assert paired_test([5.0, 6.0], +1, 1.0)["verdict"] == "too few units"
     # SSG+Adv. - SSG on the study's first four seeds: 3 of 4 agree; a percentile bootstrap's [+0.2, +2.0] called it
     # supported, the t-interval does not
     four = paired_test([2.5, 0.6, 1.4, -0.2], +1, 1.0)
@@ -274,11 +274,11 @@ def test_paired_test_interval_sign_test_and_verdicts():
 
 
 def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)  # the fixture's two seeds: verdicts to check
+    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)  # the fixture's two seeds: verdicts to check
     params, runs = finished_study
     claims = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params))
     claims = claims.set_index("comparison")
-    columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
+    columns = ["difference", "95% CI", "agreeing", "verdict"]
     assert claims.loc["CANU-MMT - MMT (DBSCAN)", columns].tolist() == ["+4.0", "[+4.0, +4.0]", "2/2", "supported"]
     # +1 and -1 mAP: a standard error of 1, and t with one degree of freedom puts 12.7 of them either side
     assert claims.loc["MMT+Adv. - MMT (DBSCAN)", columns].tolist() == ["+0.0", "[-12.7, +12.7]", "1/2", "inconclusive"]
@@ -319,7 +319,7 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
 
 
 def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)  # two seeds: a verdict to check
+    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)  # two seeds: a verdict to check
     params = make_params({"studies": ["table_iv", "oracle"], "methods": ["mmt"], "seeds": [0, 1]})
     runs = plan_study(params, "v")
     for run in runs:
@@ -350,7 +350,7 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
 
 
 def test_ablation_claims_pair_each_variant_with_canu_as_it_is(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)
+    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)
     params = make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0, 1]})
     runs = plan_study(params, "a")
     variant_mAP = {"": 30.0, "embedding": 30.5, "uniform": 34.0}
@@ -359,7 +359,7 @@ def test_ablation_claims_pair_each_variant_with_canu_as_it_is(outputs, monkeypat
         write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
     claims = format_claims(claims_table(collect_results(runs), collect_histories(runs), params))
     claims = claims.set_index("comparison")
-    columns = ["difference", "95% CI", "seeds agreeing", "verdict"]
+    columns = ["difference", "95% CI", "agreeing", "verdict"]
     # the same difference on both seeds: an interval of no width, a verdict by the 1-mAP margin
     embedding = claims.loc["CANU-MMT [D reads the embedding] - CANU-MMT", columns].tolist()
     assert embedding == ["+0.5", "[+0.5, +0.5]", "2/2", "not supported"]
@@ -378,7 +378,7 @@ SWEEP_MAP = {
 
 
 def test_mu_sweep_differences_and_the_large_mu_claims(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_SEEDS_FOR_VERDICT", 2)
+    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)
     params = make_params(
         {"studies": ["table_iii"], "methods": ["ssg", "mmt"], "sweep_seeds": [0, 1], "mu_grid": [0.05, 0.1, 1.8]}
     )
@@ -397,7 +397,7 @@ def test_mu_sweep_differences_and_the_large_mu_claims(outputs, monkeypatch):
         "CANU-MMT - MMT+Adv. at mu 1.8",
     ]
     # non-inferiority with a margin of 1: half a point behind is "at least as good", 1.5 or 2 behind is not
-    assert per_mu[["difference", "95% CI", "seeds agreeing", "verdict"]].values.tolist() == [
+    assert per_mu[["difference", "95% CI", "agreeing", "verdict"]].values.tolist() == [
         ["+0.5", "[+0.5, +0.5]", "2/2", "supported"],
         ["-1.5", "[-1.5, -1.5]", "0/2", "not supported"],
         ["-19.0", "[-19.0, -19.0]", "0/2", "not supported"],
@@ -406,7 +406,7 @@ def test_mu_sweep_differences_and_the_large_mu_claims(outputs, monkeypatch):
         ["+6.5", "[+6.5, +6.5]", "2/2", "supported"],
     ]
     claims = format_claims(claims_table(results, collect_histories(runs), params)).set_index("comparison")
-    columns = ["difference", "seeds agreeing", "verdict"]
+    columns = ["difference", "agreeing", "verdict"]
     # the paper's CANU-SSG falls from 57.0 to 2.9 mAP at mu 1.8; here from 50.5 to 30
     assert claims.loc["CANU-SSG at mu 1.8 - at mu 0.05", columns].tolist() == ["-20.5", "2/2", "supported"]
     assert claims.loc["SSG+Adv. - CANU-SSG at mu 1.8", columns].tolist() == ["+19.0", "2/2", "supported"]

@@ -7,7 +7,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix, expected_mutual_information
-from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -134,6 +134,19 @@ def camera_probe_accuracy(features, camids, folds: int = 5, seed: int = 0) -> di
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scores = cross_val_score(probe, features, camids, cv=splits, scoring="accuracy")
     chance = np.unique(camids, return_counts=True)[1].max() / len(camids)
+    return {"accuracy": float(scores.mean()), "accuracy_std": float(scores.std()), "chance": float(chance)}
+
+
+def attribute_probe_accuracy(features, values, pids, folds: int = 5, seed: int = 0) -> dict[str, float]:
+    """What the features say of a person's attribute (clothing colour, ...): the accuracy of a linear probe
+    (standardised features, LogisticRegression) predicting `values`, under cross-validation that keeps each person's
+    images on one side (stratified group k-fold by `pids`): the probe must read the attribute from how the images
+    look, not recognise people it was fitted on. Beside chance: the share of the most frequent value."""
+    features, values, pids = np.asarray(features, dtype=np.float64), np.asarray(values), np.asarray(pids)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(probe, features, values, groups=pids, cv=splits, scoring="accuracy")
+    chance = np.unique(values, return_counts=True)[1].max() / len(values)
     return {"accuracy": float(scores.mean()), "accuracy_std": float(scores.std()), "chance": float(chance)}
 
 

@@ -20,6 +20,7 @@ ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
 AXIS_LABELS = {
     "mu": "mu",
     "target_coverage": "target camera coverage",
+    "target_area_fashion": "target area fashion (lambda)",
     "target_mAP": "target mAP (%)",
     "target_R1": "target R1 (%)",
     "disc_acc": "discriminators' camera accuracy",
@@ -232,11 +233,41 @@ def plot_metric_against(
     return _finish(fig, path, title)
 
 
+def plot_differences_against(differences: pd.DataFrame, x: str, path=None, title: str = "") -> Figure:
+    """Paired differences against a swept knob `x`: per `comparison`, the mean and its 95% t interval (error bars,
+    over the units each row names: pairs of source models, or seeds of one pair), beside the zero line and the
+    1-mAP margin that matters."""
+    _require(differences, [x, "comparison", "mean", "ci_low", "ci_high", "unit"], "differences")
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    comparisons = list(pd.unique(differences["comparison"]))
+    step = 0.015 * (float(differences[x].max() - differences[x].min()) or 1.0)  # side by side, not on top
+    for index, comparison in enumerate(comparisons):
+        part = differences[differences["comparison"] == comparison].sort_values(x)
+        offset = (index - (len(comparisons) - 1) / 2) * step
+        ax.errorbar(
+            part[x] + offset,
+            part["mean"],
+            yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+            marker="o",
+            markersize=4,
+            capsize=3,
+            color=f"C{index}",
+            label=f"{comparison} ({part['unit'].iloc[0]})",
+        )
+    ax.axhline(0, color="grey", linewidth=1)
+    for level in (-1, 1):
+        ax.axhline(level, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_ylabel("difference in target mAP (95% CI)")
+    return _finish(fig, path, title)
+
+
 VERDICT_COLOURS = {
     "supported": "tab:green",
     "not supported": "tab:red",
     "inconclusive": "tab:grey",
-    "too few seeds": "tab:olive",
+    "too few units": "tab:olive",
 }
 
 

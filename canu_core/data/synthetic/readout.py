@@ -10,11 +10,14 @@ the camera's style.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
 from ...cluster.diagnostics import camera_adjusted_mutual_information, identity_alone_accuracy
-from ..records import ReidDataset
+from ..records import ImageRecord, ReidDataset
 from .plan import WorldPlan, plan_world
 from .spec import WorldSpec
 
@@ -49,11 +52,31 @@ def world_readout(plan: WorldPlan) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def dataset_readout(dataset: ReidDataset) -> pd.DataFrame:
-    """`world_readout` of a generated synthetic world, re-planned from its manifest's spec and seed (planning is
-    cheap and exact: the same spec and seed give the same plan)."""
+def dataset_plan(dataset: ReidDataset) -> WorldPlan:
+    """The plan of a generated synthetic world, re-planned from its manifest's spec and seed (planning is cheap and
+    exact: the same spec and seed give the same plan)."""
     manifest = dataset.extra.get("world")
     if manifest is None:
         raise ValueError(f"{dataset.name} is not a synthetic world: it has no plan to read")
     spec = WorldSpec(**{**manifest["spec"], "images_per_camera": tuple(manifest["spec"]["images_per_camera"])})
-    return world_readout(plan_world(spec, manifest["seed"]))
+    return plan_world(spec, manifest["seed"])
+
+
+def record_attribute(dataset: ReidDataset, records: Sequence[ImageRecord], attribute: str) -> np.ndarray:
+    """The readout attribute `attribute` (a READOUT_ATTRIBUTES name, e.g. "upper colour") of the person in each
+    of `records` (images of `dataset`'s people), as integer codes in the records' order."""
+    if attribute not in READOUT_ATTRIBUTES:
+        raise ValueError(f"unknown attribute {attribute!r}: expected one of {', '.join(READOUT_ATTRIBUTES)}")
+    plan = dataset_plan(dataset)
+    by_file = {image.file_name: image for image in plan.images if image.kind == "person"}
+    missing = [r.path for r in records if Path(r.path).name not in by_file]
+    if missing:
+        raise ValueError(f"{len(missing)} records are not person images of {dataset.name}'s plan, e.g. {missing[0]}")
+    field = READOUT_ATTRIBUTES[attribute]
+    values = [repr(getattr(plan.identities[by_file[Path(r.path).name].identity], field)) for r in records]
+    return pd.factorize(pd.Series(values))[0]
+
+
+def dataset_readout(dataset: ReidDataset) -> pd.DataFrame:
+    """`world_readout` of a generated synthetic world (`dataset_plan`)."""
+    return world_readout(dataset_plan(dataset))
