@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 
-.PHONY: venv demo test lab study bench clean-outputs
+.PHONY: venv demo test lab study fashion bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lab: $(STAMP)
 # Resumes where it stopped.
 study: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/study.yaml
+
+# The fashion study (docs/study/fashion/README.md): 3 pairs of source models, then 72 MMT runs (about 4 hours on
+# 2 cores); resumable: a second call skips what finished (outputs/fashion/).
+fashion: $(STAMP)
+	$(PY) -m canu_core notebook 04_ablations -f params/fashion.yaml
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
