@@ -170,7 +170,8 @@ class Params:
     # with pretrain_target_forward false, to see what MMT's target forward changes); None: no comparison
     compare_pretrain_run: Optional[str] = None
     model_index: Count = 1
-    clustering: Literal["dbscan", "kmeans"] = "dbscan"
+    # "true_ids": the target's true identities as pseudo-labels, the supervised upper bound (reads the target's labels)
+    clustering: Literal["dbscan", "kmeans", "true_ids"] = "dbscan"
     # the k-reciprocal Jaccard distance DBSCAN reads: MMT's compute_jaccard_dist (the paper's code base; SSG's
     # re_ranking is the same) or SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ)
     jaccard: Literal["mmt", "spcl"] = "mmt"

@@ -5,6 +5,7 @@ import pytest
 
 from canu_core.cluster.diagnostics import (
     camera_adjusted_mutual_information,
+    camera_information,
     camera_mutual_information,
     camera_probe_accuracy,
     cluster_summary,
@@ -95,6 +96,21 @@ def test_adjusted_mutual_information_of_labels_that_ignore_the_camera_is_near_ze
     labels, cameras = rng.integers(0, 142, 1524), rng.integers(0, 8, 1524)
     assert camera_mutual_information(labels, cameras) > 0.3
     assert abs(camera_adjusted_mutual_information(labels, cameras)) < 0.03
+
+
+def test_pseudo_labels_and_true_ids_are_measured_on_the_same_images():
+    # true ids 0 and 1 each span both cameras; the clustering keeps only images 0, 1, 4, 5 (one camera per id):
+    # over those, the true ids tell the camera exactly (ln 2), where over all six they would tell it less
+    pseudo = [0, 0, -1, -1, 1, 1]
+    true = [0, 0, 0, 1, 1, 1]
+    cameras = [0, 0, 1, 0, 1, 1]
+    information = camera_information(pseudo, true, cameras)
+    assert information["mi_true_camera"] == pytest.approx(math.log(2))
+    assert information["mi_pseudo_camera"] == pytest.approx(math.log(2))
+    assert camera_mutual_information(true, cameras) < 0.3  # all six images: not the clustering's points
+    assert information["ami_true_camera"] == pytest.approx(
+        camera_adjusted_mutual_information([0, 0, 1, 1], [0, 0, 1, 1])
+    )
 
 
 def test_lost_identities():

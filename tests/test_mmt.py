@@ -216,7 +216,6 @@ def test_run_writes_history_checkpoints_and_keeps_cameras(tiny_data_root, straig
     losses = history[[c for c in history.columns if c.startswith(("loss", "disc_loss"))]]
     assert losses.notna().all().all() and (history["loss_adv1"] < 0).all()  # -mu * camera CE
     assert history["disc_acc_1"].between(0, 1).all()
-    assert history["mi_true_camera"].nunique() == 1  # the constant reference line
     assert history["eps"].notna().all() and history["eps"].nunique() == 1  # the rho rule's eps, then kept
     # The pseudo-labelled sets keep every image's true camera (and drop the outliers).
     true_camera = {r.path: r.camid for r in target_world(adapt_params(tiny_data_root)).train}

@@ -89,7 +89,7 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     assert len(trained) >= 1  # the tiny-world settings give usable clusters
     assert trained[loss_columns].notna().all().all()
     assert ((trained["target_mAP"] >= 0) & (trained["target_mAP"] <= 100)).all()
-    assert (history["mi_true_camera"] > 0).all() and history["mi_true_camera"].nunique() == 1
+    assert (history["mi_true_camera"] > 0).all()  # on each epoch's clustered images
 
     for figure in FIGURES:
         assert run.figure_path(figure).read_bytes()[:4] == b"\x89PNG"

@@ -1,7 +1,8 @@
-"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then eight tiny
+"""Notebook 04 from nothing on the tiny worlds: it runs notebook 01 for the source models, then nine tiny
 adaptation runs (MMT without adversary, +Adv., CANU: Table IV, and Table III at one mu, shared with it; CANU with
-the oracle condition; the four again on the target at camera coverage 0) through notebook 03, and builds the
-tables, the claims and the figures; a second pass finds every run finished and runs nothing."""
+the oracle condition; MMT on the target's labels, the upper bound; the first four again on the target at camera
+coverage 0) through notebook 03, and builds the tables, the claims and the figures; a second pass finds every run
+finished and runs nothing. Then the fashion sweep over two pairs of source models."""
 
 import nbformat
 import pandas as pd
@@ -54,6 +55,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         "smoke_study-mmt-adv-mu0.1-seed0",
         "smoke_study-mmt-canu-mu0.1-seed0",
         "smoke_study-mmt-canu-oracle-mu0.1-seed0",
+        "smoke_study-mmt-none-supervised-seed0",
         "smoke_study-mmt-none-cov0.0-seed0",
         "smoke_study-mmt-adv-mu0.1-cov0.0-seed0",
         "smoke_study-mmt-canu-mu0.1-cov0.0-seed0",
@@ -80,7 +82,18 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert differences["agreeing"].item() in {"0/1", "1/1"}  # one seed, one paired difference
     assert RunFolder.for_run(runs[3]).read_params()["canu_condition"] == "oracle"
     oracle = pd.read_csv(study.path / "tables" / "oracle.csv")
-    assert list(oracle["Method"]) == ["MMT (DBSCAN)", "CANU-MMT", "CANU-MMT [oracle condition]"]
+    assert list(oracle["Method"]) == [
+        "MMT (DBSCAN)",
+        "MMT (DBSCAN) [target labels: upper bound]",
+        "CANU-MMT",
+        "CANU-MMT [oracle condition]",
+    ]
+    supervised = RunFolder.for_run("smoke_study-mmt-none-supervised-seed0")
+    assert supervised.read_params()["clustering"] == "true_ids"
+    first = supervised.read_history().iloc[0]  # every training image kept, under its own identity
+    assert (first["num_outliers"], first["lost_ids"], first["nmi"]) == (0, 0, 1.0)
+    gaps = pd.read_csv(study.path / "tables" / "gap_closed.csv")
+    assert list(gaps["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT"]
     claims = pd.read_csv(study.path / "tables" / "claims.csv")
     assert {"CANU-MMT [oracle condition] - CANU-MMT", "MMT (DBSCAN) - direct transfer - 5"} <= set(claims["comparison"])
     direct = pd.read_csv(study.path / "tables" / "direct_transfer.csv")
@@ -100,11 +113,11 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     for figure in FIGURES:
         assert study.figure_path(figure).read_bytes()[:4] == b"\x89PNG", figure
     metrics = study.read_metrics()
-    assert (metrics["runs"], metrics["executed"]) == (8, 8)
+    assert (metrics["runs"], metrics["executed"]) == (9, 9)
 
     params = load_params(SMOKE, overrides=overrides)
     outcome = execute_study(params, plan_study(params, "smoke_study"))
-    assert list(outcome["before"]) == ["finished"] * 8 and list(outcome["after"]) == ["finished"] * 8
+    assert list(outcome["before"]) == ["finished"] * 9 and list(outcome["after"]) == ["finished"] * 9
 
 
 def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_path, monkeypatch):

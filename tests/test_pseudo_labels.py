@@ -12,6 +12,7 @@ from canu_core.cluster.pseudo_labels import (
     DBSCANClustering,
     KMeansClustering,
     SourceTerm,
+    TrueIdentities,
     cluster_centroids,
     neighbourhood_graph,
     pseudo_labels_from,
@@ -107,6 +108,16 @@ def test_kmeans_clustering():
     assert KMeansClustering(n_clusters=1)(features).status == "single_cluster"
     with pytest.raises(ValueError, match="at least as many points"):
         KMeansClustering(n_clusters=61)(features)
+
+
+def test_true_identities_are_the_labels_with_their_centroids():
+    features = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    result = TrueIdentities([7, 3, 7, 3])(features, source_distance=np.zeros(4))  # SSG's distance plays no part
+    assert result.status == "ok" and not result.outliers.any()
+    np.testing.assert_array_equal(result.labels, [0, 1, 0, 1])  # numbered by first image, every image kept
+    np.testing.assert_allclose(result.centroids, [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="3 feature rows for 4 true identities"):
+        TrueIdentities([7, 3, 7, 3])(features[:3])
 
 
 def test_rho_rule_giving_zero_still_clusters_exact_duplicates():

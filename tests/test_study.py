@@ -15,6 +15,7 @@ from canu_core.study import (
     coverage_table,
     evaluate_claims,
     format_claims,
+    gap_closed,
     mean_std,
     mu_sweep_differences,
     mu_sweep_rows,
@@ -40,10 +41,11 @@ def test_default_plan_shares_runs_between_tables():
     runs = plan_study(make_params(), "s")
     names = [r.name for r in runs]
     assert len(names) == len(set(names))
-    # seeds 0-4: Table IV 2 x 3 and the oracle arm 2; sweep seeds 0-2 add Table III 2 x 2 x 6 less the 4 runs at
-    # the paper's mu, the coverage sweep 3 x 4 (none, +Adv., CANU, CANU [oracle]) less the 4 at the target's own
-    # coverage (0.2: Table IV's and the oracle arm's MMT runs) and the ablation's 2 x 2 variants
-    assert len(runs) == 5 * (6 + 2) + 3 * (20 + 8 + 4)
+    # seeds 0-4: Table IV 2 x 3 and the oracle arm 2 x 2 (CANU [oracle], the baseline on the target labels); sweep seeds
+    # 0-2 add Table III 2 x 2 x 6 less the 4 runs at the paper's mu, the coverage sweep 3 x 4 (none, +Adv., CANU, CANU
+    # [oracle]) less the 4 at the target's own coverage (0.2: Table IV's and the oracle arm's MMT runs) and the
+    # ablation's 2 x 2 variants
+    assert len(runs) == 5 * (6 + 4) + 3 * (20 + 8 + 4)
     assert {
         "s-mmt-none-seed4",
         "s-mmt-canu-mu0.1-seed2",
@@ -55,12 +57,13 @@ def test_default_plan_shares_runs_between_tables():
         "s-mmt-none-cov0.6-seed2",
         "s-mmt-canu-oracle-mu0.1-cov0.0-seed2",
         "s-mmt-canu-oracle-mu0.1-seed4",
+        "s-ssg-none-supervised-seed3",
         "s-ssg-canu-embedding-mu0.05-seed2",
         "s-mmt-canu-uniform-mu0.1-seed0",
     } <= set(names)
     assert not any("cov0.2" in name for name in names)
     assert not any(name.endswith(("seed3", "seed4")) for name in names if "mu1.8" in name or "embedding" in name)
-    assert sum(r.adversary == "none" for r in runs) == 5 * 2 + 3 * 2
+    assert sum(r.adversary == "none" for r in runs) == 5 * 2 * 2 + 3 * 2  # each method plain and on target labels
     # study after study in the order of priority: every Table IV run before the oracle arm's own, those before
     # Table III's
     assert names.index("s-ssg-canu-oracle-mu0.05-seed0") > names.index("s-mmt-canu-mu0.1-seed4")
@@ -87,9 +90,11 @@ def test_named_studies_run_alone():
         "o-ssg-none-seed0",
         "o-ssg-canu-mu0.05-seed0",
         "o-ssg-canu-oracle-mu0.05-seed0",
+        "o-ssg-none-supervised-seed0",
         "o-ssg-none-seed1",
         "o-ssg-canu-mu0.05-seed1",
         "o-ssg-canu-oracle-mu0.05-seed1",
+        "o-ssg-none-supervised-seed1",
     ]
     runs = plan_study(make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0]}), "a")
     assert [(r.name, r.overrides.get("adversary_features"), r.overrides.get("adversary_objective")) for r in runs] == [
@@ -289,11 +294,12 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
     # every coverage-0 run is its default-world run less 20 mAP: CANU's standing against +Adv. does not change
     interaction = claims.loc["(CANU-MMT - MMT+Adv.) at coverage 0 - at coverage 0.2", columns]
     assert interaction.tolist() == ["+0.0", "[+0.0, +0.0]", "0/2", "not supported"]
+    # the first clustering is the pair's, whatever the adaptation seed: two seeds repeat one value, no verdict
     assert claims.loc["MMT (DBSCAN), first clustering: pseudo-labels - true ids", columns].tolist() == [
         "+0.70",
         "[+0.70, +0.70]",
-        "2/2",
-        "supported",
+        "1/1",
+        "too few units",
     ]
     assert claims.loc["MMT+Adv. - MMT (DBSCAN), last clustering", ["difference", "95% CI", "verdict"]].tolist() == [
         "-0.25",
@@ -326,16 +332,27 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
         mAP = (
             {"none": 20.0, "adv": 28.5, "canu": 22.0}[run.adversary]
             + (5.0 if run.variant == "oracle" else 0.0)
+            + (30.0 if run.variant == "supervised" else 0.0)
             + run.seed
         )
         write_run(run, {"target_R1": mAP, "target_mAP": mAP, "mi_pseudo_camera": 1.0, "ami_pseudo_camera": 0.5})
     results = collect_results(runs, 0.2)
-    table = variant_table(results, ["oracle"], params.seeds)
+    table = variant_table(results, ["oracle", "supervised"], params.seeds)
     assert table[["Method", "mAP", "seeds"]].values.tolist() == [
         ["MMT (DBSCAN)", "20.5 ± 0.7", 2],
+        ["MMT (DBSCAN) [target labels: upper bound]", "50.5 ± 0.7", 2],
         ["CANU-MMT", "22.5 ± 0.7", 2],
         ["CANU-MMT [oracle condition]", "27.5 ± 0.7", 2],
     ]
+    assert RunFolder.for_run("v-mmt-none-supervised-seed1").path.name in set(results["run_name"])
+    # from direct transfer's 10.0 to the target labels' 50.5: 40.5 mAP of way, of which each arm covers its part
+    gaps = gap_closed(results, {"mmt": 10.0}, params.seeds)
+    assert gaps[["Method", "mAP", "gap closed"]].values.tolist() == [
+        ["MMT (DBSCAN)", "20.5", "26%"],
+        ["MMT+Adv.", "29.0", "47%"],
+        ["CANU-MMT", "22.5", "31%"],
+    ]
+    assert gap_closed(results, {"ssg": 10.0}, params.seeds).empty  # no SSG runs, no row
     claims = format_claims(claims_table(results, collect_histories(runs, 0.2), params)).set_index("comparison")
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT", ["difference", "verdict"]].tolist() == [
         "+5.0",

@@ -28,7 +28,7 @@ from ..cluster.diagnostics import (
     identity_alone_accuracy,
     lost_identities,
 )
-from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, cluster_centroids
+from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, TrueIdentities, cluster_centroids
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset, ids_and_cameras
 from ..data.samplers import images_per_pass
@@ -44,9 +44,16 @@ from .pretrain import model_tag
 HISTORY_KEY = ("method", "epoch")
 
 
-def make_clustering(params: Params, source_weight: float = 0.0) -> DBSCANClustering | KMeansClustering:
+def make_clustering(
+    params: Params, source_weight: float = 0.0, records: Sequence[ImageRecord] | None = None
+) -> DBSCANClustering | KMeansClustering | TrueIdentities:
     """DBSCAN on the Jaccard distance params.jaccard (eps by the rho rule at the first epoch, then kept), plus
-    `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term)."""
+    `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term),
+    or "true_ids": the true identities of `records` (the target-supervised upper bound)."""
+    if params.clustering == "true_ids":
+        if records is None:
+            raise ValueError("clustering 'true_ids' gives the target's labels: it needs the records they belong to")
+        return TrueIdentities([record.pid for record in records])
     if params.clustering == "kmeans":
         if source_weight > 0:
             raise ValueError(
@@ -141,10 +148,11 @@ def unusable_reason(
 def clustering_diagnostics(
     labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord], seed: int
 ) -> dict[str, float]:
-    """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the constant
-    MI(true ids; camera) reference (paper Fig. 3), plug-in and chance-adjusted (ami_*: the expectation for labels
-    that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the clustering features
-    (cross-validated linear probe accuracy, beside chance and the level the true identity alone allows)."""
+    """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the MI(true ids;
+    camera) reference on the same clustered images (paper Fig. 3), plug-in and chance-adjusted (ami_*: the
+    expectation for labels that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the
+    clustering features (cross-validated linear probe accuracy, beside chance and the level the true identity alone
+    allows)."""
     pids, camids = ids_and_cameras(records)
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
     return {

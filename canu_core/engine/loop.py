@@ -43,7 +43,7 @@ HISTORY_COLUMNS = {
     "nmi": "normalised MI between clusters and true ids",
     "ari": "adjusted Rand index between clusters and true ids",
     "mi_pseudo_camera": "plug-in MI(pseudo-labels; camera), nats (paper Fig. 3)",
-    "mi_true_camera": "plug-in MI(true ids; camera), nats: the reference",
+    "mi_true_camera": "plug-in MI(true ids; camera), nats, over the clustered images: the reference",
     "ami_pseudo_camera": "MI(pseudo-labels; camera) minus its expectation under labels that ignore the camera",
     "ami_true_camera": "the same for the true ids",
     "lost_ids": "true identities with no image in any cluster (paper Fig. 4)",
