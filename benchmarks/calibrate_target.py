@@ -93,7 +93,9 @@ def measure(args: argparse.Namespace) -> dict:
     )
     row |= {"direct_mAP": direct["mAP"], "direct_ssg_mAP": direct_ssg["mAP"]}
     features = F.normalize(sum(train_set_features(m, target.train, params) for m in models) / 2, dim=1)
-    diagnostics = clustering_diagnostics(make_clustering(params)(features).labels, features, target.train, 0)
+    diagnostics = clustering_diagnostics(
+        make_clustering(params, target.train)(features).labels, features, target.train, 0
+    )
     row |= {k: diagnostics[k] for k in CLUSTER_COLUMNS}
 
     for method in args.methods:

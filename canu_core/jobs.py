@@ -146,7 +146,7 @@ def demo_table(models: dict, target: ReidDataset, params: Params) -> tuple[pd.Da
             num_workers=params.num_workers,
         )
         features[name] = train_set_features(model, target.train, params)
-        report = clustering_report(make_clustering(params)(features[name]), pids, camids)
+        report = clustering_report(make_clustering(params, target.train)(features[name]), pids, camids)
         rows[name] = {
             "mAP": scores["mAP"],
             "R1": scores["R1"],

@@ -2,6 +2,7 @@
 trainings in processes of their own), the table of the three models and the before / after figure; run again, it
 trains nothing and prints the same table."""
 
+import math
 import re
 
 import pandas as pd
@@ -44,7 +45,9 @@ def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, ca
     table = pd.read_csv(demo.path / "demo_table.csv", index_col="model")
     assert list(table.index) == ["direct transfer", "MMT", "CANU-MMT"]
     assert table["mAP"].between(0, 100).all() and table["R1"].between(0, 100).all()
-    assert (table["adj. MI(true ids; camera)"] == table["adj. MI(true ids; camera)"].iloc[0]).all()
+    # the true ids' reference is measured on each model's clustered images (its outliers left out), so it is each
+    # row's own: adjusted MI in nats, below the camera entropy's bound (ln of the tiny target's 4 cameras)
+    assert table["adj. MI(true ids; camera)"].between(-0.5, math.log(4)).all()
     assert demo.figure_path("before_after_umap.png").read_bytes()[:4] == b"\x89PNG"
     assert RunFolder.for_run("demo-pretrain").read_params()["notebook"] == "01_pretrain"
     for name, adversary in (("demo-mmt", "none"), ("demo-canu-mmt", "canu")):

@@ -45,14 +45,13 @@ HISTORY_KEY = ("method", "epoch")
 
 
 def make_clustering(
-    params: Params, source_weight: float = 0.0, records: Sequence[ImageRecord] | None = None
+    params: Params, records: Sequence[ImageRecord], source_weight: float = 0.0
 ) -> DBSCANClustering | KMeansClustering | TrueIdentities:
-    """DBSCAN on the Jaccard distance params.jaccard (eps by the rho rule at the first epoch, then kept), plus
-    `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term),
-    or "true_ids": the true identities of `records` (the target-supervised upper bound)."""
+    """The pseudo-labeller of `records` (the images whose features it will be given): DBSCAN on the Jaccard distance
+    params.jaccard (eps by the rho rule at the first epoch, then kept), plus `source_weight` times the images'
+    distances to the source set (SSG), or k-means (no distance: no source term), or "true_ids": their true
+    identities (the target-supervised upper bound)."""
     if params.clustering == "true_ids":
-        if records is None:
-            raise ValueError("clustering 'true_ids' gives the target's labels: it needs the records they belong to")
         return TrueIdentities([record.pid for record in records])
     if params.clustering == "kmeans":
         if source_weight > 0:

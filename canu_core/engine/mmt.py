@@ -175,7 +175,7 @@ class MMTTrainer(Adaptation):
         ]
         self.teachers = [copy.deepcopy(student) for student in self.students]
         self.adversaries = self.make_adversaries(self.students[0].feature_dim, len(NETWORKS))
-        self.clustering = make_clustering(params, records=target.train)
+        self.clustering = make_clustering(params, target.train)
         self.precision = MixedPrecision.for_run(params, self.device)
 
     @property

@@ -190,7 +190,7 @@ class SSGTrainer(Adaptation):
         source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
         self.model = prepare_model(parts_model(source_model), params, self.device)
         self.adversaries = self.make_adversaries(self.model.feature_dim, len(PARTS))
-        self.clusterings = [make_clustering(params, params.ssg_source_weight, target.train) for _ in PARTS]
+        self.clusterings = [make_clustering(params, target.train, params.ssg_source_weight) for _ in PARTS]
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=params.ssg_lr,

@@ -30,7 +30,7 @@ def first_clustering_report(model: nn.Module, records: Sequence[ImageRecord], pa
     `feature_report` of the clustered features under "features"."""
     features = train_set_features(model, records, params)
     pids, camids = ids_and_cameras(records)
-    pseudo = make_clustering(params)(features)
+    pseudo = make_clustering(params, records)(features)
     return {
         **clustering_report(pseudo, pids, camids),
         "features": feature_report(features, pids, camids, seed=params.seed),

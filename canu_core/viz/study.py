@@ -38,8 +38,9 @@ def _require(frame: pd.DataFrame, columns: list[str], name: str) -> None:
 
 
 def _one_run_per_seed(frame: pd.DataFrame, keys: list[str], name: str) -> None:
-    """Refuse to pool runs that differ in something other than the seed (e.g. several mu in one line)."""
-    keys = list(dict.fromkeys(keys))
+    """Refuse to pool runs that differ in something other than the seed, or the pair of source models and its seed
+    where the frame has pairs (e.g. several mu in one line)."""
+    keys = list(dict.fromkeys(keys + (["pretrain_seed"] if "pretrain_seed" in frame else [])))
     duplicated = frame.duplicated(keys)
     if duplicated.any():
         first = frame.loc[duplicated, keys].iloc[0].to_dict()
@@ -95,8 +96,9 @@ def _per_epoch(
     true_column: str | None = None,
     true_label: str = "true ids",
 ) -> Figure:
-    """Mean of `column` per epoch over seeds, one line per adversary with a +- std band when several seeds,
-    and (if `true_column`) its per-epoch mean as a black dashed reference labelled `true_label`."""
+    """Mean of `column` per epoch over runs (seeds, and pairs where there are several), one line per adversary with
+    a +- std band when several runs, and (if `true_column`) its per-epoch mean as a black dashed reference labelled
+    `true_label`."""
     _require(
         histories,
         ["method", "adversary", "seed", "epoch", column] + ([true_column] if true_column else []),
