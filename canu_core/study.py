@@ -11,6 +11,7 @@ adversarial objective). `claims_table` tests each of the paper's claims on the p
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -796,10 +797,14 @@ def fashion_gaps(rows: pd.DataFrame, params: Params) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+ATTRIBUTE_PROBES = "attribute_probes.json"  # in each run folder: the probes of its last model, computed once
+
+
 def attribute_probes(params: Params, runs: Iterable[StudyRun], attribute: str = "upper colour") -> pd.DataFrame:
-    """Per finished run: `attribute_probe_acc`, what a linear probe reads of `attribute` from its last model's
-    features of the target training images (cluster.diagnostics.attribute_probe_accuracy: people never on both
-    sides), and its chance level. The features are extracted once per run (seconds on a CPU)."""
+    """Per finished run: `attribute_probe_acc`, what a linear probe reads of the person's `attribute` from the run's
+    last model's features of the target training images (cluster.diagnostics.attribute_probe_accuracy: people
+    never on both sides of a fold), beside its chance level. Computed once per run (about 40 s on one CPU core) and
+    kept in the run folder's attribute_probes.json."""
     from .cluster.diagnostics import attribute_probe_accuracy
     from .data.catalog import load_dataset, target_world
     from .data.records import ids_and_cameras
@@ -811,14 +816,20 @@ def attribute_probes(params: Params, runs: Iterable[StudyRun], attribute: str = 
         folder = RunFolder.for_run(run.name)
         if not (folder.path / "metrics.json").is_file():
             continue
-        run_params = make_params(run_parameters(params, run))
-        world = tuple(sorted(target_world(run_params).items()))
-        if world not in worlds:
-            dataset = load_dataset(run_params.target, run_params.data_root, run_params.world_seed, dict(world))
-            worlds[world] = (dataset, record_attribute(dataset, dataset.train, attribute))
-        dataset, values = worlds[world]
-        features = train_set_features(load_adapted_model(folder, run.method, "last"), dataset.train, run_params)
-        probe = attribute_probe_accuracy(features.numpy(), values, ids_and_cameras(dataset.train)[0])
+        kept = folder.path / ATTRIBUTE_PROBES
+        probes = json.loads(kept.read_text()) if kept.is_file() else {}
+        if attribute not in probes:
+            run_params = make_params(run_parameters(params, run))
+            world = tuple(sorted(target_world(run_params).items()))
+            if world not in worlds:
+                dataset = load_dataset(run_params.target, run_params.data_root, run_params.world_seed, dict(world))
+                worlds[world] = (dataset, record_attribute(dataset, dataset.train, attribute))
+            dataset, values = worlds[world]
+            features = train_set_features(load_adapted_model(folder, run.method, "last"), dataset.train, run_params)
+            pids = ids_and_cameras(dataset.train)[0]
+            probes[attribute] = attribute_probe_accuracy(features.numpy(), values, pids, seed=run.seed)
+            atomic_write_text(kept, json.dumps(probes, indent=2))
+        probe = probes[attribute]
         rows.append(
             {"run_name": run.name, "attribute_probe_acc": probe["accuracy"], "attribute_chance": probe["chance"]}
         )
