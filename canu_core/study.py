@@ -478,18 +478,28 @@ DECIMALS = {
     "ami_true_camera": 2,
     "camera_probe_acc": 3,
     "attribute_probe_acc": 3,
+    "disc_acc": 3,
+    "camera_identity_alone": 3,
+}
+
+
+SUMMARY_METRICS = {
+    "target_R1": "R1",
+    "target_mAP": "mAP",
+    "mi_pseudo_camera": "MI(pseudo; cam)",
+    "ami_pseudo_camera": "adj. MI(pseudo; cam)",
+}
+# Whether an adversary removes camera information: a fresh linear probe's camera accuracy (its judge), beside what
+# the discriminators report of themselves and the probe's floor, the accuracy the true identity alone allows.
+ADVERSARY_JUDGE = {
+    "camera_probe_acc": "camera probe",
+    "disc_acc": "D's camera acc.",
+    "camera_identity_alone": "identity-alone level",
 }
 
 
 def summary_table(
-    results: pd.DataFrame,
-    by: Sequence[str],
-    metrics: Mapping[str, str] = {
-        "target_R1": "R1",
-        "target_mAP": "mAP",
-        "mi_pseudo_camera": "MI(pseudo; cam)",
-        "ami_pseudo_camera": "adj. MI(pseudo; cam)",
-    },
+    results: pd.DataFrame, by: Sequence[str], metrics: Mapping[str, str] = SUMMARY_METRICS
 ) -> pd.DataFrame:
     """One row per `by` group: each metric as "mean ± std" over seeds and the number of seeds."""
     rows = []
@@ -529,8 +539,15 @@ def _sorted_by_method(table: pd.DataFrame, by: Sequence[str] = ("Method",)) -> p
 
 def table_iv(results: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.DataFrame:
     """Table IV: none / +Adv. / CANU for SSG and MMT at the paper's mu on the synthetic default (no coverage
-    override, no variant; `seeds` only when given), MI included, the paper's real-data R1 / mAP beside."""
-    table = _sorted_by_method(summary_table(_with_method_names(table_iv_rows(results, seeds)), ["Method"]))
+    override, no variant; `seeds` only when given), MI included; where the runs recorded them, the adversary's
+    judge beside its discriminators: the camera probe on the last clustering's features, the discriminators' own
+    accuracy, and the level the true identity alone allows; the paper's real-data R1 / mAP beside."""
+    rows = _with_method_names(table_iv_rows(results, seeds))
+    metrics = {
+        **SUMMARY_METRICS,
+        **{c: label for c, label in ADVERSARY_JUDGE.items() if c in rows and rows[c].notna().any()},
+    }
+    table = _sorted_by_method(summary_table(rows, ["Method"], metrics))
     for setting, numbers in PAPER_TABLE_IV.items():
         table[f"paper {setting} R1/mAP"] = [f"{numbers[n][0]}/{numbers[n][1]}" for n in table["Method"]]
     return table

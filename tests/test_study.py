@@ -468,3 +468,27 @@ def test_mean_std_format():
     assert mean_std(pd.Series([-0.04])) == "0.0"  # never "-0.0"
     assert mean_std(pd.Series([0.123, float("nan")]), decimals=2) == "0.12"
     assert mean_std(pd.Series([float("nan")])) == "-"
+
+
+def test_table_iv_shows_the_adversarys_judge_where_runs_recorded_it(outputs):
+    params = make_params({"studies": ["table_iv"], "methods": ["mmt"], "seeds": [0, 1]})
+    runs = plan_study(params, "j")
+    probe = {"none": 0.95, "adv": 0.80, "canu": 0.90}
+    for run in runs:
+        write_run(
+            run,
+            {
+                "target_R1": 50.0,
+                "target_mAP": 30.0,
+                "camera_probe_acc": probe[run.adversary] + 0.01 * run.seed,
+                "camera_identity_alone": 0.351,
+                **({} if run.adversary == "none" else {"disc_acc_1": 0.4, "disc_acc_2": 0.6}),
+            },
+        )
+    table = table_iv(collect_results(runs, 0.2)).set_index("Method")
+    assert table.loc["MMT+Adv.", ["camera probe", "D's camera acc.", "identity-alone level"]].tolist() == [
+        "0.805 ± 0.007",
+        "0.500 ± 0.000",
+        "0.351 ± 0.000",
+    ]
+    assert table.loc["MMT (DBSCAN)", "D's camera acc."] == "-"  # no discriminator without an adversary
