@@ -548,9 +548,30 @@ def table_iv(results: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.Da
         **{c: label for c, label in ADVERSARY_JUDGE.items() if c in rows and rows[c].notna().any()},
     }
     table = _sorted_by_method(summary_table(rows, ["Method"], metrics))
+    if "camera_probe_acc" in metrics:
+        table["adversary acts"] = table["Method"].map(_adversary_acts(rows))
     for setting, numbers in PAPER_TABLE_IV.items():
         table[f"paper {setting} R1/mAP"] = [f"{numbers[n][0]}/{numbers[n][1]}" for n in table["Method"]]
     return table
+
+
+ACTING_PROBE_DROP = 0.02  # an adversary acts if it lowers the camera probe by more than this, on average
+
+
+def _adversary_acts(rows: pd.DataFrame) -> dict[str, str]:
+    """Per arm with an adversary, whether it removes camera information, judged by the camera probe against its
+    method's baseline (mean over runs): "yes (-0.12)", or "no: a null arm" with the change when the probe moves
+    less than ACTING_PROBE_DROP; the baseline's own row says "-"."""
+    probe = rows.groupby(["method", "adversary"])["camera_probe_acc"].mean()
+    out = {}
+    for method, adversary in probe.index:
+        name = METHOD_NAMES[(method, adversary)]
+        if adversary == "none" or (method, "none") not in probe.index:
+            out[name] = "-"
+            continue
+        change = round(probe[(method, adversary)] - probe[(method, "none")], 3) + 0.0  # no "-0.000"
+        out[name] = f"yes ({change:+.3f})" if change < -ACTING_PROBE_DROP else f"no: a null arm ({change:+.3f})"
+    return out
 
 
 def table_iii(results: pd.DataFrame, mu_grid: Sequence[float]) -> pd.DataFrame:

@@ -492,3 +492,10 @@ def test_table_iv_shows_the_adversarys_judge_where_runs_recorded_it(outputs):
         "0.351 ± 0.000",
     ]
     assert table.loc["MMT (DBSCAN)", "D's camera acc."] == "-"  # no discriminator without an adversary
+    # the probe moves 0.15 under +Adv. (an adversary that acts), 0.05 under CANU; a null arm is named as one
+    assert table["adversary acts"].tolist() == ["-", "yes (-0.150)", "yes (-0.050)"]
+    for run in runs:
+        if run.adversary == "canu":
+            write_run(run, {"target_R1": 50.0, "target_mAP": 30.0, "camera_probe_acc": 0.95 + 0.01 * run.seed})
+    acts = table_iv(collect_results(runs, 0.2)).set_index("Method")["adversary acts"]
+    assert acts["CANU-MMT"] == "no: a null arm (+0.000)"
