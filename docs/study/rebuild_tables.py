@@ -1,9 +1,9 @@
 """Table IV and the claims of the five-seed Table IV study and its oracle arm (docs/study/results.csv and
-histories.csv, 40 runs from one pair of source models) under the current analysis: the unit of each claim is what varies independently,
-so a quantity every seed shares (the first clustering, made by the pair's source models before any adaptation)
-counts once, not five times. The runs predate pairs as a column: they all adapt one pair (notebook 01's seed 1).
-Direct transfer is read from tables/direct_transfer.csv, rounded to 0.1 mAP: the regime claims' differences can
-move by 0.1 from the notebook's. Run from the repository root:
+histories.csv, 40 runs from one pair of source models) under the current analysis: the unit of each claim is what
+varies independently, so a quantity every seed shares (the first clustering, made by the pair's source models before
+any adaptation) counts once, not five times. The runs predate pairs as a column: they all adapt one pair (notebook
+01's seed 1). Direct transfer is read from tables/direct_transfer.csv, rounded to 0.1 mAP: the regime claims'
+differences can move by 0.1 from the notebook's. Run from the repository root:
   python docs/study/rebuild_tables.py
 """
 
