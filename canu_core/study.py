@@ -1296,7 +1296,7 @@ def analysis_units(differences: pd.Series, per_pair: bool = False) -> tuple[np.n
             return per.mean().to_numpy(), "pairs (one value each, whatever the seed)"
         seeds = sorted(set(per.size()))
         seeds_text = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
-        return per.mean().to_numpy(), f"pairs ({seeds_text} seeds each)"
+        return per.mean().to_numpy(), f"pairs ({seeds_text} seed{'s' if seeds[-1] > 1 else ''} each)"
     return differences.to_numpy(), "seeds of 1 pair"
 
 
@@ -1341,10 +1341,12 @@ def evaluate_claims(claims: Iterable[tuple[Claim, pd.Series]]) -> pd.DataFrame:
 
 
 def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
-    """The claims table for reading: signed differences (2 decimals for MI, 1 for mAP) and the CI as an interval."""
+    """The claims table for reading: signed differences (2 decimals for MI, 3 for a probe's accuracy, 1 for mAP) and
+    the CI as an interval."""
 
     def signed(value: float, metric: str) -> str:
-        return f"{value + 0.0:+.{2 if 'MI' in metric else 1}f}"
+        decimals = 2 if "MI" in metric else 3 if "probe" in metric else 1
+        return f"{value + 0.0:+.{decimals}f}"
 
     return pd.DataFrame(
         {

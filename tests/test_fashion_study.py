@@ -18,6 +18,7 @@ from canu_core.study import (
     fashion_gaps,
     fashion_rows,
     fashion_table,
+    format_claims,
     pair_run_name,
     plan_study,
 )
@@ -135,6 +136,8 @@ def test_fashion_claims_are_pair_level_differences():
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT at fashion 1", "mean"] == pytest.approx(0.5)
     adv_probe = claims.loc["MMT+Adv. - MMT (DBSCAN), upper-colour probe at fashion 1"]
     assert (adv_probe["mean"], adv_probe["direction"]) == (pytest.approx(-0.15), -1)
+    readable = format_claims(claims.reset_index()).set_index("comparison")
+    assert readable.loc["MMT+Adv. - MMT (DBSCAN), upper-colour probe at fashion 1", "difference"] == "-0.150"
     # identical differences in every pair: a zero-width interval, and each verdict follows from the mean alone
     assert claims.loc["(MMT+Adv. - MMT (DBSCAN)): fashion 1 - 0", "verdict"] == "supported"
     assert claims.loc["CANU-MMT [oracle condition] - CANU-MMT at fashion 1", "verdict"] == "supported"

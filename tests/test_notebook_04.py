@@ -164,6 +164,6 @@ def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_p
     assert list(table["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT", "CANU-MMT [oracle condition]"]
     assert set(table["pairs"]) == {2}
     claims = pd.read_csv(study.path / "tables" / "fashion_claims.csv")
-    assert set(claims["unit"]) == {"pairs (1 seeds each)"}
+    assert set(claims["unit"]) == {"pairs (1 seed each)"}
     assert set(claims["verdict"]) <= {"too few units"}  # two pairs: no verdict
     assert study.figure_path("canu_minus_adv_vs_fashion.png").read_bytes()[:4] == b"\x89PNG"
