@@ -401,9 +401,10 @@ RUN_COLUMNS = (
 UNIT = ["pretrain_seed", "seed"]  # what varies independently between runs: a pair of source models, a seed within it
 
 
-def _run_columns(run: StudyRun, default_coverage: float, default_fashion: float = 0.0) -> dict[str, Any]:
+def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
     coverage = default_coverage if run.target_coverage is None else run.target_coverage
-    fashion = default_fashion if run.target_area_fashion is None else run.target_area_fashion
+    # no preset sets area_fashion: a run on the target as it is has WorldSpec's own
+    fashion = WorldSpec.area_fashion if run.target_area_fashion is None else run.target_area_fashion
     return {
         "run_name": run.name,
         "method": run.method,
@@ -595,13 +596,19 @@ def mu_sweep_rows(results: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, 
     return adversarial, plain[plain["adversary"].eq("none")]
 
 
+def _default_world_at_paper_mu(results: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
+    """The runs on the default world at the paper's mu (or without adversary), of `seeds`, every variant ("" for
+    none)."""
+    rows = results[results["default_world"] & _at_paper_mu(results) & results["seed"].isin(seeds)]
+    return rows.assign(variant=rows["variant"].fillna(""))
+
+
 def variant_table(results: pd.DataFrame, variants: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
     """The baseline, CANU and the `variants` at the paper's mu on the default world, over `seeds`: the oracle arm
     (variants ["oracle", "supervised"]: CANU's condition and the baseline's pseudo-labels from the true ids) or the
     ablation (["embedding", "uniform"])."""
-    rows = results[results["default_world"] & _at_paper_mu(results) & results["seed"].isin(seeds)]
-    variant = rows["variant"].fillna("")
-    rows = rows[(rows["adversary"].isin(["none", "canu"]) & variant.eq("")) | variant.isin(variants)]
+    rows = _default_world_at_paper_mu(results, seeds)
+    rows = rows[(rows["adversary"].isin(["none", "canu"]) & rows["variant"].eq("")) | rows["variant"].isin(variants)]
     metrics = {
         "target_R1": "R1",
         "target_mAP": "mAP",
@@ -615,17 +622,16 @@ def gap_closed(results: pd.DataFrame, direct_mAP: Mapping[str, float], seeds: Se
     """What share of the way from direct transfer to the target-supervised upper bound (the same recipe trained with
     the target's labels: variant "supervised") each arm of Table IV covers, per method, on the mean mAPs over
     `seeds`; methods without their upper bound's runs are left out."""
-    rows = results[results["default_world"] & _at_paper_mu(results) & results["seed"].isin(seeds)]
-    variant = rows["variant"].fillna("")
+    rows = _default_world_at_paper_mu(results, seeds)
     out = []
     for method in [m for m in METHODS if m in set(rows["method"]) and m in direct_mAP]:
         of_method = rows[rows["method"].eq(method)]
-        supervised = of_method[variant[of_method.index].eq("supervised")]["target_mAP"]
+        supervised = of_method[of_method["variant"].eq("supervised")]["target_mAP"]
         if supervised.empty:
             continue
         span = supervised.mean() - direct_mAP[method]
         for adversary in ADVERSARIES:
-            arm = of_method[of_method["adversary"].eq(adversary) & variant[of_method.index].eq("")]["target_mAP"]
+            arm = of_method[of_method["adversary"].eq(adversary) & of_method["variant"].eq("")]["target_mAP"]
             if len(arm):
                 out.append(
                     {
@@ -705,7 +711,7 @@ def fashion_differences(rows: pd.DataFrame, params: Params) -> list[tuple[Claim,
 
     def per_unit(fashion, adversary, metric="target_mAP", variant=""):
         at = rows[rows["target_area_fashion"].eq(fashion)]
-        return _per_seed(at, method, adversary, metric, variant)
+        return _per_unit(at, method, adversary, metric, variant)
 
     values = sorted(set(rows["target_area_fashion"]))
     if not values:
@@ -823,11 +829,11 @@ def fashion_gaps(rows: pd.DataFrame, params: Params) -> pd.DataFrame:
     frames = []
     for fashion in sorted(set(rows["target_area_fashion"])):
         at = rows[rows["target_area_fashion"].eq(fashion)]
-        against_adv = _per_seed(at, method, "adv", "target_mAP")
+        against_adv = _per_unit(at, method, "adv", "target_mAP")
         claims = [
             (
                 Claim("", f"{method_name(method, 'canu', variant)} - {adv}", "mAP", +1, 1.0),
-                _per_seed(at, method, "canu", "target_mAP", variant) - against_adv,
+                _per_unit(at, method, "canu", "target_mAP", variant) - against_adv,
             )
             for variant in ("", "oracle")
         ]
@@ -994,7 +1000,7 @@ class Claim:
     per_pair: bool = False  # measured once per pair whatever the seed (the first clustering): its seeds are one value
 
 
-def _per_seed(
+def _per_unit(
     frame: pd.DataFrame, method: str, adversary: str, metric: str, variant: str = "", mu: float | None = None
 ) -> pd.Series:
     rows = frame[
@@ -1020,7 +1026,7 @@ def claim_differences(
         mu, name, canu = PAPER_MU[method], METHOD_NAMES[(method, "none")], METHOD_NAMES[(method, "canu")]
 
         def at_mu(frame, adversary, metric, variant=""):
-            return _per_seed(frame, method, adversary, metric, variant, mu)
+            return _per_unit(frame, method, adversary, metric, variant, mu)
 
         if direct_mAP is not None and method in direct_mAP:
             bar = WORKING_REGIME_GAIN[method]
@@ -1128,7 +1134,7 @@ def claim_differences(
                 )
             )
         swept = plain[plain["seed"].isin(params.sweep_seeds)]
-        canu_at_large = _per_seed(swept, method, "canu", "target_mAP", mu=LARGE_MU)
+        canu_at_large = _per_unit(swept, method, "canu", "target_mAP", mu=LARGE_MU)
         large_against_paper_mu = canu_at_large - at_mu(swept, "canu", "target_mAP")
         comparison = f"{canu} at mu {LARGE_MU:g} - at mu {mu:g}"
         if method in PAPER_COLLAPSES_AT_LARGE_MU:
@@ -1148,7 +1154,7 @@ def claim_differences(
                         +1,
                         1.0,
                     ),
-                    _per_seed(swept, method, "adv", "target_mAP", mu=LARGE_MU) - canu_at_large,
+                    _per_unit(swept, method, "adv", "target_mAP", mu=LARGE_MU) - canu_at_large,
                 )
             )
         else:
@@ -1268,8 +1274,8 @@ def mu_sweep_differences(results: pd.DataFrame, params: Params) -> list[tuple[Cl
             out.append(
                 (
                     claim,
-                    _per_seed(adversarial, method, "canu", "target_mAP", mu=mu)
-                    - _per_seed(adversarial, method, "adv", "target_mAP", mu=mu),
+                    _per_unit(adversarial, method, "canu", "target_mAP", mu=mu)
+                    - _per_unit(adversarial, method, "adv", "target_mAP", mu=mu),
                 )
             )
     return _measured(out)
