@@ -28,7 +28,7 @@ import psutil
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from canu_core.cluster.pseudo_labels import relabel_by_first_member
+from canu_core.cluster import relabel_by_first_member
 
 DIM = 2048
 MARKET = {"name": "Market-1501 train", "num_points": 12936, "num_ids": 751}
@@ -61,7 +61,7 @@ def child(implementation: str, features_path: str, labels_path: str) -> None:
         def step(features):
             return pseudo_labels(features, progress=progress)
     else:
-        from canu_core.cluster.pseudo_labels import DBSCANClustering
+        from canu_core.cluster import DBSCANClustering
 
         def step(features):
             clustering = DBSCANClustering(jaccard=implementation, progress=progress)

@@ -26,11 +26,10 @@ def measure(steps: int, data_root: str, threads: int) -> None:
     """Run inside torchrun: time `steps` pretraining steps after WARMUP; rank 0 prints images/s."""
     import torch
 
-    from canu_core import distributed
+    from canu_core import distributed, load_dataset
     from canu_core.config import make_params
-    from canu_core.data.catalog import load_dataset
     from canu_core.device import resolve_device
-    from canu_core.engine.pretrain import PretrainTrainer, train_epoch
+    from canu_core.engine import PretrainTrainer
     from canu_core.reproducibility import set_threads
 
     set_threads(threads)
@@ -48,19 +47,7 @@ def measure(steps: int, data_root: str, threads: int) -> None:
         timings.append(time.perf_counter())
 
     trainer.optimizer.register_step_post_hook(step_hook)
-    train_epoch(
-        trainer.network,
-        trainer.loader,
-        trainer.optimizer,
-        trainer.ce,
-        trainer.triplet,
-        device,
-        trainer.precision,
-        WARMUP + steps,
-        0,
-        desc=f"rank {group.rank}",
-        loss_limit=params.loss_limit,
-    )
+    trainer.train_epoch(0)
     if group.main:
         seconds = timings[-1] - timings[WARMUP - 1]
         images = steps * params.batch_ids * params.instances

@@ -33,8 +33,8 @@ import numpy as np
 import psutil
 import torch
 
-from canu_core.cluster.kreciprocal import re_ranking
-from canu_core.evaluate import evaluate_rank, pairwise_distance
+from canu_core.cluster import re_ranking
+from canu_core.evaluation import evaluate_rank, pairwise_distance
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench"
 NUM_QUERY, NUM_GALLERY, NUM_IDS, NUM_CAMS, DIM = 3368, 15913, 750, 6, 2048

@@ -18,7 +18,7 @@ import time
 import torch
 
 from canu_core.device import resolve_device
-from canu_core.engine.common import MixedPrecision
+from canu_core.engine import MixedPrecision
 from canu_core.losses import CrossEntropyLabelSmooth, TripletLoss
 from canu_core.models import build_model
 

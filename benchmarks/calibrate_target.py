@@ -26,14 +26,20 @@ import time
 import pandas as pd
 import torch.nn.functional as F
 
+from canu_core import (
+    adapt,
+    clustering_diagnostics,
+    evaluate,
+    ids_and_cameras,
+    load_dataset,
+    load_source_model,
+    make_clustering,
+    pretrain,
+    train_set_features,
+)
 from canu_core.config import make_params
-from canu_core.data.catalog import load_dataset
-from canu_core.data.synthetic import PRESETS, generate_world
-from canu_core.engine.adaptation import clustering_diagnostics, make_clustering, train_set_features
-from canu_core.engine.mmt import train_mmt
-from canu_core.engine.pretrain import load_source_model, pretrain
-from canu_core.engine.ssg import parts_model, train_ssg
-from canu_core.evaluate import evaluate
+from canu_core.data import PRESETS, generate_world
+from canu_core.engine import parts_model
 from canu_core.reproducibility import set_threads
 from canu_core.runs import RunFolder, atomic_write_text, resolve_path
 
@@ -94,7 +100,7 @@ def measure(args: argparse.Namespace) -> dict:
     row |= {"direct_mAP": direct["mAP"], "direct_ssg_mAP": direct_ssg["mAP"]}
     features = F.normalize(sum(train_set_features(m, target.train, params) for m in models) / 2, dim=1)
     diagnostics = clustering_diagnostics(
-        make_clustering(params, target.train)(features).labels, features, target.train, 0
+        make_clustering(params, target.train)(features).labels, features, *ids_and_cameras(target.train), 0
     )
     row |= {k: diagnostics[k] for k in CLUSTER_COLUMNS}
 
@@ -103,10 +109,7 @@ def measure(args: argparse.Namespace) -> dict:
             run = RunFolder.for_run(f"{regime}-{method}-none-seed{seed}")
             run_params = make_params({"method": method, "seed": seed}, base=params)
             started = time.perf_counter()
-            if method == "mmt":
-                train_mmt(run_params, target, run, source_run)
-            else:
-                train_ssg(run_params, target, run, source_run, source=source)
+            adapt(run_params, target, run, source_run, source=source)
             row[f"{method}_mAP_seed{seed}"] = float(run.read_history()["target_mAP"].dropna().iloc[-1])
             row[f"{method}_minutes_seed{seed}"] = (time.perf_counter() - started) / 60
             save_row(row)

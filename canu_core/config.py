@@ -25,6 +25,16 @@ Method = Literal["ssg", "mmt"]
 Adversary = Literal["none", "adv", "canu"]
 METHODS: tuple[str, ...] = typing.get_args(Method)
 ADVERSARIES: tuple[str, ...] = typing.get_args(Adversary)
+# What tables and figures call each adversary, and each (method, adversary) arm (the paper's names).
+ADVERSARY_NAMES = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
+METHOD_NAMES = {
+    ("ssg", "none"): "SSG",
+    ("ssg", "adv"): "SSG+Adv.",
+    ("ssg", "canu"): "CANU-SSG",
+    ("mmt", "none"): "MMT (DBSCAN)",
+    ("mmt", "adv"): "MMT+Adv.",
+    ("mmt", "canu"): "CANU-MMT",
+}
 
 # Notebook 04's own parameters: they choose which runs a study has, not what any run computes.
 STUDY_FIELDS = (

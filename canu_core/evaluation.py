@@ -17,11 +17,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import distributed
 from .cluster.kreciprocal import re_ranking
+from .config import Params
 from .data.image_dataset import ImageDataset
 from .data.records import ImageRecord, ReidDataset
 from .data.transforms import build_test_transform
 from .device import resolve_device
+from .runs import DivergenceError
 
 JUNK_PID = -1  # Market-1501 "junk" gallery images: removed from every ranking (distractors, pid 0, stay)
 NO_TRUE_MATCH = "no query has a true match in the gallery (same pid, other camera): nothing to score"
@@ -277,3 +280,23 @@ def ordered_loader(
         pin_memory=pin_memory,
         generator=torch.Generator(),
     )
+
+
+def train_set_features(
+    model: nn.Module, records: Sequence[ImageRecord], params: Params, flip: bool = False
+) -> torch.Tensor:
+    """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised). Under
+    torchrun each rank extracts its share and every rank receives all of them."""
+    share = distributed.shard(len(records))
+    loader = ordered_loader(
+        records[share.start : share.stop], params.height, params.width, params.eval_batch_size, params.num_workers
+    )
+    device = distributed.local_device(resolve_device(params.device))
+    features, _, _ = extract_features(model, loader, device=device, flip=flip)
+    features = distributed.gather_rows(features, len(records))
+    if not torch.isfinite(features).all():
+        raise DivergenceError(
+            "the model gives non-finite features of the target training set: its weights are "
+            "not finite (a model saved by a run that diverged?); start from a sound checkpoint"
+        )
+    return features

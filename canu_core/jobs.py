@@ -11,18 +11,20 @@ from typing import Callable
 import pandas as pd
 
 from . import distributed
+from .cluster.diagnostics import clustering_report
+from .cluster.pseudo_labels import make_clustering
 from .config import ConfigError, Params
 from .data.catalog import load_dataset, target_world
 from .data.records import ReidDataset, ids_and_cameras
 from .device import resolve_device
-from .engine.adaptation import adaptation_metrics, load_adapted_model, make_clustering, train_set_features
+from .engine.adaptation import adaptation_metrics
+from .engine.checkpoints import load_adapted_model, load_source_model, pretraining_record
 from .engine.mmt import train_mmt
-from .engine.pretrain import load_source_model, pretrain, pretrain_model, pretraining_record
-from .engine.ssg import train_ssg
-from .evaluate import evaluate
+from .engine.pretrain import pretrain_model
+from .evaluation import evaluate, train_set_features
 from .reproducibility import set_threads
 from .runs import RunFolder, open_run
-from .viz.clusters import clustering_report
+from .training import adapt, pretrain
 from .viz.embedding import camera_and_identity, plot_umap_grid, umap_embedding
 
 # The demo's three models, in the table's order: what each row is and the run folder suffix it comes from.
@@ -193,10 +195,7 @@ def run_training(notebook: str, params: Params) -> RunFolder:
             run.write_metrics({"models": final[columns].to_dict("records"), "processes": params.nproc})
     else:
         source_run = RunFolder.for_run(params.pretrain_run)
-        if params.method == "ssg":
-            train_ssg(params, datasets["target"], run, source_run, source=datasets.get("source"))
-        else:
-            train_mmt(params, datasets["target"], run, source_run)
+        adapt(params, datasets["target"], run, source_run, source=datasets.get("source"))
         if group.main:
             oracle = run.load_checkpoint(f"{params.method}_best_oracle")
             metrics = adaptation_metrics(run.read_history(), oracle["metrics"] if oracle else None, params)

@@ -572,3 +572,7 @@ def _ancestors() -> set[int]:
             break
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return found
+
+
+class DivergenceError(FloatingPointError):
+    """Training diverged: a loss or feature that is not finite, or a loss term past `loss_limit`."""

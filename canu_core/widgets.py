@@ -10,16 +10,11 @@ import numpy as np
 from IPython.display import display
 from ipywidgets import Dropdown, FloatSlider, IntSlider, interactive
 
+from .cluster.diagnostics import clustering_report, group_table
 from .cluster.jaccard import upper_jaccard_distance
 from .cluster.pseudo_labels import DBSCANClustering, rho_eps
 from .data.records import ImageRecord
-from .viz.clusters import (
-    clustering_report,
-    diagnostics_table,
-    group_table,
-    plot_camera_composition,
-    plot_cluster_samples,
-)
+from .viz.clusters import diagnostics_table, plot_camera_composition, plot_cluster_samples
 
 
 def cluster_browser(records: Sequence[ImageRecord], labels, n_images: int = 8) -> interactive:
@@ -52,7 +47,7 @@ def recluster_widget(
     features,
     pids,
     camids,
-    num_cams: int,
+    num_cameras: int,
     eps: float | None = None,
     k1: int = 20,
     k2: int = 6,
@@ -67,7 +62,7 @@ def recluster_widget(
     def recluster(eps, k1):
         pseudo = DBSCANClustering(eps=eps, min_samples=min_samples, k1=k1, k2=k2)(features)
         display(diagnostics_table(clustering_report(pseudo, pids, camids)))
-        return plot_camera_composition(pseudo.labels, camids, pids, num_cams, title=pseudo.message)
+        return plot_camera_composition(pseudo.labels, camids, pids, num_cameras, title=pseudo.message)
 
     return interactive(
         recluster,

@@ -61,7 +61,7 @@ def test_market_records_protocol_and_order(market_root: Path):
         ("bounding_box_test/0002_c4s1_000011_01.jpg", 2, 3),
         ("bounding_box_test/0007_c1s1_000041_01.jpg", 7, 0),
     ]
-    assert data.num_cams == 6
+    assert data.num_cameras == 6
     assert data.extra == {
         "root": str(market_root.absolute()),
         "dropped_junk": {"train": 1, "query": 0, "gallery": 2},
@@ -93,7 +93,7 @@ def test_dukemtmc_names_and_eight_cameras(tmp_path: Path):
         ("bounding_box_test/0000_c4_f0001000.jpg", 0, 3),
         ("bounding_box_test/0005_c3_f0046000.jpg", 5, 2),
     ]
-    assert data.num_cams == 8
+    assert data.num_cameras == 8
 
 
 def test_market_style_suffixes_camera_count_from_data_and_ignored_files(tmp_path: Path):
@@ -114,7 +114,7 @@ def test_market_style_suffixes_camera_count_from_data_and_ignored_files(tmp_path
     ]
     assert relative(data.query, root) == [("query/0001_c3.png", 1, 2)]
     assert relative(data.gallery, root) == [("bounding_box_test/0003_c4.png", 3, 3)]
-    assert data.num_cams == 9
+    assert data.num_cameras == 9
 
 
 def test_market_bad_names_are_reported_with_count_and_five_examples(market_root: Path):
@@ -190,7 +190,7 @@ def test_msmt_auto_version_with_train_and_val(tmp_path: Path, version, train_fol
     assert relative(data.train, root) == prefixed(train_folder, MSMT_TRAIN_WITH_VAL)
     assert relative(data.query, root) == prefixed(test_folder, MSMT_QUERY)
     assert relative(data.gallery, root) == prefixed(test_folder, MSMT_GALLERY)
-    assert data.num_cams == 15
+    assert data.num_cameras == 15
     assert data.num_train_pids == 3
     assert data.extra == {
         "root": str(root.absolute()),

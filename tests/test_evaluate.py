@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from canu_core.data.records import ImageRecord, ReidDataset
 from canu_core.device import resolve_device
-from canu_core.evaluate import evaluate, evaluate_rank, extract_features, pairwise_distance
+from canu_core.evaluation import evaluate, evaluate_rank, extract_features, pairwise_distance
 
 
 def rank(distances, q_pids, q_camids, g_pids, g_camids, max_rank=5):
@@ -234,7 +234,7 @@ def colour_world(tmp_path) -> ReidDataset:
         train=[],
         query=[record(pid, 0) for pid in pids],
         gallery=[record(pid, camid) for pid in pids for camid in range(1, 5)],
-        num_cams=5,
+        num_cameras=5,
     )
 
 

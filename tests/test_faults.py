@@ -23,12 +23,12 @@ from canu_core.cluster.pseudo_labels import rho_rule_note
 from canu_core.config import ConfigError, load_params, make_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine.adaptation import adaptation_metrics
-from canu_core.engine.common import DivergenceError
+from canu_core.engine.checkpoints import load_source_model
 from canu_core.engine.mmt import train_mmt
-from canu_core.engine.pretrain import load_source_model, pretrain
 from canu_core.notebook import run_notebook
 from canu_core.runs import (
     CheckpointError,
+    DivergenceError,
     RunConflictError,
     RunFolder,
     atomic_write_text,
@@ -36,6 +36,7 @@ from canu_core.runs import (
     read_checkpoint,
     resolve_run,
 )
+from canu_core.training import pretrain
 from canu_core.viz.adaptation import plot_adaptation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +242,7 @@ def test_run_that_trains_no_epoch_finishes_and_says_why(tiny_data_root, outputs)
         "skipped, the model is unchanged: target clustering:"
     )
     assert "the rho rule's eps" in metrics["not_trained"] and "epoch 2:" in metrics["not_trained"]
-    figure = plot_adaptation(history, num_cams=4, path=run.figure_path("curves.png"))
+    figure = plot_adaptation(history, num_cameras=4, path=run.figure_path("curves.png"))
     assert "not evaluated\n(no epoch trained)" in [text.get_text() for text in figure.axes[5].texts]
     assert run.figure_path("curves.png").is_file()
 

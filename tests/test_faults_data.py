@@ -26,7 +26,7 @@ from canu_core.data.checks import (
 from canu_core.data.datasets import read_market1501
 from canu_core.data.image_dataset import ImageFileError, load_image
 from canu_core.data.records import ImageRecord, ReidDataset
-from canu_core.evaluate import NO_TRUE_MATCH, evaluate_rank
+from canu_core.evaluation import NO_TRUE_MATCH, evaluate_rank
 
 FIX = "Replace these files or remove them from the dataset folder."
 UNEVALUABLE = (
@@ -206,11 +206,11 @@ def split(query: list[tuple[int, int]], gallery: list[tuple[int, int]]) -> ReidD
     def records(pairs):
         return [ImageRecord(f"{i}.jpg", pid, camid) for i, (pid, camid) in enumerate(pairs)]
 
-    return ReidDataset(name="split", train=[], query=records(query), gallery=records(gallery), num_cams=3)
+    return ReidDataset(name="split", train=[], query=records(query), gallery=records(gallery), num_cameras=3)
 
 
 def rank(dataset: ReidDataset):
-    """The ranking protocol of canu_core.evaluate on the test split, all distances equal."""
+    """The ranking protocol of canu_core.evaluation on the test split, all distances equal."""
     query, gallery = dataset.query, dataset.gallery
     return evaluate_rank(
         np.zeros((len(query), len(gallery)), dtype=np.float32),

@@ -23,8 +23,8 @@ from test_mmt import assert_same
 from canu_core import cli
 from canu_core.config import ConfigError, load_params, make_params
 from canu_core.data.catalog import dataset_root, load_dataset
+from canu_core.engine.checkpoints import load_source_model, pretraining_record
 from canu_core.engine.mmt import train_mmt
-from canu_core.engine.pretrain import load_source_model, pretrain, pretraining_record
 from canu_core.jobs import open_training_run
 from canu_core.runs import (
     CheckpointError,
@@ -38,6 +38,7 @@ from canu_core.runs import (
     open_run,
     read_checkpoint,
 )
+from canu_core.training import pretrain
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"

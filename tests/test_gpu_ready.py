@@ -58,27 +58,15 @@ def test_a_bfloat16_autocast_epoch_trains_in_bfloat16_and_keeps_float32_weights(
     seen = []
     trainer.model.backbone.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     before = {name: value.clone() for name, value in trainer.model.named_parameters()}
-    precision = MixedPrecision(True, torch.bfloat16, "cpu")
-    losses = pretrain_module.train_epoch(
-        trainer.network,
-        trainer.loader,
-        trainer.optimizer,
-        trainer.ce,
-        trainer.triplet,
-        trainer.device,
-        precision,
-        2,
-        0,
-        desc="bf16",
-        loss_limit=params.loss_limit,
-    )
+    trainer.precision = MixedPrecision(True, torch.bfloat16, "cpu")
+    losses = trainer.train_epoch(0)
     assert seen == [torch.bfloat16, torch.bfloat16]
     assert np.isfinite([losses["loss_ce"], losses["loss_triplet"]]).all() and losses["loss_ce"] > 0
     for name, value in trainer.model.named_parameters():
         assert value.dtype == torch.float32
         if value.requires_grad:
             assert not torch.equal(value, before[name]), name
-    assert precision.state_dict() == {}
+    assert trainer.precision.state_dict() == {}
 
 
 def test_channels_last_model_computes_the_same_function():
@@ -144,7 +132,7 @@ def test_sync_bn_on_cpu_processes_is_refused_before_training(monkeypatch):
 class NoMethod(Adaptation):
     """Adaptation's checks alone (its abstract steps are never called here)."""
 
-    cluster = train = trained_models = evaluated_model = state_dict = load_state_dict = None
+    cluster = train = trained_models = evaluated_model = networks_state = load_networks_state = None
 
 
 def test_sync_bn_with_the_embedding_adversary_input_is_refused_under_torchrun(monkeypatch, tiny_data_root):

@@ -13,12 +13,14 @@ from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import ConfigError, load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.data.records import ImageRecord
+from canu_core.engine import CameraAdversary
 from canu_core.engine import mmt as mmt_module
-from canu_core.engine.adaptation import discriminator_conditions, forward_in_chunks, load_adapted_model, unusable_reason
-from canu_core.engine.pretrain import load_source_model, pretrain
+from canu_core.engine.adaptation import discriminator_conditions, forward_in_chunks, unusable_reason
+from canu_core.engine.checkpoints import load_adapted_model, load_source_model
 from canu_core.losses import SoftEntropy, SoftTripletLoss
 from canu_core.models import build_model
 from canu_core.runs import RunFolder, project_root
+from canu_core.training import pretrain
 
 # Diagnostics, losses, discriminator metrics and test metrics every epoch row must have.
 HISTORY_COLUMNS = {
@@ -320,13 +322,13 @@ def test_evaluating_the_last_epoch_only_changes_nothing_else(tiny_data_root, sou
 def test_discriminators_read_the_chosen_features(tiny_data_root, source_run, tmp_path, monkeypatch, features):
     """adversary_features: the pooled feature (not normalised) or the normalised BN-neck embedding of the student."""
     seen = []
-    real_step = mmt_module.CameraAdversary.discriminator_step
+    real_step = CameraAdversary.discriminator_step
 
     def spy(self, inputs, camids, centroids=None):
         seen.append(inputs.detach().clone())
         return real_step(self, inputs, camids, centroids)
 
-    monkeypatch.setattr(mmt_module.CameraAdversary, "discriminator_step", spy)
+    monkeypatch.setattr(CameraAdversary, "discriminator_step", spy)
     params = adapt_params(tiny_data_root, adapt_epochs=1, adversary_features=features)
     mmt_module.train_mmt(params, target_world(params), RunFolder(tmp_path / "run"), source_run)
     assert len(seen) == 2 * params.adapt_iters_per_epoch  # one discriminator per student, every iteration
@@ -369,13 +371,13 @@ def test_the_oracle_condition_is_the_true_identitys_centroid(tiny_data_root, sou
     """In an oracle run every batch's conditions are rows of the true-id centroid table: two samples of one true id
     always get the same row, whatever their pseudo-labels; the run trains and records its setting."""
     seen = []
-    real_step = mmt_module.CameraAdversary.discriminator_step
+    real_step = CameraAdversary.discriminator_step
 
     def spy(self, inputs, camids, centroids=None):
         seen.append(centroids.clone())
         return real_step(self, inputs, camids, centroids)
 
-    monkeypatch.setattr(mmt_module.CameraAdversary, "discriminator_step", spy)
+    monkeypatch.setattr(CameraAdversary, "discriminator_step", spy)
     conditions = {}
     for condition in ("pseudo", "oracle"):
         seen.clear()

@@ -7,9 +7,9 @@ import pytest
 
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
-from canu_core.engine.pretrain import pretrain
 from canu_core.notebook import run_notebook
 from canu_core.runs import RunFolder, project_root
+from canu_core.training import pretrain
 from canu_core.viz.pretraining import REFERENCE
 
 SMOKE = project_root() / "params" / "smoke.yaml"

@@ -10,9 +10,9 @@ import pytest
 
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
-from canu_core.engine.pretrain import pretrain
 from canu_core.notebook import run_notebook
 from canu_core.runs import RunFolder, project_root
+from canu_core.training import pretrain
 
 SMOKE = project_root() / "params" / "smoke.yaml"
 FIGURES = ("umap_before.png", "adaptation_curves.png", "umap_after.png")

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from canu_core import load_source_model
 from canu_core.config import Params, load_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import pretrain as pretrain_module
 from canu_core.engine.common import ShuffledSampler, endless_batches, relabel, warmup_multistep
-from canu_core.evaluate import ordered_loader
+from canu_core.evaluation import ordered_loader
 from canu_core.runs import RunFolder, project_root
 
 
@@ -95,7 +96,7 @@ def test_finished_run_loads_without_training(tiny_data_root, tmp_path, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must not train again")
 
-    monkeypatch.setattr(pretrain_module, "train_epoch", no_training)
+    monkeypatch.setattr(pretrain_module.PretrainTrainer, "train_epoch", no_training)
     again = pretrain_module.pretrain_model(params, source, target, run, index=1, seed=params.seed)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
 
@@ -167,10 +168,10 @@ def test_load_source_model_round_trip_and_clear_error(tiny_data_root, tmp_path):
     run = RunFolder(tmp_path / "run")
     trained = pretrain_module.pretrain_model(params, source, target, run, index=1, seed=params.seed)
     for which in ("last", "best"):
-        loaded = pretrain_module.load_source_model(run, index=1, which=which)
+        loaded = load_source_model(run, index=1, which=which)
         assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(FileNotFoundError, match=r"model2_last\.pt: run notebook 01 .*model1_best"):
-        pretrain_module.load_source_model(run, index=2)
+        load_source_model(run, index=2)
 
 
 # --- MMT's recipe: soft-margin triplet, target batches forwarded for the BatchNorm statistics only

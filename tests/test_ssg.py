@@ -12,12 +12,12 @@ from test_mmt import Interrupted, adapt_params, assert_same, target_world
 
 from canu_core.data.catalog import load_dataset
 from canu_core.engine import ssg as ssg_module
-from canu_core.engine.adaptation import load_adapted_model, train_set_features
 from canu_core.engine.adversary import CameraAdversary
-from canu_core.engine.pretrain import load_source_model, pretrain
-from canu_core.evaluate import ordered_loader
+from canu_core.engine.checkpoints import load_adapted_model, load_source_model
+from canu_core.evaluation import ordered_loader, train_set_features
 from canu_core.models import build_model
 from canu_core.runs import RunFolder
+from canu_core.training import pretrain
 
 HISTORY_COLUMNS = {
     "method",
@@ -74,13 +74,18 @@ def straight(tiny_data_root, source_run, tmp_path_factory):
     params = ssg_params(tiny_data_root)
     run = RunFolder(tmp_path_factory.mktemp("straight"))
     trained_on, source_distances, clustered = [], [], []
-    real_train_epoch = ssg_module.train_epoch
+    real_train, real_train_batches = ssg_module.SSGTrainer.train, ssg_module.train_batches
     real_source_distance = ssg_module.source_distance_vector
     real_clustering_call = ssg_module.DBSCANClustering.__call__
 
-    def train_spy(model, adversaries, loader, part_labels, *args, **kwargs):
-        trained_on.append((list(loader.dataset.records), part_labels.clone()))
-        return real_train_epoch(model, adversaries, loader, part_labels, *args, **kwargs)
+    def train_spy(self, epoch, records, *args):
+        trained_on.append([list(records)])
+        return real_train(self, epoch, records, *args)
+
+    def train_batches_spy(step, *args, **kwargs):
+        _, _, part_labels, _ = step.args
+        trained_on[-1].append(part_labels.clone())
+        return real_train_batches(step, *args, **kwargs)
 
     def source_distance_spy(target_features, source_features):
         distance = real_source_distance(target_features, source_features)
@@ -92,7 +97,8 @@ def straight(tiny_data_root, source_run, tmp_path_factory):
         return real_clustering_call(self, features, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ssg_module, "train_epoch", train_spy)
+        patch.setattr(ssg_module.SSGTrainer, "train", train_spy)
+        patch.setattr(ssg_module, "train_batches", train_batches_spy)
         patch.setattr(ssg_module, "source_distance_vector", source_distance_spy)
         patch.setattr(ssg_module.DBSCANClustering, "__call__", clustering_spy)
         model = ssg_module.train_ssg(params, target_world(params), run, source_run, source=source_world(params))

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from canu_core import study as study_module
 from canu_core.config import make_params
 from canu_core.runs import RunFolder
+from canu_core.study import claims as study_claims
 from canu_core.study import (
     claims_table,
     collect_histories,
@@ -279,7 +279,7 @@ def test_paired_test_interval_sign_test_and_verdicts():
 
 
 def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)  # the fixture's two seeds: verdicts to check
+    monkeypatch.setattr(study_claims, "MIN_UNITS_FOR_VERDICT", 2)  # the fixture's two seeds: verdicts to check
     params, runs = finished_study
     claims = format_claims(claims_table(collect_results(runs, 0.2), collect_histories(runs, 0.2), params))
     claims = claims.set_index("comparison")
@@ -325,7 +325,7 @@ def test_claims_table_from_paired_seeds(finished_study, monkeypatch):
 
 
 def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)  # two seeds: a verdict to check
+    monkeypatch.setattr(study_claims, "MIN_UNITS_FOR_VERDICT", 2)  # two seeds: a verdict to check
     params = make_params({"studies": ["table_iv", "oracle"], "methods": ["mmt"], "seeds": [0, 1]})
     runs = plan_study(params, "v")
     for run in runs:
@@ -367,7 +367,7 @@ def test_variant_tables_show_the_oracle_beside_canu(outputs, monkeypatch):
 
 
 def test_ablation_claims_pair_each_variant_with_canu_as_it_is(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)
+    monkeypatch.setattr(study_claims, "MIN_UNITS_FOR_VERDICT", 2)
     params = make_params({"studies": ["ablation"], "methods": ["mmt"], "sweep_seeds": [0, 1]})
     runs = plan_study(params, "a")
     variant_mAP = {"": 30.0, "embedding": 30.5, "uniform": 34.0}
@@ -395,7 +395,7 @@ SWEEP_MAP = {
 
 
 def test_mu_sweep_differences_and_the_large_mu_claims(outputs, monkeypatch):
-    monkeypatch.setattr(study_module, "MIN_UNITS_FOR_VERDICT", 2)
+    monkeypatch.setattr(study_claims, "MIN_UNITS_FOR_VERDICT", 2)
     params = make_params(
         {"studies": ["table_iii"], "methods": ["ssg", "mmt"], "sweep_seeds": [0, 1], "mu_grid": [0.05, 0.1, 1.8]}
     )

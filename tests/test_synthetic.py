@@ -92,7 +92,7 @@ def test_read_back_counts_are_exactly_what_the_spec_implies(tmp_path):
     assert len(dataset.train) == spec.num_train_ids * 2 * 3
     assert len(dataset.query) == spec.num_test_ids * 2
     assert len(dataset.gallery) == spec.num_test_ids * 2 * 2 + spec.num_distractors
-    assert dataset.num_cams == spec.num_cameras and dataset.name == spec.name
+    assert dataset.num_cameras == spec.num_cameras and dataset.name == spec.name
     assert {r.pid for r in dataset.train} == set(range(1, spec.num_train_ids + 1))
     test_ids = set(range(spec.num_train_ids + 1, spec.num_train_ids + spec.num_test_ids + 1))
     assert {r.pid for r in dataset.query} == test_ids
@@ -195,10 +195,10 @@ def colour_statistics(records) -> np.ndarray:
 
 
 def camera_accuracy_from_colours(dataset) -> float:
-    """Nearest-camera-centroid accuracy on colour statistics alone (chance is about 1 / num_cams)."""
+    """Nearest-camera-centroid accuracy on colour statistics alone (chance is about 1 / num_cameras)."""
     records = all_records(dataset)
     features, cameras = colour_statistics(records), np.array([r.camid for r in records])
-    centroids = np.stack([features[cameras == c].mean(0) for c in range(dataset.num_cams)])
+    centroids = np.stack([features[cameras == c].mean(0) for c in range(dataset.num_cameras)])
     predicted = ((features[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
     return float((predicted == cameras).mean())
 
@@ -342,7 +342,7 @@ def test_world_statistics_match_the_dataset(tiny_world):
         assert stats.loc[split, "images"] == summary[split]["images"]
         assert stats.loc[split, "ids"] == summary[split]["ids"]
         assert stats.loc[split, "distractors"] == summary[split]["distractors"]
-        per_camera = [stats.loc[split, f"c{c + 1}"] for c in range(dataset.num_cams)]
+        per_camera = [stats.loc[split, f"c{c + 1}"] for c in range(dataset.num_cameras)]
         assert sum(per_camera) == summary[split]["images"]
     train_mi = mutual_info_score([r.pid for r in dataset.train], [r.camid for r in dataset.train])
     assert stats.loc["train", "id_camera_mi"] == pytest.approx(train_mi)
@@ -353,6 +353,6 @@ def test_plot_camera_samples_writes_a_png(tmp_path, tiny_world):
     _, dataset = tiny_world
     path = tmp_path / "figures" / "cameras.png"
     fig = plot_camera_samples(dataset, path, n_per_camera=4)
-    assert len(fig.axes) == dataset.num_cams * 4
+    assert len(fig.axes) == dataset.num_cameras * 4
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100

@@ -9,16 +9,18 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from canu_core.cluster.diagnostics import camera_adjusted_mutual_information
+from canu_core.cluster.diagnostics import (
+    camera_adjusted_mutual_information,
+    clustering_report,
+    feature_report,
+    group_table,
+)
 from canu_core.cluster.jaccard import upper_jaccard_distance
 from canu_core.cluster.pseudo_labels import pseudo_labels_from, rho_eps
 from canu_core.data.records import ImageRecord
 from canu_core.viz.clusters import (
     camera_bias_narrative,
-    clustering_report,
     diagnostics_table,
-    feature_report,
-    group_table,
     pick_clusters,
     plot_camera_composition,
     plot_cluster_samples,
@@ -188,7 +190,7 @@ def test_plot_umap_all_outliers(tmp_path):
 
 
 def test_plot_camera_composition(tmp_path):
-    fig = plot_camera_composition(LABELS, CAMIDS, PIDS, num_cams=3, path=tmp_path / "composition.png")
+    fig = plot_camera_composition(LABELS, CAMIDS, PIDS, num_cameras=3, path=tmp_path / "composition.png")
     assert_saved(fig, tmp_path / "composition.png")
     bars, spread = fig.axes[:2]
     assert [t.get_text() for t in bars.get_xticklabels()] == ["0", "1"]
@@ -197,7 +199,7 @@ def test_plot_camera_composition(tmp_path):
 
 
 def test_plot_camera_composition_without_clusters(tmp_path):
-    fig = plot_camera_composition(np.full(6, -1), CAMIDS, PIDS, num_cams=3, path=tmp_path / "empty.png")
+    fig = plot_camera_composition(np.full(6, -1), CAMIDS, PIDS, num_cameras=3, path=tmp_path / "empty.png")
     assert_saved(fig, tmp_path / "empty.png")
 
 
@@ -243,12 +245,12 @@ def test_recluster_widget_runs_on_demand(capsys):
     features, pids, camids = blobs()
     # Blobs of 10 > k1 points: no neighbourhood crosses blobs, so every cross-blob distance is 1 and any eps < 1
     # that links each blob internally gives 3 clusters.
-    widget = recluster_widget(features, pids, camids, num_cams=2, eps=0.9, k1=5, k2=2, min_samples=3)
+    widget = recluster_widget(features, pids, camids, num_cameras=2, eps=0.9, k1=5, k2=2, min_samples=3)
     assert widget.result is None  # manual: nothing runs before the button
     widget.update()  # what the button does
     assert isinstance(widget.result, Figure)
     assert widget.result.get_suptitle().startswith("3 clusters, 0 outliers among 30 points")
     assert "3 (ok)" in capsys.readouterr().out  # the diagnostics table, displayed above the figure
-    rho_start = recluster_widget(features, pids, camids, num_cams=2, eps=None, k1=5, k2=2)
+    rho_start = recluster_widget(features, pids, camids, num_cameras=2, eps=None, k1=5, k2=2)
     rule = rho_eps(upper_jaccard_distance(features, k1=5, k2=2), rho=0.0016)
     assert rho_start.children[0].value == pytest.approx(np.clip(rule, 0.01, 0.99))

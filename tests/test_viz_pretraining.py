@@ -9,18 +9,18 @@ import pytest
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
+from canu_core.cluster import clustering_report, feature_report
 from canu_core.cluster.pseudo_labels import DBSCANClustering
 from canu_core.config import make_params
 from canu_core.data.catalog import load_dataset
 from canu_core.data.image_dataset import ImageDataset
 from canu_core.data.transforms import build_test_transform
-from canu_core.evaluate import extract_features
+from canu_core.engine import first_clustering_report
+from canu_core.evaluation import extract_features
 from canu_core.models import build_model
-from canu_core.viz.clusters import clustering_report, feature_report
 from canu_core.viz.pretraining import (
     REFERENCE,
     compare_first_clusterings,
-    first_clustering_report,
     plot_first_clusterings,
 )
 

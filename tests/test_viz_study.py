@@ -319,7 +319,7 @@ def test_a_runs_curves_judge_the_adversary_by_a_probe_beside_its_discriminator()
             "camera_identity_alone": [0.35, 0.35],
         }
     )
-    panel = plot_adaptation(history, num_cams=8).axes[1]
+    panel = plot_adaptation(history, num_cameras=8).axes[1]
     labels = [line.get_label() for line in panel.get_lines()]
     assert labels == ["disc_acc_1", "fresh linear probe", "true identity alone", "chance (1/8)"]
     assert panel.get_title() == "camera accuracy: discriminators and a probe"

@@ -6,9 +6,10 @@ import torch
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
-from canu_core.engine.adaptation import discriminator_conditions, train_set_features
+from canu_core.engine.adaptation import discriminator_conditions
 from canu_core.engine.adversary import CameraAdversary
 from canu_core.engine.walkthrough import gradient_reach, one_batch
+from canu_core.evaluation import train_set_features
 from canu_core.models import build_model
 from canu_core.runs import project_root
 
@@ -35,7 +36,7 @@ def test_one_batch_and_where_the_generator_gradient_goes(tiny_data_root):
         assert torch.allclose(condition, torch.from_numpy(pseudo.centroids[label]))
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())  # a copy trained
 
-    adversary = CameraAdversary("canu", model.feature_dim, target.num_cams, mu=0.1, lr=0.001)
+    adversary = CameraAdversary("canu", model.feature_dim, target.num_cameras, mu=0.1, lr=0.001)
     adversary.discriminator_step(batch.features, batch.camids, batch.conditions)
     assert all(p.grad is None for p in batch.model.parameters())  # D's step reads detached features
     term = adversary.generator_loss(batch.features, batch.camids, batch.conditions)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, mutual_info_score, normalized_mutual_info_score
@@ -10,6 +13,9 @@ from sklearn.metrics.cluster import contingency_matrix, expected_mutual_informat
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:
+    from .pseudo_labels import PseudoLabels
 
 
 def _nearest_neighbours(features: np.ndarray | torch.Tensor, k: int, chunk: int = 4096) -> np.ndarray:
@@ -178,3 +184,83 @@ def _outliers_as_singletons(labels: np.ndarray) -> np.ndarray:
 def _pairs(counts: np.ndarray) -> int:
     counts = np.asarray(counts, dtype=np.int64)
     return int((counts * (counts - 1) // 2).sum())
+
+
+def labels_against_truth(labels: np.ndarray, pids: np.ndarray, camids: np.ndarray) -> dict[str, float]:
+    """What both reports of a clustering (the adaptation's history row, notebook 02's report) measure of its labels:
+    size, agreement with the true ids, MI with the camera beside the true ids', and the ids it loses."""
+    return {
+        **cluster_summary(labels),
+        **clustering_quality(labels, pids),
+        **camera_information(labels, pids, camids),
+        "lost_ids": len(lost_identities(labels, pids)),
+    }
+
+
+def clustering_diagnostics(
+    labels: np.ndarray, features: torch.Tensor, pids: np.ndarray, camids: np.ndarray, seed: int
+) -> dict[str, float]:
+    """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the MI(true ids;
+    camera) reference on the same clustered images (paper Fig. 3), plug-in and chance-adjusted (ami_*: the
+    expectation for labels that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the
+    clustering features (cross-validated linear probe accuracy, beside chance and the level the true identity alone
+    allows), for images of true ids `pids` seen by cameras `camids`."""
+    probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
+    return {
+        **labels_against_truth(labels, pids, camids),
+        "camera_probe_acc": probe["accuracy"],
+        "camera_probe_chance": probe["chance"],
+        "camera_identity_alone": identity_alone_accuracy(pids, camids),
+    }
+
+
+def group_table(labels, camids, pids) -> pd.DataFrame:
+    """One row per group of a labeling (clusters, or the true ids themselves; labels < 0 left out), largest
+    first: its size, how many cameras and true ids it holds, the share of its largest camera (camera purity) and
+    of its largest true id (id purity), and that camera (0-based)."""
+    labels, camids, pids = np.asarray(labels), np.asarray(camids), np.asarray(pids)
+    kept = labels >= 0
+    by_camera = pd.crosstab(labels[kept], camids[kept])
+    by_id = pd.crosstab(labels[kept], pids[kept])
+    size = by_camera.sum(axis=1)
+    table = pd.DataFrame(
+        {
+            "size": size,
+            "cameras": (by_camera > 0).sum(axis=1),
+            "ids": (by_id > 0).sum(axis=1),
+            "camera_purity": by_camera.max(axis=1) / size,
+            "id_purity": by_id.max(axis=1) / size,
+            "main_camera": by_camera.idxmax(axis=1),
+        }
+    )
+    table.index.name = "group"
+    return table.sort_values("size", ascending=False, kind="stable")
+
+
+def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
+    """Everything notebook 02 measures about a clustering against the true ids and cameras, flat (metrics.json).
+
+    single_camera_clusters / single_camera_ids: the share of clusters, and of true ids, whose images all come from
+    one camera (NaN without a cluster); mi_*_camera: MI with the camera (nats, outliers left out; paper Fig. 3),
+    ami_*_camera: the same less its expectation for labels that ignore the camera (chance-adjusted);
+    lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
+    clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
+    return {
+        "status": pseudo.status,
+        "message": pseudo.message,
+        "eps": pseudo.eps,
+        **labels_against_truth(pseudo.labels, pids, camids),
+        "num_true_ids": len(identities),
+        "single_camera_clusters": float((clusters["cameras"] == 1).mean()) if len(clusters) else float("nan"),
+        "single_camera_ids": float((identities["cameras"] == 1).mean()),
+    }
+
+
+def feature_report(features, pids, camids, seed: int = 0, k: int = 10) -> dict:
+    """What the features themselves encode, before any clustering: a linear camera probe (with chance), and how
+    often the k nearest neighbours share the camera and the identity (with chance)."""
+    return {
+        "camera_probe": camera_probe_accuracy(features, camids, seed=seed),
+        "neighbours_camera": neighbour_agreement(features, camids, k=k),
+        "neighbours_identity": neighbour_agreement(features, pids, k=k),
+    }

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.cluster import DBSCAN, KMeans
+
+from ..config import Params
+from ..device import resolve_device
+
+if TYPE_CHECKING:  # data imports cluster (its worlds' readout): the records' type only
+    from ..data.records import ImageRecord
 
 from .jaccard import check_variant, symmetric_distance, upper_jaccard_distance
 from .kreciprocal import _blocks_by_cost
@@ -368,3 +374,43 @@ def _as_array(features: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(features, torch.Tensor):
         features = features.detach().cpu().numpy()
     return np.asarray(features, dtype=np.float32)
+
+
+def make_clustering(
+    params: Params, records: Sequence[ImageRecord], source_weight: float = 0.0, device: torch.device | None = None
+) -> DBSCANClustering | KMeansClustering | TrueIdentities:
+    """The pseudo-labeller of `records` (the images whose features it will be given): DBSCAN on the Jaccard distance
+    params.jaccard (eps by the rho rule at the first epoch, then kept), plus `source_weight` times the images'
+    distances to the source set (SSG), or k-means (no distance: no source term), or "true_ids": their true
+    identities (the target-supervised upper bound). `device`: where DBSCAN's neighbour search runs (default:
+    params.device's)."""
+    if params.clustering == "true_ids":
+        return TrueIdentities([record.pid for record in records])
+    if params.clustering == "kmeans":
+        if source_weight > 0:
+            raise ValueError(
+                "k-means clusters the features, not a distance, so it has no source term: set "
+                "ssg_source_weight 0 to run SSG with k-means"
+            )
+        return KMeansClustering(params.n_clusters, seed=params.seed)
+    return DBSCANClustering(
+        eps=params.eps,
+        rho=params.rho,
+        min_samples=params.min_samples,
+        k1=params.k1,
+        k2=params.k2,
+        jaccard=params.jaccard,
+        source_weight=source_weight,
+        device=device or resolve_device(params.device),
+    )
+
+
+def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:
+    """The radius a DBSCAN clustering keeps between epochs (None for k-means): part of the resumable state."""
+    return clustering.eps if isinstance(clustering, DBSCANClustering) else None
+
+
+def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | None) -> None:
+    """Give a resumed DBSCAN clustering the radius it had kept."""
+    if isinstance(clustering, DBSCANClustering):
+        clustering.eps = eps

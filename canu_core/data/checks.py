@@ -94,7 +94,7 @@ def check_image_files(records: Sequence[ImageRecord]) -> None:
 
 def check_evaluable(dataset: ReidDataset) -> None:
     """Raise UnevaluableSplitError if no query has a true match under the Market-1501 protocol (a gallery image
-    of its pid from another camera, junk pid -1 excluded, as canu_core.evaluate ranks), which evaluation would
+    of its pid from another camera, junk pid -1 excluded, as canu_core.evaluation ranks), which evaluation would
     otherwise report only after a whole epoch."""
     gallery_cameras: dict[int, set[int]] = {}
     for record in dataset.gallery:

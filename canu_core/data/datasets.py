@@ -116,7 +116,7 @@ def read_market_style(root: str | Path, name: str) -> ReidDataset:
     return ReidDataset(
         name=name,
         **splits,
-        num_cams=_count_cameras(*splits.values()),
+        num_cameras=_count_cameras(*splits.values()),
         extra={"root": str(root), "dropped_junk": dropped_junk, "dropped_train_distractors": dropped_train_distractors},
     )
 
@@ -182,7 +182,7 @@ def read_msmt17(root: str | Path, version: str = "auto", combine_trainval: bool 
 
     Train and val lists share one id space (val holds other images of train identities), so train+val is a plain
     concatenation: 32,621 images / 1,041 ids, as in torchreid and MMT. Labels are shifted by MSMT_PID_OFFSET so that
-    pid 0 keeps meaning 'distractor' (MSMT17 has none). Cameras 01-15 -> camid 0-14; num_cams is read from the data.
+    pid 0 keeps meaning 'distractor' (MSMT17 has none). Cameras 01-15 -> camid 0-14; num_cameras is read from the data.
     """
     root = Path(root).expanduser().absolute()
     if version == "auto":
@@ -204,7 +204,7 @@ def read_msmt17(root: str | Path, version: str = "auto", combine_trainval: bool 
         train=train,
         query=query,
         gallery=gallery,
-        num_cams=_count_cameras(train, query, gallery),
+        num_cameras=_count_cameras(train, query, gallery),
         extra={
             "root": str(root),
             "version": version,

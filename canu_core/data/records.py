@@ -24,7 +24,7 @@ class ReidDataset:
     train: list[ImageRecord]
     query: list[ImageRecord]
     gallery: list[ImageRecord]
-    num_cams: int
+    num_cameras: int
     extra: dict = field(default_factory=dict)
 
     @property

@@ -20,87 +20,28 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..cluster.diagnostics import (
-    camera_information,
-    camera_probe_accuracy,
-    cluster_summary,
-    clustering_quality,
-    identity_alone_accuracy,
-    lost_identities,
+from ..cluster.diagnostics import clustering_diagnostics, clustering_report, feature_report
+from ..cluster.pseudo_labels import (
+    DBSCANClustering,
+    KMeansClustering,
+    PseudoLabels,
+    TrueIdentities,
+    cluster_centroids,
+    clustering_eps,
+    make_clustering,
+    restore_eps,
 )
-from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, TrueIdentities, cluster_centroids
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset, ids_and_cameras
 from ..data.samplers import images_per_pass
 from ..device import resolve_device
-from ..evaluate import evaluate, extract_features, ordered_loader
-from ..models import ReidModel, build_model
-from ..runs import RunFolder
+from ..evaluation import evaluate, train_set_features
+from ..models import ReidModel
 from .adversary import CameraAdversary
-from .common import DivergenceError, check_weights
+from .common import check_weights
 from .loop import Trainer
-from .pretrain import model_tag
 
 HISTORY_KEY = ("method", "epoch")
-
-
-def make_clustering(
-    params: Params, records: Sequence[ImageRecord], source_weight: float = 0.0
-) -> DBSCANClustering | KMeansClustering | TrueIdentities:
-    """The pseudo-labeller of `records` (the images whose features it will be given): DBSCAN on the Jaccard distance
-    params.jaccard (eps by the rho rule at the first epoch, then kept), plus `source_weight` times the images'
-    distances to the source set (SSG), or k-means (no distance: no source term), or "true_ids": their true
-    identities (the target-supervised upper bound)."""
-    if params.clustering == "true_ids":
-        return TrueIdentities([record.pid for record in records])
-    if params.clustering == "kmeans":
-        if source_weight > 0:
-            raise ValueError(
-                "k-means clusters the features, not a distance, so it has no source term: set "
-                "ssg_source_weight 0 to run SSG with k-means"
-            )
-        return KMeansClustering(params.n_clusters, seed=params.seed)
-    return DBSCANClustering(
-        eps=params.eps,
-        rho=params.rho,
-        min_samples=params.min_samples,
-        k1=params.k1,
-        k2=params.k2,
-        jaccard=params.jaccard,
-        source_weight=source_weight,
-        device=distributed.local_device(resolve_device(params.device)),  # the neighbour search on a GPU if used
-    )
-
-
-def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:
-    """The radius a DBSCAN clustering keeps between epochs (None for k-means): part of the resumable state."""
-    return clustering.eps if isinstance(clustering, DBSCANClustering) else None
-
-
-def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | None) -> None:
-    """Give a resumed DBSCAN clustering the radius it had kept."""
-    if isinstance(clustering, DBSCANClustering):
-        clustering.eps = eps
-
-
-def train_set_features(
-    model: nn.Module, records: Sequence[ImageRecord], params: Params, flip: bool = False
-) -> torch.Tensor:
-    """L2-normalised eval-mode features of `records` in their order (parts concatenated, each normalised). Under
-    torchrun each rank extracts its share and every rank receives all of them."""
-    share = distributed.shard(len(records))
-    loader = ordered_loader(
-        records[share.start : share.stop], params.height, params.width, params.eval_batch_size, params.num_workers
-    )
-    device = distributed.local_device(resolve_device(params.device))
-    features, _, _ = extract_features(model, loader, device=device, flip=flip)
-    features = distributed.gather_rows(features, len(records))
-    if not torch.isfinite(features).all():
-        raise DivergenceError(
-            "the model gives non-finite features of the target training set: its weights are "
-            "not finite (a model saved by a run that diverged?); start from a sound checkpoint"
-        )
-    return features
 
 
 def pseudo_labelled(records: Sequence[ImageRecord], labels: np.ndarray) -> list[ImageRecord]:
@@ -144,27 +85,6 @@ def unusable_reason(
     return None
 
 
-def clustering_diagnostics(
-    labels: np.ndarray, features: torch.Tensor, records: Sequence[ImageRecord], seed: int
-) -> dict[str, float]:
-    """The clustering's row: size, quality against the true ids, MI(pseudo-labels; camera) beside the MI(true ids;
-    camera) reference on the same clustered images (paper Fig. 3), plug-in and chance-adjusted (ami_*: the
-    expectation for labels that ignore the camera subtracted), lost ids (Fig. 4), and the camera leakage of the
-    clustering features (cross-validated linear probe accuracy, beside chance and the level the true identity alone
-    allows)."""
-    pids, camids = ids_and_cameras(records)
-    probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
-    return {
-        **cluster_summary(labels),
-        **clustering_quality(labels, pids),
-        **camera_information(labels, pids, camids),
-        "lost_ids": len(lost_identities(labels, pids)),
-        "camera_probe_acc": probe["accuracy"],
-        "camera_probe_chance": probe["chance"],
-        "camera_identity_alone": identity_alone_accuracy(pids, camids),
-    }
-
-
 class TwoViews:
     """Applies a random transform twice: MMT feeds each network its own augmentation of the same image."""
 
@@ -200,24 +120,6 @@ def _concatenate(outputs: list):
     if isinstance(first, torch.Tensor):
         return torch.cat(outputs)
     return type(first)(_concatenate(list(group)) for group in zip(*outputs))
-
-
-class Averages:
-    """Running means of per-step metrics, for the epoch's history row."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-            self.counts[name] = self.counts.get(name, 0) + 1
-
-    def means(self) -> dict[str, float]:
-        """Each metric's mean, and "iterations": the number of steps added."""
-        means = {name: total / self.counts[name] for name, total in self.sums.items()}
-        return {"iterations": max(self.counts.values(), default=0), **means}
 
 
 def discriminator_metrics(stats: dict[str, float], suffix: str) -> dict[str, float]:
@@ -257,13 +159,6 @@ def epoch_summary(row: dict) -> str:
     return f"loss {row['loss']:.3g}{scores}"
 
 
-def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:
-    """arch and last_stride of a pretrained source model, so that the adapted model can be rebuilt from its own
-    checkpoint."""
-    state = source_run.load_checkpoint(f"{model_tag(index)}_{which}")
-    return {"arch": state["arch"], "last_stride": state["last_stride"]}
-
-
 @dataclass
 class Clusters:
     """One epoch's clustering of the target training set, as the adaptation loop uses it."""
@@ -287,6 +182,7 @@ class Adaptation(Trainer):
     lr_parameter: str  # the parameter a diverged run lowers
     flip_eval: bool
     adversaries: list[CameraAdversary]  # one per network or part
+    clusterings: list[DBSCANClustering | KMeansClustering | TrueIdentities]  # MMT: one; SSG: one per part
 
     def __init__(self, method: str, params: Params, target: ReidDataset, architecture: dict):
         self.label = self.method = method
@@ -313,7 +209,7 @@ class Adaptation(Trainer):
             CameraAdversary(
                 params.adversary,
                 feature_dim,
-                self.target.num_cams,
+                self.target.num_cameras,
                 params.mu,
                 params.disc_lr,
                 params.weight_decay,
@@ -324,6 +220,31 @@ class Adaptation(Trainer):
             )
             for _ in range(count)
         ]
+
+    def method_state(self) -> dict[str, Any]:
+        """The networks' state, the adversaries' and the radii the clusterings keep."""
+        return {
+            **self.networks_state(),
+            "adversaries": [a.state_dict() for a in self.adversaries],
+            "eps": [clustering_eps(c) for c in self.clusterings],
+        }
+
+    def load_method_state(self, state: Mapping[str, Any]) -> None:
+        self.load_networks_state(state)
+        for adversary, saved in zip(self.adversaries, state["adversaries"]):
+            adversary.load_state_dict(saved)
+            adversary.use_learning_rate(self.params.disc_lr)  # an amended disc_lr takes effect from the next epoch
+        radii = state["eps"] if isinstance(state["eps"], list) else [state["eps"]]  # MMT's states before: one radius
+        for clustering, eps in zip(self.clusterings, radii):
+            restore_eps(clustering, eps)
+
+    @abstractmethod
+    def networks_state(self) -> dict[str, Any]:
+        """The method's models (and optimizer, when it keeps one across epochs)."""
+
+    @abstractmethod
+    def load_networks_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what `networks_state` saved."""
 
     @abstractmethod
     def cluster(self, epoch: int) -> Clusters:
@@ -355,7 +276,9 @@ class Adaptation(Trainer):
         }
         main = distributed.group().main
         if main:  # the clustering is the same on every rank; rank 0 writes its diagnostics
-            row |= clustering_diagnostics(clusters.labels, clusters.features, train_records, params.seed)
+            row |= clustering_diagnostics(
+                clusters.labels, clusters.features, *ids_and_cameras(train_records), params.seed
+            )
         distributed.check_same_on_every_rank({"pseudo-labels": torch.from_numpy(clusters.labels)})
         records = pseudo_labelled(train_records, clusters.labels)
         reason = unusable_reason(clusters.clusterings, records, params.batch_ids, params.instances)
@@ -393,20 +316,6 @@ class Adaptation(Trainer):
             "epoch": row["epoch"],
             "metrics": dict(row),
         }
-
-
-def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> ReidModel:
-    """An adapted model on the CPU: `which` "last" (the final epoch's) or "best_oracle" (the epoch with the best
-    target mAP: chosen with the target's labels, for reference only). MMT's is its mean teacher 1."""
-    name = f"{method}_{which}"
-    state = run.load_checkpoint(name)
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint {run.checkpoint_path(name)}: run the {method} adaptation first")
-    model = build_model(
-        state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"], parts=state["parts"]
-    )
-    model.load_state_dict(state["model"])
-    return model
 
 
 SUMMARY_KEYS = (
@@ -448,3 +357,15 @@ def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: 
         reasons = [f"epoch {int(row.epoch) + 1}: {row.message}" for row in history.sort_values("epoch").itertuples()]
         metrics["not_trained"] = "no epoch trained, the model is the source model: " + "; ".join(reasons)
     return metrics
+
+
+def first_clustering_report(model: nn.Module, records: Sequence[ImageRecord], params: Params) -> dict:
+    """Notebook 02's report of `model`'s first clustering of `records`: `clustering_report`, with the
+    `feature_report` of the clustered features under "features"."""
+    features = train_set_features(model, records, params)
+    pids, camids = ids_and_cameras(records)
+    pseudo = make_clustering(params, records)(features)
+    return {
+        **clustering_report(pseudo, pids, camids),
+        "features": feature_report(features, pids, camids, seed=params.seed),
+    }

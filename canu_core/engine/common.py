@@ -18,6 +18,7 @@ from ..data.records import ImageRecord
 from ..data.samplers import RandomIdentitySampler
 from ..data.transforms import build_train_transform
 from ..models import ReidModel
+from ..runs import DivergenceError
 
 
 def relabel(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], dict[int, int]]:
@@ -194,10 +195,6 @@ def endless_batches(loader: DataLoader, epoch: int, seed: int) -> Iterator:
             if batch is None:
                 break
             yield batch
-
-
-class DivergenceError(FloatingPointError):
-    """Training diverged: a loss or feature that is not finite, or a loss term past `loss_limit`."""
 
 
 def check_finite(

@@ -8,10 +8,16 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from tqdm.auto import tqdm
 
 from .. import distributed
+from ..reproducibility import rng_state, set_rng_state
 from ..runs import RunFolder
+from .common import MixedPrecision, check_finite
 
 # Every column of a history.csv, with its meaning: pretraining's (one row per model and epoch) and adaptation's (one
 # row per epoch). Families with one column per network, part or loss term are patterns (HISTORY_PATTERNS).
@@ -72,6 +78,65 @@ def check_history_columns(row: Mapping[str, Any]) -> None:
         raise KeyError(f"history columns not defined in engine/loop.py's HISTORY_COLUMNS: {unknown}")
 
 
+@dataclass
+class StepOutput:
+    """What a method's training step gives the batch loop: the total loss it steps on, the loss terms whose epoch
+    means go into the history, the tensors that must be finite before the step, and per-step metrics (accuracies,
+    the discriminators' loss and accuracy) averaged beside the losses."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    watched: dict[str, torch.Tensor]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Averages:
+    """Running means of per-step metrics, for the epoch's history row."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Each metric's mean, and "iterations": the number of steps added."""
+        means = {name: total / self.counts[name] for name, total in self.sums.items()}
+        return {"iterations": max(self.counts.values(), default=0), **means}
+
+
+def train_batches(
+    step: Callable[[Any], StepOutput],
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    precision: MixedPrecision,
+    *,
+    epoch: int,
+    total: int,
+    desc: str,
+    loss_limit: float,
+    lr_parameter: str,
+    after_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """The one batch loop of every trainer: for each batch, the method's `step` (its forwards and losses), the
+    divergence check before anything changes, the optimizer step (mixed precision's), the method's `after_step`
+    (MMT's mean teachers), and the running means. Returns "iterations", "loss" (the total), each term and each
+    metric, as the epoch's history columns."""
+    averages = Averages()
+    for index, batch in enumerate(tqdm(batches, total=total, desc=desc, leave=False)):
+        output = step(batch)
+        values = {name: term.item() for name, term in output.terms.items()}
+        check_finite(values, output.watched, epoch, index, loss_limit, lr_parameter)
+        precision.step(output.loss, optimizer)
+        if after_step is not None:
+            after_step(index)
+        averages.add({"loss": output.loss.item(), **values, **output.metrics})
+    return averages.means()
+
+
 class Trainer(ABC):
     """What one method supplies to `fit`: its epoch, its resumable state and what its model checkpoints hold."""
 
@@ -86,13 +151,27 @@ class Trainer(ABC):
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train (or skip) epoch `epoch`, evaluate if due; return its history row."""
 
-    @abstractmethod
+    precision: MixedPrecision  # its loss scale is part of the state
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly after this epoch (the loop adds the epoch and the best score)."""
+        """Everything needed to continue exactly after this epoch (the loop adds the epoch and the best score): the
+        method's own state, the loss scale and the random state."""
+        return {**self.method_state(), "scaler": self.precision.state_dict(), "rng": rng_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` saved, the random state last."""
+        self.load_method_state(state)
+        self.precision.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
 
     @abstractmethod
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what `state_dict` saved."""
+    def method_state(self) -> dict[str, Any]:
+        """The method's models, optimizer and whatever else it needs to continue exactly."""
+
+    @abstractmethod
+    def load_method_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what `method_state` saved, with the parameters' learning rates (an amended rate takes effect
+        from the next epoch)."""
 
     @abstractmethod
     def synchronised(self) -> dict[str, Any]:

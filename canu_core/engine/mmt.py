@@ -21,37 +21,31 @@ epoch and of the epoch with the best target mAP: chosen with target labels, for 
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .. import distributed
+from ..cluster.pseudo_labels import make_clustering
 from ..config import Params
 from ..data.records import ReidDataset
+from ..evaluation import train_set_features
 from ..losses import CrossEntropyLabelSmooth, SoftEntropy, SoftTripletLoss, TripletLoss
 from ..models import ReidModel
-from ..reproducibility import rng_state, seed_everything, set_rng_state
+from ..reproducibility import seed_everything
 from ..runs import RunFolder
 from .adaptation import (
     Adaptation,
-    Averages,
     Clusters,
     TwoViews,
-    clustering_eps,
     discriminator_inputs,
     discriminator_metrics,
     forward_in_chunks,
-    load_adapted_model,
-    make_clustering,
-    restore_eps,
-    source_architecture,
-    train_set_features,
 )
-from .adversary import CameraAdversary
-from .common import MixedPrecision, batches, check_finite, identity_loader, prepare_model
-from .loop import fit
-from .pretrain import load_source_model
+from .checkpoints import load_source_model, source_architecture
+from .common import MixedPrecision, batches, identity_loader, prepare_model
+from .loop import StepOutput, fit, train_batches
 
 METHOD = "mmt"
 NETWORKS = (1, 2)
@@ -92,74 +86,6 @@ def mmt_losses(
     }
 
 
-def train_epoch(
-    students: list[ReidModel],
-    teachers: list[ReidModel],
-    adversaries: list[CameraAdversary],
-    loader,
-    optimizer: torch.optim.Optimizer,
-    precision: MixedPrecision,
-    num_classes: int,
-    conditions: torch.Tensor,
-    params: Params,
-    device: torch.device,
-    epoch: int,
-) -> dict[str, float]:
-    """One epoch of MMT (+ camera adversaries) on the pseudo-labelled loader (`conditions`: row i, CANU's condition
-    for the loader's record i); returns the mean of every loss, the students' training accuracies and the
-    discriminators' losses and accuracies."""
-    ce = CrossEntropyLabelSmooth(num_classes, params.label_smoothing)
-    w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
-    for model in (*students, *teachers):
-        model.train()
-    averages = Averages()
-    iterations = params.adapt_iters_per_epoch
-    for step, (views, labels, camids, indices) in enumerate(
-        tqdm(batches(loader, iterations, epoch), total=iterations, desc=f"mmt epoch {epoch + 1}", leave=False)
-    ):
-        views = [view.to(device) for view in views]
-        labels, camids = labels.to(device), camids.to(device)
-        with precision.autocast():
-            outputs = [forward_in_chunks(s, view, params.bn_chunk) for s, view in zip(students, views)]
-            with torch.no_grad():
-                teacher_outputs = [forward_in_chunks(t, view, params.bn_chunk) for t, view in zip(teachers, views)]
-        outputs = [(features.float(), logits.float()) for features, logits in outputs]
-        teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
-        losses = mmt_losses(outputs, teacher_outputs, labels, ce)
-        condition = conditions[indices.to(device)]
-        metrics = {}
-        for k, student, adversary, (features, _) in zip(NETWORKS, students, adversaries, outputs):
-            (seen,) = discriminator_inputs(distributed.unwrap(student), [features], params.adversary_features)
-            metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
-            losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
-        values = {name: value.item() for name, value in losses.items()}
-        check_finite(
-            values,
-            {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)},
-            epoch,
-            step,
-            params.loss_limit,
-            "adapt_lr (or disc_lr)",
-        )
-        loss = (
-            (1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
-            + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
-            + w_ce * losses["loss_soft_ce"]
-            + w_tri * losses["loss_soft_tri"]
-            + losses["loss_adv1"]
-            + losses["loss_adv2"]
-        )
-        precision.step(loss, optimizer)
-        for teacher, student in zip(teachers, students):
-            update_teacher(teacher, distributed.unwrap(student), epoch * iterations + step, params.ema_alpha)
-        accuracies = {
-            f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
-            for k, (_, logits) in zip(NETWORKS, outputs)
-        }
-        averages.add({"loss": loss.item(), **values, **accuracies, **metrics})
-    return averages.means()
-
-
 class MMTTrainer(Adaptation):
     """MMT's state (two students, their mean teachers, one adversary each), its clustering and its epoch."""
 
@@ -175,7 +101,7 @@ class MMTTrainer(Adaptation):
         ]
         self.teachers = [copy.deepcopy(student) for student in self.students]
         self.adversaries = self.make_adversaries(self.students[0].feature_dim, len(NETWORKS))
-        self.clustering = make_clustering(params, target.train)
+        self.clusterings = [make_clustering(params, target.train, device=self.device)]
         self.precision = MixedPrecision.for_run(params, self.device)
 
     @property
@@ -192,17 +118,19 @@ class MMTTrainer(Adaptation):
         """Both teachers' features averaged, normalised and clustered."""
         train = self.target.train
         features = F.normalize(sum(train_set_features(t, train, self.params) for t in self.teachers) / 2, dim=1)
-        pseudo = distributed.broadcast_object(self.clustering(features) if distributed.group().main else None)
+        pseudo = distributed.broadcast_object(self.clusterings[0](features) if distributed.group().main else None)
         return Clusters(
             pseudo.labels, pseudo.centroids, features, {"target": pseudo}, {"eps": pseudo.eps}, pseudo.message
         )
 
     def train(self, epoch: int, records, clusters: Clusters, conditions: torch.Tensor) -> dict:
-        """Classifiers re-initialised from the centroids and a new optimizer (MMT's code), then the epoch."""
+        """Classifiers re-initialised from the centroids and a new optimizer (MMT's code), then the epoch's
+        params.adapt_iters_per_epoch steps (`conditions`: row i, CANU's condition for the loader's record i)."""
         params = self.params
         centroids = torch.from_numpy(clusters.centroids).to(self.device)
         for model in (*self.students, *self.teachers):
             model.reset_classifier(len(centroids), init_weights=centroids)
+            model.train()
         networks = [distributed.wrap(student, self.device) for student in self.students]  # new classifiers: new wrap
         optimizer = torch.optim.Adam(
             [p for s in self.students for p in s.parameters() if p.requires_grad],
@@ -213,42 +141,73 @@ class MMTTrainer(Adaptation):
             records, params.height, params.width, params.batch_ids, params.instances, params.seed, params.num_workers
         )
         loader.dataset.transform = TwoViews(loader.dataset.transform)
+        ce = CrossEntropyLabelSmooth(len(centroids), params.label_smoothing)
+        iterations = params.adapt_iters_per_epoch
         return {
             "lr": params.adapt_lr,
-            **train_epoch(
-                networks,
-                self.teachers,
-                self.adversaries,
-                loader,
+            **train_batches(
+                partial(self.step, networks, ce, conditions),
+                batches(loader, iterations, epoch),
                 optimizer,
                 self.precision,
-                len(centroids),
-                conditions,
-                params,
-                self.device,
-                epoch,
+                epoch=epoch,
+                total=iterations,
+                desc=f"mmt epoch {epoch + 1}",
+                loss_limit=params.loss_limit,
+                lr_parameter="adapt_lr (or disc_lr)",
+                after_step=lambda step: self.update_teachers(epoch * iterations + step),
             ),
         }
 
-    def state_dict(self) -> dict:
+    def step(self, networks: list, ce: CrossEntropyLabelSmooth, conditions: torch.Tensor, batch) -> StepOutput:
+        """One MMT step on two augmentations of a P x K batch: each student's CE and triplet, the soft CE and soft
+        triplet from the other network's teacher, weighted as MMT's code, and each student's camera adversary
+        (-mu times its discriminator's loss, Eq. 11; the discriminator steps first, on the detached features)."""
+        params, device = self.params, self.device
+        views, labels, camids, indices = batch
+        views, labels, camids = [view.to(device) for view in views], labels.to(device), camids.to(device)
+        with self.precision.autocast():
+            outputs = [forward_in_chunks(s, view, params.bn_chunk) for s, view in zip(networks, views)]
+            with torch.no_grad():
+                teacher_outputs = [forward_in_chunks(t, v, params.bn_chunk) for t, v in zip(self.teachers, views)]
+        outputs = [(features.float(), logits.float()) for features, logits in outputs]
+        teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
+        losses = mmt_losses(outputs, teacher_outputs, labels, ce)
+        condition = conditions[indices.to(device)]
+        metrics = {
+            f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
+            for k, (_, logits) in zip(NETWORKS, outputs)
+        }
+        for k, network, adversary, (features, _) in zip(NETWORKS, networks, self.adversaries, outputs):
+            (seen,) = discriminator_inputs(distributed.unwrap(network), [features], params.adversary_features)
+            metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
+            losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
+        w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
+        loss = (
+            (1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
+            + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
+            + w_ce * losses["loss_soft_ce"]
+            + w_tri * losses["loss_soft_tri"]
+            + losses["loss_adv1"]
+            + losses["loss_adv2"]
+        )
+        return StepOutput(
+            loss, losses, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, metrics
+        )
+
+    def update_teachers(self, step: int) -> None:
+        for teacher, student in zip(self.teachers, self.students):
+            update_teacher(teacher, student, step, self.params.ema_alpha)
+
+    def networks_state(self) -> dict:
         return {
             "students": [s.state_dict() for s in self.students],
             "teachers": [t.state_dict() for t in self.teachers],
-            "adversaries": [a.state_dict() for a in self.adversaries],
-            "scaler": self.precision.state_dict(),
-            "eps": clustering_eps(self.clustering),
-            "rng": rng_state(),
         }
 
-    def load_state_dict(self, state) -> None:
+    def load_networks_state(self, state) -> None:
         for model, saved in zip((*self.students, *self.teachers), (*state["students"], *state["teachers"])):
             load_with_classifier(model, saved)
-        for adversary, saved in zip(self.adversaries, state["adversaries"]):
-            adversary.load_state_dict(saved)
-            adversary.use_learning_rate(self.params.disc_lr)  # an amended disc_lr takes effect from the next epoch
-        self.precision.load_state_dict(state["scaler"])
-        restore_eps(self.clustering, state["eps"])
-        set_rng_state(state["rng"])
 
 
 def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: RunFolder | None = None) -> ReidModel:
@@ -257,9 +216,6 @@ def train_mmt(params: Params, target: ReidDataset, run: RunFolder, source_run: R
     of the last epoch."""
     if params.adapt_iters_per_epoch < 1:
         raise ValueError("MMT trains a fixed number of iterations per epoch: adapt_iters_per_epoch must be >= 1")
-    if distributed.needs_launch(params):  # nproc > 1: torchrun, then the model from the run folder
-        distributed.launch("03_train", params, run)
-        return load_adapted_model(run, METHOD, "last")
     trainer = MMTTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run))
     fit(trainer, run, params.adapt_epochs)
     return trainer.evaluated_model

@@ -17,25 +17,25 @@ run that was never interrupted.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from .. import distributed
 from ..config import Params
 from ..data.records import ReidDataset
 from ..device import resolve_device
-from ..evaluate import evaluate
+from ..evaluation import evaluate
 from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
-from ..reproducibility import rng_state, seed_everything, set_rng_state
-from ..runs import RunFolder, UnfinishedRunError
+from ..reproducibility import seed_everything
+from ..runs import RunFolder
+from .checkpoints import model_tag
 from .common import (
     MixedPrecision,
     batches,
-    check_finite,
     check_weights,
     endless_batches,
     identity_loader,
@@ -45,13 +45,9 @@ from .common import (
     use_learning_rate,
     warmup_multistep,
 )
-from .loop import Trainer, fit
+from .loop import StepOutput, Trainer, fit, train_batches
 
 HISTORY_KEY = ("model", "epoch")
-
-
-def model_tag(index: int) -> str:
-    return f"model{index}"
 
 
 def pretraining_triplet(params: Params) -> TripletLoss:
@@ -70,48 +66,6 @@ def target_forward_loader(target: ReidDataset, params: Params, seed: int) -> Dat
             "or smaller batches"
         )
     return shuffled_loader(target.train, params.height, params.width, batch_size, seed, params.num_workers)
-
-
-def train_epoch(
-    model: ReidModel,
-    loader,
-    optimizer,
-    ce: CrossEntropyLabelSmooth,
-    triplet: TripletLoss,
-    device: torch.device,
-    precision: MixedPrecision,
-    iterations: int,
-    epoch: int,
-    desc: str,
-    loss_limit: float,
-    target_batches: Iterator | None = None,
-) -> dict[str, float]:
-    """One epoch of CE + triplet; returns the mean losses and the classification accuracy on the training batches.
-    With `target_batches` (an endless iterator), each step also forwards one target batch, without gradient or loss,
-    in train mode: only the BatchNorm running statistics take it in (torch.no_grad leaves their update on).
-    Stops with a DivergenceError before a step whose losses or features are not finite (or past loss_limit)."""
-    model.train()
-    totals = {"loss_ce": 0.0, "loss_triplet": 0.0, "train_acc": 0.0}
-    steps = 0
-    for images, labels, _, _ in tqdm(
-        batches(loader, iterations, epoch), total=iterations or len(loader), desc=desc, leave=False
-    ):
-        images, labels = images.to(device), labels.to(device)
-        with precision.autocast():
-            features, logits = model(images)
-            loss_ce = ce(logits.float(), labels)
-            loss_triplet = triplet(features.float(), labels)
-            if target_batches is not None:  # MMT: "target samples: only forward"
-                with torch.no_grad():
-                    model(next(target_batches)[0].to(device))
-        values = {"loss_ce": loss_ce.item(), "loss_triplet": loss_triplet.item()}
-        check_finite(values, {"features": features, "logits": logits}, epoch, steps, loss_limit, "lr")
-        precision.step(loss_ce + loss_triplet, optimizer)
-        totals["loss_ce"] += values["loss_ce"]
-        totals["loss_triplet"] += values["loss_triplet"]
-        totals["train_acc"] += (logits.argmax(1) == labels).float().mean().item()
-        steps += 1
-    return {name: value / max(steps, 1) for name, value in totals.items()}
 
 
 def evaluate_transfer(model: ReidModel, source: ReidDataset, target: ReidDataset, params: Params) -> dict[str, float]:
@@ -174,21 +128,7 @@ class PretrainTrainer(Trainer):
     def run_epoch(self, epoch: int) -> dict:
         params = self.params
         lr = self.optimizer.param_groups[0]["lr"]
-        target_batches = endless_batches(self.target_loader, epoch, self.seed) if self.target_loader else None
-        losses = train_epoch(
-            self.network,
-            self.loader,
-            self.optimizer,
-            self.ce,
-            self.triplet,
-            self.device,
-            self.precision,
-            params.iters_per_epoch,
-            epoch,
-            desc=f"{self.label} epoch {epoch + 1}/{params.epochs}",
-            loss_limit=params.loss_limit,
-            target_batches=target_batches,
-        )
+        losses = self.train_epoch(epoch)
         check_weights({self.label: self.model}, epoch, "lr")
         distributed.broadcast_state(self.synchronised().values())  # BatchNorm statistics followed each rank's: rank 0's
         self.scheduler.step()
@@ -203,6 +143,41 @@ class PretrainTrainer(Trainer):
         )
         return row
 
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """The epoch's params.iters_per_epoch steps (0: one pass of the sampler): the mean CE, triplet and training
+        accuracy."""
+        params = self.params
+        target_batches = endless_batches(self.target_loader, epoch, self.seed) if self.target_loader else None
+        self.network.train()
+        means = train_batches(
+            partial(self.step, target_batches),
+            batches(self.loader, params.iters_per_epoch, epoch),
+            self.optimizer,
+            self.precision,
+            epoch=epoch,
+            total=params.iters_per_epoch or len(self.loader),
+            desc=f"{self.label} epoch {epoch + 1}/{params.epochs}",
+            loss_limit=params.loss_limit,
+            lr_parameter="lr",
+        )
+        return {name: means.get(name, 0.0) for name in ("loss_ce", "loss_triplet", "train_acc")}
+
+    def step(self, target_batches: Iterator | None, batch) -> StepOutput:
+        """CE + triplet on a labelled source batch. With `target_batches` (an endless iterator), one target batch
+        is also forwarded, without gradient or loss, in train mode: only the BatchNorm running statistics take it in
+        (torch.no_grad leaves their update on; MMT's "target samples: only forward")."""
+        images, labels, _, _ = batch
+        images, labels = images.to(self.device), labels.to(self.device)
+        with self.precision.autocast():
+            features, logits = self.network(images)
+            terms = {"loss_ce": self.ce(logits.float(), labels), "loss_triplet": self.triplet(features.float(), labels)}
+            if target_batches is not None:
+                with torch.no_grad():
+                    self.network(next(target_batches)[0].to(self.device))
+        accuracy = (logits.argmax(1) == labels).float().mean().item()
+        watched = {"features": features, "logits": logits}
+        return StepOutput(terms["loss_ce"] + terms["loss_triplet"], terms, watched, {"train_acc": accuracy})
+
     def architecture(self) -> dict:
         return {
             "num_classes": self.num_classes,
@@ -211,24 +186,19 @@ class PretrainTrainer(Trainer):
             "seed": self.seed,
         }
 
-    def state_dict(self) -> dict:
+    def method_state(self) -> dict:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": self.precision.state_dict(),
-            "rng": rng_state(),
             **self.architecture(),
         }
 
-    def load_state_dict(self, state) -> None:
+    def load_method_state(self, state) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        # an amended lr takes effect from the next epoch
-        use_learning_rate(self.optimizer, self.params.lr, self.scheduler)
-        self.precision.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
+        use_learning_rate(self.optimizer, self.params.lr, self.scheduler)  # an amended lr: from the next epoch
 
     def synchronised(self) -> dict:
         return {self.label: self.model}
@@ -244,67 +214,3 @@ def pretrain_model(
     trainer = PretrainTrainer(params, source, target, index, seed)
     fit(trainer, run, params.epochs)
     return trainer.model
-
-
-def pretrain(params: Params, source: ReidDataset, target: ReidDataset, run: RunFolder) -> list[ReidModel]:
-    """Train `params.n_models` source models with seeds seed, seed+1, ... (MMT adapts two differently seeded ones);
-    with `params.nproc` > 1, in that many processes (torchrun), the models then read from `run`."""
-    if distributed.needs_launch(params):
-        distributed.launch("01_pretrain", params, run)
-        return [load_source_model(run, k + 1, "last") for k in range(params.n_models)]
-    return [
-        pretrain_model(params, source, target, run, index=k + 1, seed=params.seed + k) for k in range(params.n_models)
-    ]
-
-
-def pretraining_record(run: RunFolder, params: Params) -> dict:
-    """The parameters pretraining run `run` recorded, once checked: it exists, it trained at the input size of
-    `params` (a model trained at another size would be adapted and evaluated at the wrong one), and it finished
-    every epoch of every model, unless `params.accept_unfinished_pretraining`."""
-    if not run.params_path.is_file():
-        raise FileNotFoundError(
-            f"no pretraining run {run.path.name!r} in {run.path.parent}: run notebook 01 first "
-            "(python -m canu_core notebook 01_pretrain -f ...), or pass -p pretrain_run "
-            "<its run_name>"
-        )
-    trained = run.read_params()
-    if (trained["height"], trained["width"]) != (params.height, params.width):
-        raise ValueError(
-            f"run {run.path.name!r} trained at {trained['height']}x{trained['width']}, not at "
-            f"height x width = {params.height}x{params.width}: pass the same size"
-        )
-    unfinished = unfinished_models(run, trained)
-    if unfinished and not params.accept_unfinished_pretraining:
-        raise UnfinishedRunError(
-            f"pretraining run {run.path.name!r} did not finish: {'; '.join(unfinished)}. Run notebook 01 again "
-            f"with run_name {run.path.name!r} and its parameters (it resumes where it stopped), or pass "
-            "-p accept_unfinished_pretraining true to adapt from it as it is"
-        )
-    return trained
-
-
-def unfinished_models(run: RunFolder, trained: dict) -> list[str]:
-    """For each source model of `run` short of its last epoch (its record's `epochs`), how far it got."""
-    history = run.read_history()
-    found = []
-    for index in range(1, trained["n_models"] + 1):
-        rows = history[history["model"] == index] if "model" in history else history
-        done = int(rows["epoch"].max()) + 1 if len(rows) else 0
-        if done < trained["epochs"]:
-            found.append(f"model {index} trained {done} of {trained['epochs']} epochs")
-    return found
-
-
-def load_source_model(run: RunFolder, index: int = 1, which: str = "last") -> ReidModel:
-    """A source model saved by `pretrain` (checkpoint `model<index>_<which>`, which = "last" or "best"), on the CPU."""
-    name = f"{model_tag(index)}_{which}"
-    state = run.load_checkpoint(name)
-    if state is None:
-        found = sorted(p.stem for p in run.checkpoint_path(name).parent.glob("*.pt"))
-        raise FileNotFoundError(
-            f"no checkpoint {run.checkpoint_path(name)}: run notebook 01 with run_name "
-            f"{run.path.name!r} first (checkpoints found: {found or 'none'})"
-        )
-    model = build_model(state["arch"], num_classes=state["num_classes"], last_stride=state["last_stride"])
-    model.load_state_dict(state["model"])
-    return model

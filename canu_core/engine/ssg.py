@@ -28,41 +28,34 @@ epoch and of the epoch with the best target mAP: chosen with target labels, for 
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import distributed
 from ..cluster.jaccard import source_distance_vector
-from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels
+from ..cluster.pseudo_labels import DBSCANClustering, KMeansClustering, PseudoLabels, make_clustering
 from ..config import Params
 from ..data.records import ImageRecord, ReidDataset
+from ..evaluation import train_set_features
 from ..losses import SSGTripletLoss
 from ..models import ReidModel
 from ..models.reid import global_embedding
-from ..reproducibility import rng_state, seed_everything, set_rng_state
+from ..reproducibility import seed_everything
 from ..runs import RunFolder
 from .adaptation import (
     Adaptation,
-    Averages,
     Clusters,
-    clustering_eps,
     discriminator_inputs,
     discriminator_metrics,
     forward_in_chunks,
-    load_adapted_model,
-    make_clustering,
-    restore_eps,
-    source_architecture,
-    train_set_features,
 )
-from .adversary import CameraAdversary
-from .common import MixedPrecision, batches, check_finite, identity_loader, prepare_model, use_learning_rate
-from .loop import fit
-from .pretrain import load_source_model
+from .checkpoints import load_source_model, source_architecture
+from .common import MixedPrecision, batches, identity_loader, prepare_model, use_learning_rate
+from .loop import StepOutput, fit, train_batches
 
 METHOD = "ssg"
 PARTS = ("full", "upper", "lower")
@@ -115,65 +108,6 @@ def cluster_parts(
     ]
 
 
-def train_epoch(
-    model: ReidModel,
-    adversaries: list[CameraAdversary],
-    loader,
-    part_labels: torch.Tensor,
-    conditions: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    precision: MixedPrecision,
-    params: Params,
-    device: torch.device,
-    epoch: int,
-    network: nn.Module | None = None,
-) -> dict[str, float]:
-    """params.adapt_iters_per_epoch iterations of SSG (+ camera adversaries); `network`: `model`'s training forward
-    (default `model` itself; under torchrun in DistributedDataParallel); `part_labels` [3, N]: each training
-    record's label per part (the loader's labels are the full-body ones, the sampler's identities); `conditions`:
-    row i, CANU's condition for record i (its full-body centroid). Returns the mean losses and discriminator losses
-    / accuracies."""
-    triplet = SSGTripletLoss(params.triplet_margin)
-    network = network or model
-    model.train()
-    averages = Averages()
-    iterations = params.adapt_iters_per_epoch
-    for step, (images, full_labels, camids, indices) in enumerate(
-        tqdm(batches(loader, iterations, epoch), total=iterations, desc=f"ssg epoch {epoch + 1}", leave=False)
-    ):
-        images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
-        labels = part_labels[:, indices].to(device)
-        condition = conditions[indices.to(device)]
-        with precision.autocast():
-            pooled = forward_in_chunks(network, images, params.bn_chunk)
-            embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
-        pooled, embedding = [feature.float() for feature in pooled], embedding.float()
-        losses = {
-            f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)
-            for part, feature, part_label in zip(PARTS, pooled, labels)
-        }
-        losses["loss_tri_embedding"] = triplet(embedding, full_labels)
-        metrics = {}
-        for part, adversary, feature in zip(
-            PARTS, adversaries, discriminator_inputs(model, pooled, params.adversary_features)
-        ):
-            metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
-            losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
-        values = {name: value.item() for name, value in losses.items()}
-        check_finite(
-            values,
-            {**dict(zip(PARTS, pooled)), "embedding": embedding},
-            epoch,
-            step,
-            params.loss_limit,
-            "ssg_lr (or disc_lr)",
-        )
-        loss = sum(losses.values())
-        precision.step(loss, optimizer)
-        averages.add({"loss": loss.item(), **values, **metrics})
-    return averages.means()
-
-
 class SSGTrainer(Adaptation):
     """SSG's state (the three-part model, one adversary per part, one SGD optimizer for the run), its clustering
     and its epoch."""
@@ -190,7 +124,7 @@ class SSGTrainer(Adaptation):
         source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
         self.model = prepare_model(parts_model(source_model), params, self.device)
         self.adversaries = self.make_adversaries(self.model.feature_dim, len(PARTS))
-        self.clusterings = [make_clustering(params, target.train, params.ssg_source_weight) for _ in PARTS]
+        self.clusterings = [make_clustering(params, target.train, params.ssg_source_weight, self.device) for _ in PARTS]
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=params.ssg_lr,
@@ -231,49 +165,67 @@ class SSGTrainer(Adaptation):
         )
 
     def train(self, epoch: int, records, clusters: Clusters, conditions: torch.Tensor) -> dict:
+        """params.adapt_iters_per_epoch steps on the kept images: the loader's labels are the full-body ones (the
+        sampler's identities), each part's come from `clusters.part_labels`; `conditions`: row i, CANU's condition
+        for record i (its full-body centroid)."""
         params = self.params
         part_labels = torch.from_numpy(clusters.part_labels[:, clusters.labels >= 0])
         loader = identity_loader(
             records, params.height, params.width, params.batch_ids, params.instances, params.seed, params.num_workers
         )
+        network = distributed.wrap(self.model, self.device, static_graph=True)
+        self.model.train()
+        triplet = SSGTripletLoss(params.triplet_margin)
+        iterations = params.adapt_iters_per_epoch
         return {
             "lr": self.optimizer.param_groups[0]["lr"],
-            **train_epoch(
-                self.model,
-                self.adversaries,
-                loader,
-                part_labels,
-                conditions,
+            **train_batches(
+                partial(self.step, network, triplet, part_labels, conditions),
+                batches(loader, iterations, epoch),
                 self.optimizer,
                 self.precision,
-                params,
-                self.device,
-                epoch,
-                network=distributed.wrap(self.model, self.device, static_graph=True),
+                epoch=epoch,
+                total=iterations,
+                desc=f"ssg epoch {epoch + 1}",
+                loss_limit=params.loss_limit,
+                lr_parameter="ssg_lr (or disc_lr)",
             ),
         }
 
-    def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "adversaries": [a.state_dict() for a in self.adversaries],
-            "scaler": self.precision.state_dict(),
-            "eps": [clustering_eps(c) for c in self.clusterings],
-            "rng": rng_state(),
+    def step(
+        self, network: nn.Module, triplet: SSGTripletLoss, part_labels: torch.Tensor, conditions: torch.Tensor, batch
+    ) -> StepOutput:
+        """One SSG step: a triplet loss per pooled part under that part's pseudo-labels and one on the global
+        embedding under the full-body ones (Eq. 10's first term), and each part's camera adversary."""
+        params, device, model = self.params, self.device, self.model
+        images, full_labels, camids, indices = batch
+        images, full_labels, camids = images.to(device), full_labels.to(device), camids.to(device)
+        labels = part_labels[:, indices].to(device)
+        condition = conditions[indices.to(device)]
+        with self.precision.autocast():
+            pooled = forward_in_chunks(network, images, params.bn_chunk)
+            embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
+        pooled, embedding = [feature.float() for feature in pooled], embedding.float()
+        losses = {
+            f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)
+            for part, feature, part_label in zip(PARTS, pooled, labels)
         }
+        losses["loss_tri_embedding"] = triplet(embedding, full_labels)
+        metrics = {}
+        seen = discriminator_inputs(model, pooled, params.adversary_features)
+        for part, adversary, feature in zip(PARTS, self.adversaries, seen):
+            metrics |= discriminator_metrics(adversary.discriminator_step(feature, camids, condition), part)
+            losses[f"loss_adv_{part}"] = adversary.generator_loss(feature, camids, condition)
+        watched = {**dict(zip(PARTS, pooled)), "embedding": embedding}
+        return StepOutput(sum(losses.values()), losses, watched, metrics)
 
-    def load_state_dict(self, state) -> None:
+    def networks_state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_networks_state(self, state) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         use_learning_rate(self.optimizer, self.params.ssg_lr)  # an amended ssg_lr takes effect from the next epoch
-        for adversary, saved in zip(self.adversaries, state["adversaries"]):
-            adversary.load_state_dict(saved)
-            adversary.use_learning_rate(self.params.disc_lr)
-        for clustering, eps in zip(self.clusterings, state["eps"]):
-            restore_eps(clustering, eps)
-        self.precision.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
 
 
 def train_ssg(
@@ -295,9 +247,6 @@ def train_ssg(
             f"(ssg_source_weight {params.ssg_source_weight:g} > 0): pass the source dataset, "
             "train_ssg(..., source=load_dataset(params.source, ...)), or set ssg_source_weight 0"
         )
-    if distributed.needs_launch(params):  # nproc > 1: torchrun, then the model from the run folder
-        distributed.launch("03_train", params, run)
-        return load_adapted_model(run, METHOD, "last")
     trainer = SSGTrainer(params, target, source_run or RunFolder.for_run(params.pretrain_run), source)
     fit(trainer, run, params.adapt_epochs)
     return trainer.model

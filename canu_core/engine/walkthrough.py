@@ -1,4 +1,4 @@
-"""One CANU step by hand, for notebook 03: the pieces that a training iteration of `mmt.train_epoch` calls, on one
+"""One CANU step by hand, for notebook 03: the pieces that a training step (`MMTTrainer.step`) calls, on one
 real batch, each returned so that a cell can look at it. Nothing here trains a model that is kept."""
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ def _plot(ax, history: pd.DataFrame, column: str, **style) -> None:
     )
 
 
-def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=None, title: str = "") -> Figure:
-    """The six per-epoch panels of one adaptation run; x = epoch (1-based). `num_cams` draws the chance level of
+def plot_adaptation(history: pd.DataFrame, num_cameras: int | None = None, path=None, title: str = "") -> Figure:
+    """The six per-epoch panels of one adaptation run; x = epoch (1-based). `num_cameras` draws the chance level of
     the discriminators' camera accuracy."""
     history = history.sort_values("epoch")
     method = str(history["method"].iloc[0]) if "method" in history and len(history) else "mmt"
@@ -62,8 +62,8 @@ def plot_adaptation(history: pd.DataFrame, num_cams: int | None = None, path=Non
         _plot(ax, history, "camera_probe_acc", color="black", label="fresh linear probe")
     if _columns(history, ["camera_identity_alone"]):
         _plot(ax, history, "camera_identity_alone", color="black", linestyle="--", label="true identity alone")
-    if num_cams:
-        ax.axhline(1 / num_cams, color="grey", linestyle=":", label=f"chance (1/{num_cams})")
+    if num_cameras:
+        ax.axhline(1 / num_cameras, color="grey", linestyle=":", label=f"chance (1/{num_cameras})")
     if not discriminator_columns(history):
         ax.text(0.5, 0.9, "no camera adversary", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("camera accuracy: discriminators and a probe")

@@ -15,62 +15,9 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..cluster.diagnostics import (
-    camera_information,
-    camera_probe_accuracy,
-    cluster_summary,
-    clustering_quality,
-    lost_identities,
-    neighbour_agreement,
-)
-from ..cluster.pseudo_labels import PseudoLabels
+from ..cluster.diagnostics import group_table
 from ..data.records import ImageRecord
 from .common import save_figure
-
-
-def group_table(labels, camids, pids) -> pd.DataFrame:
-    """One row per group of a labeling (clusters, or the true ids themselves; labels < 0 left out), largest
-    first: its size, how many cameras and true ids it holds, the share of its largest camera (camera purity) and
-    of its largest true id (id purity), and that camera (0-based)."""
-    labels, camids, pids = np.asarray(labels), np.asarray(camids), np.asarray(pids)
-    kept = labels >= 0
-    by_camera = pd.crosstab(labels[kept], camids[kept])
-    by_id = pd.crosstab(labels[kept], pids[kept])
-    size = by_camera.sum(axis=1)
-    table = pd.DataFrame(
-        {
-            "size": size,
-            "cameras": (by_camera > 0).sum(axis=1),
-            "ids": (by_id > 0).sum(axis=1),
-            "camera_purity": by_camera.max(axis=1) / size,
-            "id_purity": by_id.max(axis=1) / size,
-            "main_camera": by_camera.idxmax(axis=1),
-        }
-    )
-    table.index.name = "group"
-    return table.sort_values("size", ascending=False, kind="stable")
-
-
-def clustering_report(pseudo: PseudoLabels, pids, camids) -> dict:
-    """Everything notebook 02 measures about a clustering against the true ids and cameras, flat (metrics.json).
-
-    single_camera_clusters / single_camera_ids: the share of clusters, and of true ids, whose images all come from
-    one camera (NaN without a cluster); mi_*_camera: MI with the camera (nats, outliers left out; paper Fig. 3),
-    ami_*_camera: the same less its expectation for labels that ignore the camera (chance-adjusted);
-    lost_ids: true ids with no image left once outliers are dropped (paper Fig. 4)."""
-    clusters, identities = group_table(pseudo.labels, camids, pids), group_table(pids, camids, pids)
-    return {
-        "status": pseudo.status,
-        "message": pseudo.message,
-        "eps": pseudo.eps,
-        **cluster_summary(pseudo.labels),
-        **clustering_quality(pseudo.labels, pids),
-        **camera_information(pseudo.labels, pids, camids),
-        "num_true_ids": len(identities),
-        "lost_ids": len(lost_identities(pseudo.labels, pids)),
-        "single_camera_clusters": float((clusters["cameras"] == 1).mean()) if len(clusters) else float("nan"),
-        "single_camera_ids": float((identities["cameras"] == 1).mean()),
-    }
 
 
 def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) -> str:
@@ -125,16 +72,6 @@ def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) 
     return "\n".join(lines)
 
 
-def feature_report(features, pids, camids, seed: int = 0, k: int = 10) -> dict:
-    """What the features themselves encode, before any clustering: a linear camera probe (with chance), and how
-    often the k nearest neighbours share the camera and the identity (with chance)."""
-    return {
-        "camera_probe": camera_probe_accuracy(features, camids, seed=seed),
-        "neighbours_camera": neighbour_agreement(features, camids, k=k),
-        "neighbours_identity": neighbour_agreement(features, pids, k=k),
-    }
-
-
 def diagnostics_table(clustering: Mapping, features: Mapping | None = None) -> pd.DataFrame:
     """A readable table of `clustering_report` (and `feature_report`): each quantity beside its reference."""
     c = clustering
@@ -180,21 +117,21 @@ def pick_clusters(table: pd.DataFrame, n: int = 3) -> dict[str, list[int]]:
 
 
 def plot_camera_composition(
-    labels, camids, pids, num_cams: int, path=None, max_clusters: int = 40, title: str = ""
+    labels, camids, pids, num_cameras: int, path=None, max_clusters: int = 40, title: str = ""
 ) -> Figure:
     """Left: the largest clusters as bars stacked by camera. Right: the share of clusters, and of true ids,
     spanning 1, 2, ... cameras. Clusters piling up at one camera while true ids span several is camera bias."""
     labels, camids = np.asarray(labels), np.asarray(camids)
     fig = Figure(figsize=(15, 4.5), layout="constrained")
     bars, spread = fig.subplots(1, 2, width_ratios=[2.2, 1])
-    palette = sns.color_palette("husl", num_cams)
+    palette = sns.color_palette("husl", num_cameras)
     largest = group_table(labels, camids, pids).index[:max_clusters]
     counts = pd.crosstab(labels[labels >= 0], camids[labels >= 0]).reindex(
-        index=largest, columns=range(num_cams), fill_value=0
+        index=largest, columns=range(num_cameras), fill_value=0
     )
     bottom = np.zeros(len(counts))
     positions = np.arange(len(counts))
-    for camid in range(num_cams):
+    for camid in range(num_cameras):
         bars.bar(positions, counts[camid], bottom=bottom, color=palette[camid], width=0.85, label=f"{camid + 1}")
         bottom += counts[camid].to_numpy()
     bars.set_xticks(positions, [str(c) for c in counts.index], rotation=90, fontsize=7)
@@ -202,14 +139,14 @@ def plot_camera_composition(
     bars.set_ylabel("images")
     bars.set_title(f"camera composition of the {len(counts)} largest clusters")
     bars.legend(title="camera", fontsize=7, ncols=2)
-    _plot_camera_spread(spread, labels, camids, pids, num_cams)
+    _plot_camera_spread(spread, labels, camids, pids, num_cameras)
     fig.suptitle(title)
     save_figure(fig, path)
     return fig
 
 
-def _plot_camera_spread(ax, labels: np.ndarray, camids: np.ndarray, pids, num_cams: int) -> None:
-    cameras = np.arange(1, num_cams + 1)
+def _plot_camera_spread(ax, labels: np.ndarray, camids: np.ndarray, pids, num_cameras: int) -> None:
+    cameras = np.arange(1, num_cameras + 1)
     width = 0.4
     for offset, (name, groups) in zip((-width / 2, width / 2), (("clusters", labels), ("true ids", pids))):
         spans = group_table(groups, camids, pids)["cameras"]

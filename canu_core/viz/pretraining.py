@@ -7,34 +7,17 @@ training images, clustered with a fresh clustering (DBSCAN's eps by the rho rule
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from torch import nn
 
-from ..config import Params
-from ..data.records import ImageRecord, ids_and_cameras
-from ..engine.adaptation import make_clustering, train_set_features
-from .clusters import clustering_report, feature_report
 from .common import save_figure
 
 # The column of `compare_first_clusterings` holding what each quantity is measured against. It is no valid run
 # name (those have no space), so it never collides with a run's column.
 REFERENCE = "reference (true ids / chance)"
-
-
-def first_clustering_report(model: nn.Module, records: Sequence[ImageRecord], params: Params) -> dict:
-    """Notebook 02's report of `model`'s first clustering of `records`: `clustering_report`, with the
-    `feature_report` of the clustered features under "features"."""
-    features = train_set_features(model, records, params)
-    pids, camids = ids_and_cameras(records)
-    pseudo = make_clustering(params, records)(features)
-    return {
-        **clustering_report(pseudo, pids, camids),
-        "features": feature_report(features, pids, camids, seed=params.seed),
-    }
 
 
 def compare_first_clusterings(reports: Mapping[str, Mapping]) -> pd.DataFrame:

@@ -13,10 +13,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..config import ADVERSARIES, METHODS
+from ..config import ADVERSARIES, ADVERSARY_NAMES, METHODS
 from .common import save_figure
 
-ADVERSARY_LABELS = {"none": "baseline", "adv": "+Adv.", "canu": "CANU"}
 AXIS_LABELS = {
     "mu": "mu",
     "target_coverage": "target camera coverage",
@@ -57,7 +56,7 @@ def _ordered(values, order: Sequence[str]) -> list:
 
 
 def _hue_label(hue: str, value) -> str:
-    return ADVERSARY_LABELS.get(value, str(value)) if hue == "adversary" else str(value)
+    return ADVERSARY_NAMES.get(value, str(value)) if hue == "adversary" else str(value)
 
 
 def _seed_stats(frame: pd.DataFrame, by: str, column: str) -> pd.DataFrame:

@@ -21,8 +21,8 @@ def plot_camera_samples(
     """
     records = [r for r in dataset.train + dataset.query + dataset.gallery if r.pid > 0]
     rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(0.9 * n_per_camera + 0.6, 1.75 * dataset.num_cams), layout="constrained")
-    axes = fig.subplots(dataset.num_cams, n_per_camera, squeeze=False)
+    fig = Figure(figsize=(0.9 * n_per_camera + 0.6, 1.75 * dataset.num_cameras), layout="constrained")
+    axes = fig.subplots(dataset.num_cameras, n_per_camera, squeeze=False)
     for camid, row in enumerate(axes):
         in_camera = [r for r in records if r.camid == camid]
         chosen = rng.choice(len(in_camera), size=min(n_per_camera, len(in_camera)), replace=False)

@@ -183,7 +183,7 @@ def world_statistics(dataset: ReidDataset) -> pd.DataFrame:
             "cameras_per_id": float(np.mean(cameras_per_id)) if cameras_per_id else 0.0,
             "id_camera_mi": float(mutual_info_score(pids, camids)) if len(people) else 0.0,
         }
-        for camid in range(dataset.num_cams):
+        for camid in range(dataset.num_cameras):
             row[f"c{camid + 1}"] = sum(r.camid == camid for r in records)
         rows[split] = row
     return pd.DataFrame.from_dict(rows, orient="index")
