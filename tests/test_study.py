@@ -499,3 +499,36 @@ def test_table_iv_shows_the_adversarys_judge_where_runs_recorded_it(outputs):
             write_run(run, {"target_R1": 50.0, "target_mAP": 30.0, "camera_probe_acc": 0.95 + 0.01 * run.seed})
     acts = table_iv(collect_results(runs, 0.2)).set_index("Method")["adversary acts"]
     assert acts["CANU-MMT"] == "no: a null arm (+0.000)"
+
+
+def test_the_claims_evaluator_reads_arms_per_unit_and_their_differences():
+    """study.claims' declarative rows: an Arm is one value per (pair, seed) unit of its runs (at the method's paper
+    mu unless told), a Difference subtracts per unit, a number stays a number, a Spread is max - min over mu."""
+    from canu_core.study.claims import Arm, Claim, Spread, measured, unit_values
+
+    rows = pd.DataFrame(
+        [
+            # method, adversary, variant, mu, pretrain_seed, seed, target_mAP
+            ("mmt", "none", "", 0.1, 1, 0, 40.0),
+            ("mmt", "none", "", 0.1, 1, 1, 42.0),
+            ("mmt", "canu", "", 0.1, 1, 0, 45.0),
+            ("mmt", "canu", "", 0.1, 1, 1, 44.0),
+            ("mmt", "canu", "", 1.8, 1, 0, 41.0),
+            ("mmt", "canu", "", 1.8, 1, 1, 30.0),
+            ("mmt", "canu", "oracle", 0.1, 1, 0, 47.0),
+        ],
+        columns=["method", "adversary", "variant", "mu", "pretrain_seed", "seed", "target_mAP"],
+    )
+    frames = {"table": rows}
+    gain = unit_values(Arm("mmt", "canu") - Arm("mmt", "none"), frames)
+    assert gain.to_dict() == {(1, 0): 5.0, (1, 1): 2.0}
+    assert unit_values(Arm("mmt", "canu", mu=1.8) - 1.0, frames).to_dict() == {(1, 0): 40.0, (1, 1): 29.0}
+    assert unit_values(Spread(Arm("mmt", "canu"), 0.4), frames).empty  # one mu up to 0.4: no spread
+    assert unit_values(Spread(Arm("mmt", "canu"), 2.0), frames).to_dict() == {(1, 0): 4.0, (1, 1): 14.0}
+    oracle = Arm("mmt", "canu", variant="oracle") - Arm("mmt", "canu")
+    claims = [
+        Claim("c", "oracle - canu", "mAP", +1, 1.0, difference=oracle),
+        Claim("never ran", "x", "mAP", +1, 1.0, difference=Arm("ssg", "adv") - Arm("ssg", "none")),
+    ]
+    ((claim, differences),) = measured(claims, frames)  # the claim no run measures is left out
+    assert claim.comparison == "oracle - canu" and differences.to_dict() == {(1, 0): 2.0}  # seed 1 has no oracle

@@ -3,6 +3,7 @@ of one), their intervals and verdicts."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -94,287 +95,494 @@ class Claim:
     margin: float
     kind: str = "superiority"
     per_pair: bool = False  # measured once per pair whatever the seed (the first clustering): its seeds are one value
+    difference: Term | None = None  # what is compared: a difference of arms, evaluated per unit by `unit_values`
 
 
-def _per_unit(
-    frame: pd.DataFrame, method: str, adversary: str, metric: str, variant: str = "", mu: float | None = None
-) -> pd.Series:
-    rows = frame[
-        frame["method"].eq(method) & frame["adversary"].eq(adversary) & frame["variant"].fillna("").eq(variant)
+PAPER = "paper"  # an Arm's mu: the method's paper mu (PAPER_MU)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a comparison, one value per unit: the runs of `method` with `adversary` (and `variant`) at `mu`
+    (PAPER: the method's paper mu; None: any; ignored without adversary) among the row set `rows` (a name of the
+    row sets the claims are evaluated on), restricted to the columns' values in `where`, their `metric` averaged."""
+
+    method: str
+    adversary: str
+    metric: str = "target_mAP"
+    variant: str = ""
+    mu: float | str | None = PAPER
+    rows: str = "table"
+    where: tuple[tuple[str, Any], ...] = ()
+
+    def __sub__(self, other: Term) -> Difference:
+        return Difference(self, other)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Per unit, the largest less the smallest of `arm`'s metric over its mu values up to `mu_at_most` (none
+    where fewer than two mu values ran)."""
+
+    arm: Arm
+    mu_at_most: float
+
+    def __sub__(self, other: Term) -> Difference:
+        return Difference(self, other)
+
+
+@dataclass(frozen=True)
+class Difference:
+    left: Term
+    right: Term
+
+    def __sub__(self, other: Term) -> Difference:
+        return Difference(self, other)
+
+
+Term = Arm | Spread | Difference | float
+
+
+def unit_values(term: Term, rows: Mapping[str, pd.DataFrame]) -> pd.Series | float:
+    """The evaluator: `term`'s value per unit on the row sets `rows` (a number stays a number)."""
+    if isinstance(term, Difference):
+        return unit_values(term.left, rows) - unit_values(term.right, rows)
+    if isinstance(term, Spread):
+        arm = term.arm
+        runs = _arm_rows(dataclasses.replace(arm, mu=None), rows)
+        runs = runs[runs["mu"].le(term.mu_at_most)]
+        if runs["mu"].nunique() < 2:
+            return pd.Series(dtype=float)
+        return runs.groupby(UNIT)[arm.metric].agg(lambda v: v.max() - v.min())
+    if isinstance(term, Arm):
+        return _arm_rows(term, rows).groupby(UNIT)[term.metric].mean()
+    return term
+
+
+def _arm_rows(arm: Arm, rows: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    frame = rows[arm.rows]
+    for column, value in arm.where:
+        frame = frame[frame[column].eq(value)]
+    frame = frame[
+        frame["method"].eq(arm.method)
+        & frame["adversary"].eq(arm.adversary)
+        & frame["variant"].fillna("").eq(arm.variant)
     ]
-    if mu is not None and adversary != "none":
-        rows = rows[rows["mu"].eq(mu)]
-    return rows.groupby(UNIT)[metric].mean()
+    mu = PAPER_MU[arm.method] if arm.mu == PAPER else arm.mu
+    if mu is not None and arm.adversary != "none":
+        frame = frame[frame["mu"].eq(mu)]
+    return frame
+
+
+def measured(claims: Iterable[Claim], rows: Mapping[str, pd.DataFrame]) -> list[tuple[Claim, pd.Series]]:
+    """Each claim with its per-unit differences on `rows`; the claims with none left out, and missing units
+    dropped."""
+    pairs = [(claim, unit_values(claim.difference, rows)) for claim in claims]
+    return [(claim, values.dropna()) for claim, values in pairs if len(values.dropna())]
+
+
+def study_rows(results: pd.DataFrame, histories: pd.DataFrame, params: Params) -> dict[str, pd.DataFrame]:
+    """The row sets the paper's claims compare, each defined once: Table IV's runs ("table": default world, paper
+    settings, `seeds`), their first clusterings ("first"), every default-world run on `seeds` ("default": with the
+    oracle condition), on `sweep_seeds` ("ablated": with the ablations; "swept": paper settings, every mu), and the
+    coverage sweep's ("coverage": paper settings; "coverage_oracle": the oracle condition)."""
+    plain = results[_plain(results)]
+    default_world = results[results["default_world"]]
+    return {
+        "table": plain[plain["seed"].isin(params.seeds)],
+        "first": histories[_plain(histories) & histories["epoch"].eq(0) & histories["seed"].isin(params.seeds)],
+        "default": default_world[default_world["seed"].isin(params.seeds)],
+        "ablated": default_world[default_world["seed"].isin(params.sweep_seeds)],
+        "swept": plain[plain["seed"].isin(params.sweep_seeds)],
+        "coverage": results[
+            results["seed"].isin(params.sweep_seeds)
+            & results["variant"].fillna("").eq("")
+            & _at_paper_mu(results)
+            & results["method"].eq(params.coverage_method)
+        ],
+        "coverage_oracle": coverage_rows(results, params, ["oracle"]),
+    }
+
+
+def method_claims(method: str, direct_mAP: Mapping[str, float] | None) -> list[Claim]:
+    """The paper's claims on one method, in the claims table's order (one row each: what is claimed, the
+    comparison, its difference of arms, the metric, the direction, the margin, the kind)."""
+    mu, name, canu = PAPER_MU[method], METHOD_NAMES[(method, "none")], METHOD_NAMES[(method, "canu")]
+    adv = METHOD_NAMES[(method, "adv")]
+
+    def arm(adversary: str, metric: str = "target_mAP", **selection) -> Arm:
+        return Arm(method, adversary, metric, **selection)
+
+    ami, first = "ami_pseudo_camera", {"rows": "first"}
+    claims = []
+    if direct_mAP is not None and method in direct_mAP:
+        bar = WORKING_REGIME_GAIN[method]
+        claims.append(
+            Claim(
+                f"the regime works: {name} beats direct transfer by more than {bar:g} mAP (issue 12)",
+                f"{name} - direct transfer - {bar:g}",
+                "mAP",
+                +1,
+                0.0,
+                difference=arm("none") - direct_mAP[method] - bar,
+            )
+        )
+    claims += [
+        Claim(
+            "the first pseudo-labels carry more camera information than the true identities (Sec. III)",
+            f"{name}, first clustering: pseudo-labels - true ids",
+            "adj. MI (nats)",
+            +1,
+            0.02,
+            per_pair=True,
+            difference=arm("none", ami, **first) - arm("none", "ami_true_camera", **first),
+        ),
+        Claim(
+            "a camera adversary improves the baseline (Table IV)",
+            f"{adv} - {name}",
+            "mAP",
+            +1,
+            1.0,
+            difference=arm("adv") - arm("none"),
+        ),
+        Claim(
+            "CANU improves the baseline (Table IV)",
+            f"{canu} - {name}",
+            "mAP",
+            +1,
+            1.0,
+            difference=arm("canu") - arm("none"),
+        ),
+        Claim(
+            "CANU is at least as good as the plain adversary (Table IV)",
+            f"{canu} - {adv}",
+            "mAP",
+            +1,
+            1.0,
+            "non-inferiority",
+            difference=arm("canu") - arm("adv"),
+        ),
+        *(
+            Claim(
+                "adversarial training lowers the pseudo-labels' camera information (Fig. 3)",
+                f"{METHOD_NAMES[(method, adversary)]} - {name}, last clustering",
+                "adj. MI (nats)",
+                -1,
+                0.02,
+                difference=arm(adversary, ami) - arm("none", ami),
+            )
+            for adversary in WITH_ADVERSARY
+        ),
+        Claim(
+            "the pseudo-labels' camera information falls during training (Fig. 3)",
+            f"{canu}: last - first clustering",
+            "adj. MI (nats)",
+            -1,
+            0.02,
+            difference=arm("canu", ami) - arm("canu", ami, **first),
+        ),
+    ]
+    oracle = arm("canu", variant="oracle", rows="default")
+    claims += [
+        Claim(
+            "diagnostic: CANU conditioned on the true identities improves the baseline",
+            f"{canu} [oracle condition] - {name}",
+            "mAP",
+            +1,
+            1.0,
+            difference=oracle - arm("none"),
+        ),
+        Claim(
+            "diagnostic: the right condition does better than the pseudo-labels' one",
+            f"{canu} [oracle condition] - {canu}",
+            "mAP",
+            +1,
+            1.0,
+            difference=oracle - arm("canu"),
+        ),
+        Claim(
+            "diagnostic: with the right condition CANU is at least as good as the plain adversary",
+            f"{canu} [oracle condition] - {adv}",
+            "mAP",
+            +1,
+            1.0,
+            "non-inferiority",
+            difference=oracle - arm("adv"),
+        ),
+        *(
+            Claim(
+                claim,
+                f"{method_name(method, 'canu', variant)} - {canu}",
+                "mAP",
+                +1,
+                1.0,
+                difference=arm("canu", variant=variant, rows="ablated") - arm("canu", rows="ablated"),
+            )
+            for variant, claim in (
+                ("embedding", "diagnostic (ablation): the discriminators do better reading the embedding"),
+                ("uniform", "diagnostic (ablation): the bounded uniform-CE objective does better than Eq. 4's"),
+            )
+        ),
+    ]
+    large, swept = arm("canu", mu=LARGE_MU, rows="swept"), {"rows": "swept"}
+    comparison = f"{canu} at mu {LARGE_MU:g} - at mu {mu:g}"
+    if method in PAPER_COLLAPSES_AT_LARGE_MU:
+        claims += [
+            Claim(
+                f"{canu} collapses at mu {LARGE_MU:g} (Table III)",
+                comparison,
+                "mAP",
+                -1,
+                1.0,
+                difference=large - arm("canu", **swept),
+            ),
+            Claim(
+                f"diagnostic: the collapse at mu {LARGE_MU:g} is the conditioning's, not any adversary's (Table III)",
+                f"{adv} - {canu} at mu {LARGE_MU:g}",
+                "mAP",
+                +1,
+                1.0,
+                difference=arm("adv", mu=LARGE_MU, rows="swept") - large,
+            ),
+        ]
+    else:
+        claims.append(
+            Claim(
+                f"{canu} holds at mu {LARGE_MU:g}: at least as good as at mu {mu:g} (Table III)",
+                comparison,
+                "mAP",
+                +1,
+                1.0,
+                "non-inferiority",
+                difference=large - arm("canu", **swept),
+            )
+        )
+    claims.append(
+        Claim(
+            "CANU's mAP is flat in mu over [0.01, 0.4] (Table III): spread below 2 mAP",
+            f"{canu}: max - min over mu <= 0.4, less 2",
+            "mAP",
+            -1,
+            0.0,
+            difference=Spread(arm("canu", **swept), 0.4) - 2.0,
+        )
+    )
+    return claims
+
+
+def coverage_claims(method: str, low: float, high: float) -> list[Claim]:
+    """The coverage sweep's claims: negative transfer of the plain adversary where ids are tied to few cameras
+    (coverage `low`), and CANU's standing against it there and against `high`."""
+    adv, canu, name = (METHOD_NAMES[(method, a)] for a in ("adv", "canu", "none"))
+
+    def at(adversary: str, coverage: float, variant: str = "") -> Arm:
+        rows = "coverage_oracle" if variant else "coverage"
+        return Arm(method, adversary, variant=variant, rows=rows, where=(("target_coverage", coverage),))
+
+    return [
+        Claim(
+            f"a plain adversary transfers negatively where ids are tied to few cameras (coverage {low:g})",
+            f"{adv} - {name} at coverage {low:g}",
+            "mAP",
+            -1,
+            1.0,
+            difference=at("adv", low) - at("none", low),
+        ),
+        Claim(
+            f"CANU avoids that negative transfer: it beats the plain adversary there (coverage {low:g})",
+            f"{canu} - {adv} at coverage {low:g}",
+            "mAP",
+            +1,
+            1.0,
+            difference=at("canu", low) - at("adv", low),
+        ),
+        Claim(
+            f"diagnostic: with the right condition CANU beats the plain adversary where ids are tied to few "
+            f"cameras (coverage {low:g})",
+            f"{canu} [oracle condition] - {adv} at coverage {low:g}",
+            "mAP",
+            +1,
+            1.0,
+            difference=at("canu", low, "oracle") - at("adv", low),
+        ),
+        Claim(
+            "CANU's standing against the plain adversary improves where ids are tied to few cameras "
+            "(the reason for conditioning, Sec. III)",
+            f"({canu} - {adv}) at coverage {low:g} - at coverage {high:g}",
+            "mAP",
+            +1,
+            1.0,
+            difference=(at("canu", low) - at("adv", low)) - (at("canu", high) - at("adv", high)),
+        ),
+    ]
 
 
 def claim_differences(
     results: pd.DataFrame, histories: pd.DataFrame, params: Params, direct_mAP: Mapping[str, float] | None = None
 ) -> list[tuple[Claim, pd.Series]]:
-    """Every claim the finished runs can test, with its per-seed differences (seeds of the study that holds the
-    comparison: Table IV and the oracle on `seeds`, the sweeps on `sweep_seeds`). With `direct_mAP` (per method,
+    """Every claim the finished runs can test, with its differences per unit (`study_rows` says which runs each
+    compares: Table IV and the oracle on `seeds`, the sweeps on `sweep_seeds`). With `direct_mAP` (per method,
     direct_transfer's mAP), first whether the regime works: each baseline's gain over direct transfer beyond
     WORKING_REGIME_GAIN."""
-    out: list[tuple[Claim, pd.Series]] = []
-    plain = results[_plain(results)]
-    table_seeds = plain[plain["seed"].isin(params.seeds)]
-    first = histories[_plain(histories) & histories["epoch"].eq(0) & histories["seed"].isin(params.seeds)]
-    for method in [m for m in METHODS if m in params.methods]:
-        mu, name, canu = PAPER_MU[method], METHOD_NAMES[(method, "none")], METHOD_NAMES[(method, "canu")]
-
-        def at_mu(frame, adversary, metric, variant=""):
-            return _per_unit(frame, method, adversary, metric, variant, mu)
-
-        if direct_mAP is not None and method in direct_mAP:
-            bar = WORKING_REGIME_GAIN[method]
-            out.append(
-                (
-                    Claim(
-                        f"the regime works: {name} beats direct transfer by more than {bar:g} mAP (issue 12)",
-                        f"{name} - direct transfer - {bar:g}",
-                        "mAP",
-                        +1,
-                        0.0,
-                    ),
-                    at_mu(table_seeds, "none", "target_mAP") - direct_mAP[method] - bar,
-                )
-            )
-
-        first_none = first[first["adversary"].eq("none") & first["method"].eq(method)].groupby(UNIT)
-        out.append(
-            (
-                Claim(
-                    "the first pseudo-labels carry more camera information than the true identities (Sec. III)",
-                    f"{name}, first clustering: pseudo-labels - true ids",
-                    "adj. MI (nats)",
-                    +1,
-                    0.02,
-                    per_pair=True,
-                ),
-                first_none["ami_pseudo_camera"].mean() - first_none["ami_true_camera"].mean(),
-            )
-        )
-        for better, worse, claim, kind in (
-            ("adv", "none", "a camera adversary improves the baseline (Table IV)", "superiority"),
-            ("canu", "none", "CANU improves the baseline (Table IV)", "superiority"),
-            ("canu", "adv", "CANU is at least as good as the plain adversary (Table IV)", "non-inferiority"),
-        ):
-            out.append(
-                (
-                    Claim(
-                        claim,
-                        f"{METHOD_NAMES[(method, better)]} - {METHOD_NAMES[(method, worse)]}",
-                        "mAP",
-                        +1,
-                        1.0,
-                        kind,
-                    ),
-                    at_mu(table_seeds, better, "target_mAP") - at_mu(table_seeds, worse, "target_mAP"),
-                )
-            )
-        for adversary in WITH_ADVERSARY:
-            out.append(
-                (
-                    Claim(
-                        "adversarial training lowers the pseudo-labels' camera information (Fig. 3)",
-                        f"{METHOD_NAMES[(method, adversary)]} - {name}, last clustering",
-                        "adj. MI (nats)",
-                        -1,
-                        0.02,
-                    ),
-                    at_mu(table_seeds, adversary, "ami_pseudo_camera")
-                    - at_mu(table_seeds, "none", "ami_pseudo_camera"),
-                )
-            )
-        canu_first = at_mu(first, "canu", "ami_pseudo_camera")
-        out.append(
-            (
-                Claim(
-                    "the pseudo-labels' camera information falls during training (Fig. 3)",
-                    f"{canu}: last - first clustering",
-                    "adj. MI (nats)",
-                    -1,
-                    0.02,
-                ),
-                at_mu(table_seeds, "canu", "ami_pseudo_camera") - canu_first,
-            )
-        )
-        oracle = at_mu(
-            results[results["default_world"] & results["seed"].isin(params.seeds)], "canu", "target_mAP", "oracle"
-        )
-        for reference, claim, kind in (
-            ("none", "diagnostic: CANU conditioned on the true identities improves the baseline", "superiority"),
-            ("canu", "diagnostic: the right condition does better than the pseudo-labels' one", "superiority"),
-            (
-                "adv",
-                "diagnostic: with the right condition CANU is at least as good as the plain adversary",
-                "non-inferiority",
-            ),
-        ):
-            out.append(
-                (
-                    Claim(
-                        claim, f"{canu} [oracle condition] - {METHOD_NAMES[(method, reference)]}", "mAP", +1, 1.0, kind
-                    ),
-                    oracle - at_mu(table_seeds, reference, "target_mAP"),
-                )
-            )
-        ablated = results[results["default_world"] & results["seed"].isin(params.sweep_seeds)]
-        for variant, claim in (
-            ("embedding", "diagnostic (ablation): the discriminators do better reading the embedding"),
-            ("uniform", "diagnostic (ablation): the bounded uniform-CE objective does better than Eq. 4's"),
-        ):
-            out.append(
-                (
-                    Claim(claim, f"{method_name(method, 'canu', variant)} - {canu}", "mAP", +1, 1.0),
-                    at_mu(ablated, "canu", "target_mAP", variant) - at_mu(ablated, "canu", "target_mAP"),
-                )
-            )
-        swept = plain[plain["seed"].isin(params.sweep_seeds)]
-        canu_at_large = _per_unit(swept, method, "canu", "target_mAP", mu=LARGE_MU)
-        large_against_paper_mu = canu_at_large - at_mu(swept, "canu", "target_mAP")
-        comparison = f"{canu} at mu {LARGE_MU:g} - at mu {mu:g}"
-        if method in PAPER_COLLAPSES_AT_LARGE_MU:
-            out.append(
-                (
-                    Claim(f"{canu} collapses at mu {LARGE_MU:g} (Table III)", comparison, "mAP", -1, 1.0),
-                    large_against_paper_mu,
-                )
-            )
-            out.append(
-                (
-                    Claim(
-                        f"diagnostic: the collapse at mu {LARGE_MU:g} is the conditioning's, not any adversary's "
-                        "(Table III)",
-                        f"{METHOD_NAMES[(method, 'adv')]} - {canu} at mu {LARGE_MU:g}",
-                        "mAP",
-                        +1,
-                        1.0,
-                    ),
-                    _per_unit(swept, method, "adv", "target_mAP", mu=LARGE_MU) - canu_at_large,
-                )
-            )
-        else:
-            holds = f"{canu} holds at mu {LARGE_MU:g}: at least as good as at mu {mu:g} (Table III)"
-            out.append((Claim(holds, comparison, "mAP", +1, 1.0, "non-inferiority"), large_against_paper_mu))
-        sweep = swept[swept["mu"].le(0.4)]
-        canu_mu = sweep[sweep["method"].eq(method) & sweep["adversary"].eq("canu")]
-        if canu_mu["mu"].nunique() > 1:
-            spread = canu_mu.groupby(UNIT)["target_mAP"].agg(lambda v: v.max() - v.min())
-            out.append(
-                (
-                    Claim(
-                        "CANU's mAP is flat in mu over [0.01, 0.4] (Table III): spread below 2 mAP",
-                        f"{canu}: max - min over mu <= 0.4, less 2",
-                        "mAP",
-                        -1,
-                        0.0,
-                    ),
-                    spread - 2.0,
-                )
-            )
-    coverage = results[
-        results["seed"].isin(params.sweep_seeds)
-        & results["variant"].fillna("").eq("")
-        & _at_paper_mu(results)
-        & results["method"].eq(params.coverage_method)
-    ]
-    if len(coverage) and coverage["target_coverage"].nunique() > 1:
-        low = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].min())]
-        method, coverage_value = params.coverage_method, coverage["target_coverage"].min()
-        per = {a: low[low["adversary"].eq(a)].groupby(UNIT)["target_mAP"].mean() for a in ADVERSARIES}
-        out.append(
-            (
-                Claim(
-                    f"a plain adversary transfers negatively where ids are tied to few cameras "
-                    f"(coverage {coverage_value:g})",
-                    f"{METHOD_NAMES[(method, 'adv')]} - "
-                    f"{METHOD_NAMES[(method, 'none')]} at coverage {coverage_value:g}",
-                    "mAP",
-                    -1,
-                    1.0,
-                ),
-                per["adv"] - per["none"],
-            )
-        )
-        out.append(
-            (
-                Claim(
-                    f"CANU avoids that negative transfer: it beats the plain adversary there "
-                    f"(coverage {coverage_value:g})",
-                    f"{METHOD_NAMES[(method, 'canu')]} - "
-                    f"{METHOD_NAMES[(method, 'adv')]} at coverage {coverage_value:g}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                per["canu"] - per["adv"],
-            )
-        )
-        oracle = coverage_rows(results, params, ["oracle"])
-        low_oracle = oracle[oracle["target_coverage"].eq(coverage_value)].groupby(UNIT)["target_mAP"].mean()
-        out.append(
-            (
-                Claim(
-                    f"diagnostic: with the right condition CANU beats the plain adversary where ids are tied to few "
-                    f"cameras (coverage {coverage_value:g})",
-                    f"{METHOD_NAMES[(method, 'canu')]} [oracle condition] - "
-                    f"{METHOD_NAMES[(method, 'adv')]} at coverage {coverage_value:g}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                low_oracle - per["adv"],
-            )
-        )
-        high = coverage[coverage["target_coverage"].eq(coverage["target_coverage"].max())]
-        high_value = coverage["target_coverage"].max()
-        per_high = {a: high[high["adversary"].eq(a)].groupby(UNIT)["target_mAP"].mean() for a in ADVERSARIES}
-        out.append(
-            (
-                Claim(
-                    "CANU's standing against the plain adversary improves where ids are tied to few cameras "
-                    "(the reason for conditioning, Sec. III)",
-                    f"({METHOD_NAMES[(method, 'canu')]} - {METHOD_NAMES[(method, 'adv')]}) at coverage "
-                    f"{coverage_value:g} - at coverage {high_value:g}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                (per["canu"] - per["adv"]) - (per_high["canu"] - per_high["adv"]),
-            )
-        )
-    return _measured(out)
-
-
-def _measured(claims: Iterable[tuple[Claim, pd.Series]]) -> list[tuple[Claim, pd.Series]]:
-    """The claims with at least one paired difference, their missing seeds dropped."""
-    return [(claim, differences.dropna()) for claim, differences in claims if len(differences.dropna())]
+    rows = study_rows(results, histories, params)
+    claims = [claim for method in METHODS if method in params.methods for claim in method_claims(method, direct_mAP)]
+    coverages = rows["coverage"]["target_coverage"]
+    if len(coverages) and coverages.nunique() > 1:
+        claims += coverage_claims(params.coverage_method, coverages.min(), coverages.max())
+    return measured(claims, rows)
 
 
 def mu_sweep_differences(results: pd.DataFrame, params: Params) -> list[tuple[Claim, pd.Series]]:
     """Table III's question at every mu of the grid, for each method: is CANU at least as good as the plain
-    adversary at the same weight? Per-seed CANU - +Adv. on `sweep_seeds`, a non-inferiority claim (margin 1 mAP)."""
+    adversary at the same weight? Per-unit CANU - +Adv. on `sweep_seeds`, a non-inferiority claim (margin 1 mAP)."""
     adversarial, _ = mu_sweep_rows(results, params)
-    out = []
-    for method in [m for m in METHODS if m in params.methods]:
-        adv, canu = METHOD_NAMES[(method, "adv")], METHOD_NAMES[(method, "canu")]
-        for mu in params.mu_grid:
-            claim = Claim(
-                f"CANU is at least as good as the plain adversary at mu {mu:g} (Table III)",
-                f"{canu} - {adv} at mu {mu:g}",
+    claims = [
+        Claim(
+            f"CANU is at least as good as the plain adversary at mu {mu:g} (Table III)",
+            f"{METHOD_NAMES[(method, 'canu')]} - {METHOD_NAMES[(method, 'adv')]} at mu {mu:g}",
+            "mAP",
+            +1,
+            1.0,
+            "non-inferiority",
+            difference=Arm(method, "canu", mu=mu, rows="swept") - Arm(method, "adv", mu=mu, rows="swept"),
+        )
+        for method in METHODS
+        if method in params.methods
+        for mu in params.mu_grid
+    ]
+    return measured(claims, {"swept": adversarial})
+
+
+def fashion_claims(method: str, worlds: Sequence[float]) -> list[Claim]:
+    """The fashion study's claims (docs/study/fashion/README.md, stated before its runs), per (pretrain_seed, seed)
+    unit: at every world, +Adv. - baseline, CANU - +Adv. and the oracle condition - +Adv.; then (a) +Adv.'s gain over
+    the baseline shrinks as fashion grows; (b) CANU - +Adv. rises with fashion and exceeds 1 mAP at the largest;
+    (c) the oracle condition does at least as well as CANU; (d) the upper-colour probe drops on +Adv.'s features
+    and less on CANU's. The falsifier reads the largest world's oracle - +Adv. (while (d) says whether +Adv.
+    erased the attribute)."""
+    names = {a: METHOD_NAMES[(method, a)] for a in ADVERSARIES}
+    oracle_name = method_name(method, "canu", "oracle")
+
+    def at(fashion: float, adversary: str, metric: str = "target_mAP", variant: str = "") -> Arm:
+        return Arm(method, adversary, metric, variant, None, "fashion", (("target_area_fashion", fashion),))
+
+    def gain(fashion, better, worse, metric="target_mAP", variant=""):
+        return at(fashion, better, metric, variant) - at(fashion, worse, metric)
+
+    claims = []
+    for fashion in worlds:
+        where = f"at fashion {fashion:g}"
+        claims += [
+            Claim(
+                f"+Adv. improves the baseline {where}",
+                f"{names['adv']} - {names['none']} {where}",
+                "mAP",
+                +1,
+                1.0,
+                difference=gain(fashion, "adv", "none"),
+            ),
+            Claim(
+                f"CANU is at least as good as +Adv. {where}",
+                f"{names['canu']} - {names['adv']} {where}",
                 "mAP",
                 +1,
                 1.0,
                 "non-inferiority",
+                difference=gain(fashion, "canu", "adv"),
+            ),
+            Claim(
+                f"diagnostic: the right condition beats +Adv. {where}",
+                f"{oracle_name} - {names['adv']} {where}",
+                "mAP",
+                +1,
+                1.0,
+                difference=gain(fashion, "canu", "adv", variant="oracle"),
+            ),
+        ]
+    if len(worlds) < 2:
+        return claims
+    low, high = worlds[0], worlds[-1]
+    span, where, probe = f"fashion {high:g} - {low:g}", f"at fashion {high:g}", "attribute_probe_acc"
+    return claims + [
+        Claim(
+            "(a) +Adv.'s gain over the baseline shrinks as looks depend on cameras (negative transfer)",
+            f"({names['adv']} - {names['none']}): {span}",
+            "mAP",
+            -1,
+            1.0,
+            difference=gain(high, "adv", "none") - gain(low, "adv", "none"),
+        ),
+        Claim(
+            "(b) CANU - +Adv. rises as looks depend on cameras",
+            f"({names['canu']} - {names['adv']}): {span}",
+            "mAP",
+            +1,
+            1.0,
+            difference=gain(high, "canu", "adv") - gain(low, "canu", "adv"),
+        ),
+        Claim(
+            f"(b) CANU beats +Adv. by more than 1 mAP {where}",
+            f"{names['canu']} - {names['adv']} - 1 {where}",
+            "mAP",
+            +1,
+            0.0,
+            difference=gain(high, "canu", "adv") - 1.0,
+        ),
+        Claim(
+            f"(c) the oracle condition does at least as well as CANU {where}",
+            f"{oracle_name} - {names['canu']} {where}",
+            "mAP",
+            +1,
+            1.0,
+            "non-inferiority",
+            difference=gain(high, "canu", "canu", variant="oracle"),
+        ),
+        Claim(
+            f"(d) +Adv. erases clothing colour from the features {where}",
+            f"{names['adv']} - {names['none']}, upper-colour probe {where}",
+            "probe accuracy",
+            -1,
+            0.02,
+            difference=gain(high, "adv", "none", probe),
+        ),
+        Claim(
+            f"(d) CANU keeps more clothing colour than +Adv. {where}",
+            f"{names['canu']} - {names['adv']}, upper-colour probe {where}",
+            "probe accuracy",
+            +1,
+            0.02,
+            difference=gain(high, "canu", "adv", probe),
+        ),
+    ]
+
+
+def fashion_differences(rows: pd.DataFrame, params: Params) -> list[tuple[Claim, pd.Series]]:
+    """`fashion_claims` on the fashion study's rows (fashion_rows), with their differences per unit."""
+    worlds = sorted(set(rows["target_area_fashion"]))
+    return measured(fashion_claims(params.coverage_method, worlds), {"fashion": rows}) if worlds else []
+
+
+def fashion_gaps(rows: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """CANU - +Adv. and CANU [oracle condition] - +Adv. in mAP at every target_area_fashion: per comparison and
+    world, the mean over units with its t interval (evaluate_claims' columns), for plot_differences_against."""
+    method = params.coverage_method
+    frames = []
+    for fashion in sorted(set(rows["target_area_fashion"])):
+        at = {"rows": "fashion", "mu": None, "where": (("target_area_fashion", fashion),)}
+        adv = Arm(method, "adv", **at)
+        claims = [
+            Claim(
+                "",
+                f"{method_name(method, 'canu', variant)} - {METHOD_NAMES[(method, 'adv')]}",
+                "mAP",
+                +1,
+                1.0,
+                difference=Arm(method, "canu", variant=variant, **at) - adv,
             )
-            out.append(
-                (
-                    claim,
-                    _per_unit(adversarial, method, "canu", "target_mAP", mu=mu)
-                    - _per_unit(adversarial, method, "adv", "target_mAP", mu=mu),
-                )
-            )
-    return _measured(out)
+            for variant in ("", "oracle")
+        ]
+        frames.append(evaluate_claims(measured(claims, {"fashion": rows})).assign(target_area_fashion=fashion))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def claims_table(
@@ -466,145 +674,3 @@ def format_claims(claims: pd.DataFrame) -> pd.DataFrame:
             "verdict": claims["verdict"],
         }
     )
-
-
-def fashion_differences(rows: pd.DataFrame, params: Params) -> list[tuple[Claim, pd.Series]]:
-    """The fashion study's claims (docs/study/fashion/README.md, stated before its runs), per (pretrain_seed, seed)
-    unit: (a) +Adv.'s gain over the baseline shrinks as fashion grows; (b) CANU - +Adv. rises with fashion and
-    exceeds 1 mAP at the largest; (c) the oracle condition does at least as well as CANU; (d) the upper-colour
-    probe drops on +Adv.'s features and less on CANU's. With the falsifier: at the largest fashion, the oracle
-    condition no better than +Adv. (while (d) says +Adv. erased the attribute). Each per-world difference too."""
-    method = params.coverage_method
-    names = {a: METHOD_NAMES[(method, a)] for a in ADVERSARIES}
-    oracle_name = method_name(method, "canu", "oracle")
-
-    def per_unit(fashion, adversary, metric="target_mAP", variant=""):
-        at = rows[rows["target_area_fashion"].eq(fashion)]
-        return _per_unit(at, method, adversary, metric, variant)
-
-    values = sorted(set(rows["target_area_fashion"]))
-    if not values:
-        return []
-    low, high = values[0], values[-1]
-    out: list[tuple[Claim, pd.Series]] = []
-    for fashion in values:
-        at = f"at fashion {fashion:g}"
-        out += [
-            (
-                Claim(f"+Adv. improves the baseline {at}", f"{names['adv']} - {names['none']} {at}", "mAP", +1, 1.0),
-                per_unit(fashion, "adv") - per_unit(fashion, "none"),
-            ),
-            (
-                Claim(
-                    f"CANU is at least as good as +Adv. {at}",
-                    f"{names['canu']} - {names['adv']} {at}",
-                    "mAP",
-                    +1,
-                    1.0,
-                    "non-inferiority",
-                ),
-                per_unit(fashion, "canu") - per_unit(fashion, "adv"),
-            ),
-            (
-                Claim(
-                    f"diagnostic: the right condition beats +Adv. {at}",
-                    f"{oracle_name} - {names['adv']} {at}",
-                    "mAP",
-                    +1,
-                    1.0,
-                ),
-                per_unit(fashion, "canu", variant="oracle") - per_unit(fashion, "adv"),
-            ),
-        ]
-    if high == low:
-        return _measured(out)
-
-    def gain(fashion, better, worse, metric="target_mAP", variant=""):
-        return per_unit(fashion, better, metric, variant) - per_unit(fashion, worse, metric)
-
-    span = f"fashion {high:g} - {low:g}"
-    probe, at_high = "attribute_probe_acc", f"at fashion {high:g}"
-    out += [
-        (
-            Claim(
-                "(a) +Adv.'s gain over the baseline shrinks as looks depend on cameras (negative transfer)",
-                f"({names['adv']} - {names['none']}): {span}",
-                "mAP",
-                -1,
-                1.0,
-            ),
-            gain(high, "adv", "none") - gain(low, "adv", "none"),
-        ),
-        (
-            Claim(
-                "(b) CANU - +Adv. rises as looks depend on cameras",
-                f"({names['canu']} - {names['adv']}): {span}",
-                "mAP",
-                +1,
-                1.0,
-            ),
-            gain(high, "canu", "adv") - gain(low, "canu", "adv"),
-        ),
-        (
-            Claim(
-                f"(b) CANU beats +Adv. by more than 1 mAP {at_high}",
-                f"{names['canu']} - {names['adv']} - 1 {at_high}",
-                "mAP",
-                +1,
-                0.0,
-            ),
-            gain(high, "canu", "adv") - 1.0,
-        ),
-        (
-            Claim(
-                f"(c) the oracle condition does at least as well as CANU {at_high}",
-                f"{oracle_name} - {names['canu']} {at_high}",
-                "mAP",
-                +1,
-                1.0,
-                "non-inferiority",
-            ),
-            gain(high, "canu", "canu", variant="oracle"),
-        ),
-        (
-            Claim(
-                f"(d) +Adv. erases clothing colour from the features {at_high}",
-                f"{names['adv']} - {names['none']}, upper-colour probe {at_high}",
-                "probe accuracy",
-                -1,
-                0.02,
-            ),
-            gain(high, "adv", "none", probe),
-        ),
-        (
-            Claim(
-                f"(d) CANU keeps more clothing colour than +Adv. {at_high}",
-                f"{names['canu']} - {names['adv']}, upper-colour probe {at_high}",
-                "probe accuracy",
-                +1,
-                0.02,
-            ),
-            gain(high, "canu", "adv", probe),
-        ),
-    ]
-    return _measured(out)
-
-
-def fashion_gaps(rows: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """CANU - +Adv. and CANU [oracle condition] - +Adv. in mAP at every target_area_fashion: per comparison and
-    world, the mean over units with its t interval (evaluate_claims' columns), for plot_differences_against."""
-    method = params.coverage_method
-    adv = METHOD_NAMES[(method, "adv")]
-    frames = []
-    for fashion in sorted(set(rows["target_area_fashion"])):
-        at = rows[rows["target_area_fashion"].eq(fashion)]
-        against_adv = _per_unit(at, method, "adv", "target_mAP")
-        claims = [
-            (
-                Claim("", f"{method_name(method, 'canu', variant)} - {adv}", "mAP", +1, 1.0),
-                _per_unit(at, method, "canu", "target_mAP", variant) - against_adv,
-            )
-            for variant in ("", "oracle")
-        ]
-        frames.append(evaluate_claims(_measured(claims)).assign(target_area_fashion=fashion))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
