@@ -36,24 +36,99 @@ METHOD_NAMES = {
     ("mmt", "canu"): "CANU-MMT",
 }
 
-# Notebook 04's own parameters: they choose which runs a study has, not what any run computes.
-STUDY_FIELDS = (
-    "studies",
-    "methods",
-    "seeds",
-    "sweep_seeds",
-    "mu_grid",
-    "coverage_grid",
-    "fashion_grid",
-    "coverage_method",
-    "pretrain_seeds",
-    "parallel_runs",
-    "executor",
-    "slurm_partition",
-    "gpus_per_run",
-    "cpus_per_run",
-    "time_limit",
-)
+# Every parameter's group, in the order a reader meets them: the names stay flat (`-p mu 0.1`, `mu: 0.1` in a file,
+# params.yaml), and a file may also write a group as a mapping (`adversary: {mu: 0.1, disc_lr: 0.0035}`).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "run": ("run_name", "seed", "device", "threads", "amend", "loss_limit", "interactive", "nproc", "num_workers"),
+    "compute": ("amp", "amp_dtype", "channels_last", "sync_bn", "bn_chunk"),
+    "data": (
+        "source",
+        "target",
+        "data_root",
+        "world_seed",
+        "target_coverage",
+        "target_area_fashion",
+        "target_visit_skew",
+        "height",
+        "width",
+    ),
+    "evaluation": ("eval_batch_size", "flip_eval", "rerank", "eval_every_epoch", "umap_figures"),
+    "training": ("batch_ids", "instances", "weight_decay", "label_smoothing", "triplet_margin"),
+    "pretraining": (
+        "arch",
+        "pretrained_weights",
+        "last_stride",
+        "n_models",
+        "epochs",
+        "iters_per_epoch",
+        "lr",
+        "warmup_epochs",
+        "milestones",
+        "pretrain_triplet",
+        "pretrain_target_forward",
+    ),
+    "adaptation": (
+        "method",
+        "pretrain_run",
+        "accept_unfinished_pretraining",
+        "compare_pretrain_run",
+        "model_index",
+        "source_checkpoint",
+        "adapt_epochs",
+        "adapt_iters_per_epoch",
+    ),
+    "clustering": ("clustering", "jaccard", "k1", "k2", "rho", "eps", "min_samples", "n_clusters"),
+    "mmt": ("adapt_lr", "ema_alpha", "soft_ce_weight", "soft_tri_weight"),
+    "ssg": ("ssg_lr", "ssg_source_weight"),
+    "adversary": (
+        "adversary",
+        "mu",
+        "merge",
+        "adversary_features",
+        "adversary_objective",
+        "canu_condition",
+        "disc_lr",
+        "disc_steps",
+    ),
+    # notebook 04's own: they choose which runs a study has, not what any run computes
+    "study": (
+        "studies",
+        "methods",
+        "seeds",
+        "sweep_seeds",
+        "mu_grid",
+        "coverage_grid",
+        "fashion_grid",
+        "coverage_method",
+        "pretrain_seeds",
+        "parallel_runs",
+        "executor",
+        "slurm_partition",
+        "gpus_per_run",
+        "cpus_per_run",
+        "time_limit",
+    ),
+}
+GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
+STUDY_FIELDS = GROUPS["study"]
+
+
+def flat_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameter values with every group written as a mapping (`mmt: {adapt_lr: 0.0007}`) spread out flat; a name
+    under a group it does not belong to is refused, naming its group. (`adversary` is a parameter and a group: a
+    mapping there is the group.)"""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in GROUPS or not isinstance(value, Mapping):
+            flat[key] = value
+            continue
+        for name, inner in value.items():
+            if GROUP_OF.get(name, key) != key:
+                raise ConfigError(f"parameter {name!r} belongs to group {GROUP_OF[name]!r}, not {key!r}")
+            if name in flat or name in values and name != key:
+                raise ConfigError(f"parameter {name!r} given twice (flat and in group {key!r}): give it once")
+            flat[name] = inner
+    return flat
 
 
 class ConfigError(ValueError):
@@ -345,7 +420,7 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
     and each field's declared range (Bounds), all before anything runs."""
     hints = typing.get_type_hints(Params, include_extras=True)
     known = [f.name for f in dataclasses.fields(Params)]
-    values = dict(values or {})
+    values = flat_values(values or {})
     unknown = [k for k in values if k not in hints]
     if unknown:
         lines = []

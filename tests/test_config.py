@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from canu_core.config import ConfigError, Params, load_params, make_params
@@ -52,3 +54,23 @@ def test_yaml_not_a_mapping(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping of parameter names to values, found list"):
         load_params(bad)
+
+
+def test_every_parameter_is_in_exactly_one_group_and_a_file_may_write_groups_as_mappings():
+    from canu_core.config import GROUPS, STUDY_FIELDS
+
+    grouped = [name for names in GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(f.name for f in dataclasses.fields(Params)) and len(grouped) == len(set(grouped))
+    assert STUDY_FIELDS == GROUPS["study"]
+    nested = make_params({"adversary": {"adversary": "adv", "mu": 0.2}, "mmt": {"adapt_lr": 0.0007}, "seed": 3})
+    assert nested == make_params({"adversary": "adv", "mu": 0.2, "adapt_lr": 0.0007, "seed": 3})
+    assert make_params({"adversary": "none"}).adversary == "none"  # the parameter, not its group
+
+
+def test_a_name_under_the_wrong_group_or_given_twice_is_refused():
+    with pytest.raises(ConfigError, match="parameter 'mu' belongs to group 'adversary', not 'mmt'"):
+        make_params({"mmt": {"mu": 0.1}})
+    with pytest.raises(ConfigError, match=r"parameter 'mu' given twice \(flat and in group 'adversary'\)"):
+        make_params({"mu": 0.1, "adversary": {"mu": 0.2}})
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\): 'adapt_lrr' \(did you mean 'adapt_lr'\?\)"):
+        make_params({"mmt": {"adapt_lrr": 0.1}})
