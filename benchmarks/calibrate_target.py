@@ -95,7 +95,12 @@ def measure(args: argparse.Namespace) -> dict:
     row["source_mAP"] = float(source_run.read_history().query("model == 1")["source_mAP"].max())
     direct = evaluate(models[0], target, params.height, params.width, batch_size=params.eval_batch_size)
     direct_ssg = evaluate(
-        parts_model(models[0]), target, params.height, params.width, batch_size=params.eval_batch_size, flip=True
+        parts_model(models[0]),
+        target,
+        params.height,
+        params.width,
+        batch_size=params.eval_batch_size,
+        flip=params.ssg_flip_eval,
     )
     row |= {"direct_mAP": direct["mAP"], "direct_ssg_mAP": direct_ssg["mAP"]}
     features = F.normalize(sum(train_set_features(m, target.train, params) for m in models) / 2, dim=1)

@@ -52,7 +52,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "height",
         "width",
     ),
-    "evaluation": ("eval_batch_size", "flip_eval", "rerank", "eval_every_epoch", "umap_figures"),
+    "evaluation": ("eval_batch_size", "flip_eval", "ssg_flip_eval", "rerank", "eval_every_epoch", "umap_figures"),
     "training": ("batch_ids", "instances", "weight_decay", "label_smoothing", "triplet_margin"),
     "pretraining": (
         "arch",
@@ -78,7 +78,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "adapt_iters_per_epoch",
     ),
     "clustering": ("clustering", "jaccard", "k1", "k2", "rho", "eps", "min_samples", "n_clusters"),
-    "mmt": ("adapt_lr", "ema_alpha", "soft_ce_weight", "soft_tri_weight"),
+    "mmt": ("mmt_lr", "ema_alpha", "soft_ce_weight", "soft_tri_weight"),
     "ssg": ("ssg_lr", "ssg_source_weight"),
     "adversary": (
         "adversary",
@@ -110,11 +110,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }
 GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
+# Parameters given a name of their own: old name -> new. A file or -p with the old name is refused with the new one;
+# a run folder's record is read under the new names (runs.RunFolder.read_params), so recorded runs still resume.
+RENAMED = {"adapt_lr": "mmt_lr"}
 STUDY_FIELDS = GROUPS["study"]
 
 
 def flat_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameter values with every group written as a mapping (`mmt: {adapt_lr: 0.0007}`) spread out flat; a name
+    """Parameter values with every group written as a mapping (`mmt: {mmt_lr: 0.0007}`) spread out flat; a name
     under a group it does not belong to is refused, naming its group. (`adversary` is a parameter and a group: a
     mapping there is the group.)"""
     flat: dict[str, Any] = {}
@@ -213,7 +216,10 @@ class Params:
     # processes of one training (notebooks 01 / 03): > 1 launches torchrun (DistributedDataParallel, one process per
     # GPU, or gloo on the CPU); `threads` is per process. A run's results depend on it, so it is recorded and compared
     nproc: Count = 1
+    # test features of image + mirror image summed: pretraining's and MMT's evaluation (off: MMT's code), and SSG's
+    # (on: SSG's code sums them)
     flip_eval: bool = False
+    ssg_flip_eval: bool = True
     rerank: bool = False
     # --- source pretraining (MMT's recipe: Adam, warm-up then step decay; epochs scaled down for the synthetic world)
     n_models: Count = 2
@@ -293,7 +299,7 @@ class Params:
     adapt_iters_per_epoch: Count = 60  # P x K iterations per clustering, MMT and SSG alike (MMT paper: 400)
     eval_every_epoch: bool = True  # False: evaluate after the last epoch only (pretraining and adaptation)
     umap_figures: bool = True  # notebook 03's UMAP before / after (about 20 s a run); the sweeps turn them off
-    adapt_lr: Positive = 0.00035  # MMT: Adam
+    mmt_lr: Positive = 0.00035  # MMT: Adam
     ssg_lr: Positive = 0.00006  # SSG: SGD, momentum 0.9 (paper value, for ResNet-50 on real images)
     # SSG clusters with (1 - w) Jaccard + w (s_i + s_j), s_i: image i's distance to the source set (SSG's
     # lambda_value, 0.1); 0 clusters on the Jaccard distance alone
@@ -421,6 +427,9 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
     hints = typing.get_type_hints(Params, include_extras=True)
     known = [f.name for f in dataclasses.fields(Params)]
     values = flat_values(values or {})
+    renamed = [f"{old!r} is now {RENAMED[old]!r}" for old in values if old in RENAMED]
+    if renamed:
+        raise ConfigError(f"renamed parameter(s): {'; '.join(renamed)} (the same setting: use the new name)")
     unknown = [k for k in values if k not in hints]
     if unknown:
         lines = []

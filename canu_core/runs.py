@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import STUDY_FIELDS, ConfigError, Params, as_dict, check_run_name, parse_yaml
+from .config import RENAMED, STUDY_FIELDS, ConfigError, Params, as_dict, check_run_name, parse_yaml
 from .reproducibility import set_threads
 
 PROJECT_MARKER = "pyproject.toml"
@@ -53,7 +53,7 @@ NOT_COMPARED = frozenset(
     }
 )
 # What `amend` may change in an existing run: its length (epochs only grow) and its learning rates.
-AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "adapt_lr", "ssg_lr", "disc_lr"})
+AMENDABLE = frozenset({"epochs", "adapt_epochs", "lr", "mmt_lr", "ssg_lr", "disc_lr"})
 GROWING = frozenset({"epochs", "adapt_epochs"})
 # Parameters whose default is not what the code computed before they existed (MMT's pretraining recipe, its
 # Jaccard distance, SSG's source-distance term): a run recorded without them ran something none of their values
@@ -292,7 +292,7 @@ class RunFolder:
         elif "notebook" not in record:
             found = "it names no notebook"
         else:
-            return record
+            return {RENAMED.get(name, name): value for name, value in record.items()}
         raise RunConflictError(f"{self.params_path}: {found}, not a run's parameter record; {damaged}")
 
     def record(self, params: Params, notebook: str) -> Path:

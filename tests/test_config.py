@@ -62,8 +62,8 @@ def test_every_parameter_is_in_exactly_one_group_and_a_file_may_write_groups_as_
     grouped = [name for names in GROUPS.values() for name in names]
     assert sorted(grouped) == sorted(f.name for f in dataclasses.fields(Params)) and len(grouped) == len(set(grouped))
     assert STUDY_FIELDS == GROUPS["study"]
-    nested = make_params({"adversary": {"adversary": "adv", "mu": 0.2}, "mmt": {"adapt_lr": 0.0007}, "seed": 3})
-    assert nested == make_params({"adversary": "adv", "mu": 0.2, "adapt_lr": 0.0007, "seed": 3})
+    nested = make_params({"adversary": {"adversary": "adv", "mu": 0.2}, "mmt": {"mmt_lr": 0.0007}, "seed": 3})
+    assert nested == make_params({"adversary": "adv", "mu": 0.2, "mmt_lr": 0.0007, "seed": 3})
     assert make_params({"adversary": "none"}).adversary == "none"  # the parameter, not its group
 
 
@@ -72,5 +72,16 @@ def test_a_name_under_the_wrong_group_or_given_twice_is_refused():
         make_params({"mmt": {"mu": 0.1}})
     with pytest.raises(ConfigError, match=r"parameter 'mu' given twice \(flat and in group 'adversary'\)"):
         make_params({"mu": 0.1, "adversary": {"mu": 0.2}})
-    with pytest.raises(ConfigError, match=r"unknown parameter\(s\): 'adapt_lrr' \(did you mean 'adapt_lr'\?\)"):
-        make_params({"mmt": {"adapt_lrr": 0.1}})
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\): 'mmt_lrr' \(did you mean 'mmt_lr'\?\)"):
+        make_params({"mmt": {"mmt_lrr": 0.1}})
+
+
+def test_a_renamed_parameter_is_refused_with_its_new_name_and_a_recorded_run_reads_under_the_new_one(tmp_path):
+    from canu_core.runs import RunFolder
+
+    with pytest.raises(ConfigError, match=r"renamed parameter\(s\): 'adapt_lr' is now 'mmt_lr'"):
+        make_params({"adapt_lr": 0.0007})
+    run = RunFolder(tmp_path / "old")
+    run.path.mkdir()
+    run.params_path.write_text("notebook: 03_train\nadapt_lr: 0.0007\nmu: 0.1\n")  # a record from before the rename
+    assert run.read_params() == {"notebook": "03_train", "mmt_lr": 0.0007, "mu": 0.1}

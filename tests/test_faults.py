@@ -146,7 +146,7 @@ def test_finished_run_with_other_parameters_is_refused_listing_each_difference(t
         open_run(make_params({"epochs": 2}, base=params), "01_pretrain")
     with pytest.raises(
         RunConflictError,
-        match=r"amend changes only adapt_epochs, adapt_lr, disc_lr, epochs, lr, "
+        match=r"amend changes only adapt_epochs, disc_lr, epochs, lr, mmt_lr, "
         r"ssg_lr \(epochs only grow\)",
     ):
         open_run(make_params({"epochs": 2, "seed": 3, "amend": True}, base=params), "01_pretrain")
@@ -275,9 +275,9 @@ def test_divergence_stops_and_a_resume_with_a_smaller_rate_continues(tiny_data_r
 def test_non_finite_adaptation_stops_before_saving(tiny_data_root, outputs):
     params = smoke(tiny_data_root, run_name="nan_source", n_models=2, epochs=1)
     source_run = pretrained(params)
-    adapt = make_params({"run_name": "nan_mmt", "adapt_lr": 1.0e30}, base=params)
+    adapt = make_params({"run_name": "nan_mmt", "mmt_lr": 1.0e30}, base=params)
     run = RunFolder.for_run("nan_mmt")
-    with pytest.raises(DivergenceError, match=r"training diverged (at|in) epoch 1.*smaller adapt_lr"):
+    with pytest.raises(DivergenceError, match=r"training diverged (at|in) epoch 1.*smaller mmt_lr"):
         train_mmt(adapt, worlds(adapt)[1], run, source_run)
     assert not run.checkpoint_path("mmt_state").exists() and not run.checkpoint_path("mmt_last").exists()
 

@@ -89,7 +89,7 @@ def mmt_losses(
 class MMTTrainer(Adaptation):
     """MMT's state (two students, their mean teachers, one adversary each), its clustering and its epoch."""
 
-    lr_parameter = "adapt_lr"
+    lr_parameter = "mmt_lr"
 
     def __init__(self, params: Params, target: ReidDataset, source_run: RunFolder):
         seed_everything(params.seed)
@@ -134,7 +134,7 @@ class MMTTrainer(Adaptation):
         networks = [distributed.wrap(student, self.device) for student in self.students]  # new classifiers: new wrap
         optimizer = torch.optim.Adam(
             [p for s in self.students for p in s.parameters() if p.requires_grad],
-            lr=params.adapt_lr,
+            lr=params.mmt_lr,
             weight_decay=params.weight_decay,
         )
         loader = identity_loader(
@@ -144,7 +144,7 @@ class MMTTrainer(Adaptation):
         ce = CrossEntropyLabelSmooth(len(centroids), params.label_smoothing)
         iterations = params.adapt_iters_per_epoch
         return {
-            "lr": params.adapt_lr,
+            "lr": params.mmt_lr,
             **train_batches(
                 partial(self.step, networks, ce, conditions),
                 batches(loader, iterations, epoch),
@@ -154,7 +154,7 @@ class MMTTrainer(Adaptation):
                 total=iterations,
                 desc=f"mmt epoch {epoch + 1}",
                 loss_limit=params.loss_limit,
-                lr_parameter="adapt_lr (or disc_lr)",
+                lr_parameter="mmt_lr (or disc_lr)",
                 after_step=lambda step: self.update_teachers(epoch * iterations + step),
             ),
         }

@@ -113,13 +113,13 @@ class SSGTrainer(Adaptation):
     and its epoch."""
 
     lr_parameter = "ssg_lr"
-    flip_eval = True  # SSG's test feature: image and mirror image summed
 
     def __init__(self, params: Params, target: ReidDataset, source_run: RunFolder, source: ReidDataset | None):
         super().__init__(
             METHOD, params, target, source_architecture(source_run, params.model_index, params.source_checkpoint)
         )
         self.source = source
+        self.flip_eval = params.ssg_flip_eval  # SSG's test feature: image and mirror image summed (its default)
         seed_everything(params.seed)
         source_model = load_source_model(source_run, params.model_index, params.source_checkpoint)
         self.model = prepare_model(parts_model(source_model), params, self.device)

@@ -398,7 +398,7 @@ def direct_transfer(
     world = target_world(params) | ({} if target_coverage is None else {"camera_coverage": target_coverage})
     target = load_dataset(params.target, params.data_root, params.world_seed, world)
     model = load_source_model(source_run, params.model_index, params.source_checkpoint)
-    evaluated = {"mmt": (model, False), "ssg": (parts_model(model), True)}
+    evaluated = {"mmt": (model, params.flip_eval), "ssg": (parts_model(model), params.ssg_flip_eval)}
     return {
         method: evaluate(
             evaluated[method][0],
