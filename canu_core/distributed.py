@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
-import yaml
 from torch import nn
 from torch.utils.data import Sampler
-
-from .config import Params, as_dict
-from .runs import RunFolder, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -238,29 +232,3 @@ def shard_batches(sampler: Sampler[int], batch_size: int) -> tuple[Sampler[int],
     if not g.distributed:
         return sampler, batch_size
     return ShardedBatches(sampler, batch_size, g.rank, g.world_size), batch_size // g.world_size
-
-
-def needs_launch(params: Params) -> bool:
-    """A training asked for `params.nproc` > 1 processes, called outside torchrun: it must launch them."""
-    return params.nproc > 1 and not launched_by_torchrun()
-
-
-def launch(notebook: str, params: Params, run: RunFolder) -> None:
-    """Train `notebook`'s run (`run`, the folder of `params.run_name`) on `params.nproc` processes of this machine:
-    `torchrun --standalone -m canu_core run <notebook>` with these parameters, its output shown here line by line
-    (in a notebook, in the cell). Raises if a rank failed."""
-    if run.path != RunFolder.for_run(params.run_name).path:
-        raise ValueError(f"the processes write outputs/{params.run_name}, not {run.path}: pass that run folder")
-    run.path.mkdir(parents=True, exist_ok=True)
-    parameters = run.path / ".torchrun_params.yaml"  # the resolved parameters, for the ranks to read
-    atomic_write_text(parameters, yaml.safe_dump(as_dict(params), sort_keys=False))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={params.nproc}"]
-    command += ["-m", "canu_core", "run", notebook, "-f", str(parameters)]
-    print(f"torchrun --standalone --nproc_per_node={params.nproc} -m canu_core run {notebook}", flush=True)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        for line in process.stdout:
-            if "it/s]" not in line and "batch/s]" not in line:  # the ranks' progress bars, redrawn each step
-                print(line, end="", flush=True)
-    parameters.unlink(missing_ok=True)
-    if process.returncode:
-        raise RuntimeError(f"torchrun exited with {process.returncode}: a rank failed (its traceback is above)")

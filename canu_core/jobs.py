@@ -24,7 +24,7 @@ from .engine.pretrain import pretrain_model
 from .evaluation import evaluate, train_set_features
 from .reproducibility import set_threads
 from .runs import RunFolder, open_run
-from .training import adapt, pretrain
+from .training import adapt, launch, needs_launch, pretrain
 from .viz.embedding import camera_and_identity, plot_umap_grid, umap_embedding
 
 # The demo's three models, in the table's order: what each row is and the run folder suffix it comes from.
@@ -174,9 +174,9 @@ def run_training(notebook: str, params: Params) -> RunFolder:
     notebook's figures read. Resumes like the notebook."""
     if notebook not in TRAINING_JOBS:
         raise ConfigError(f"`run` trains {' or '.join(TRAINING_JOBS)}; found {notebook!r}")
-    if distributed.needs_launch(params):  # nproc > 1: the ranks open, train and write the run themselves
+    if needs_launch(params):  # nproc > 1: the ranks open, train and write the run themselves
         run, params = open_run(params, notebook)  # a conflicting run folder is refused before any process starts
-        distributed.launch(notebook, params, run)
+        launch(notebook, params, run)
         return run
     group = distributed.start(distributed.local_device(resolve_device(params.device)))
     if group.distributed and group.world_size != params.nproc:  # torchrun by hand: the record says how it ran

@@ -86,3 +86,10 @@ def test_no_layer_imports_one_above_it(layer):
             if len(parts) > 1 and parts[1] in LOWER_LAYERS[layer]:
                 upward.append(f"{path.relative_to(ROOT)} imports {name}")
     assert upward == []
+
+
+def test_the_process_group_helpers_know_no_run_folder_or_notebook():
+    """distributed.py is the process group's collective steps only; launching a run under torchrun (which knows
+    notebooks and run folders) is training.py's."""
+    path = ROOT / "canu_core" / "distributed.py"
+    assert imported_modules(path.read_text(), "canu_core") == []
