@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -63,6 +64,18 @@ HISTORY_PATTERNS = {
     r"disc_(loss|acc)_\w+": "a camera discriminator's loss and accuracy (one per MMT student or SSG part)",
     r"(eps|num_clusters|num_outliers)_(full|upper|lower)": "SSG: each part's own clustering",
 }
+
+# Columns computed from a history's own when histories of several runs are put together (study.collect_histories),
+# so that methods compare in one column; `with_derived_columns` adds them.
+DERIVED_COLUMNS = {
+    "disc_acc": "the mean camera accuracy of the run's discriminators (MMT: one per student; SSG: one per part)",
+}
+
+
+def with_derived_columns(history: pd.DataFrame) -> pd.DataFrame:
+    """`history` with the DERIVED_COLUMNS (NaN where the run has no discriminator column)."""
+    accuracies = history.filter(regex=r"^disc_acc_")
+    return history.assign(disc_acc=accuracies.mean(axis=1) if accuracies.shape[1] else math.nan)
 
 
 # The best score's key in state checkpoints written before this loop existed, so that such runs still resume.

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..config import ADVERSARIES, METHOD_NAMES, METHODS, Params, make_params
 from ..data.synthetic.spec import WorldSpec
+from ..engine.loop import with_derived_columns
 from ..runs import RunFolder, atomic_write_text
 from .plan import (
     PAPER_MU,
@@ -58,15 +59,15 @@ def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
 
 def collect_histories(runs: Iterable[StudyRun], default_coverage: float = math.nan) -> pd.DataFrame:
     """Every epoch row of the finished runs, with the run's settings as leading columns (`target_coverage`: the
-    run's, or `default_coverage` for a run on the target as it is), and `disc_acc`, the mean camera accuracy of
-    the run's discriminators (MMT: one per student; SSG: one per part), so that methods compare in one column."""
+    run's, or `default_coverage` for a run on the target as it is), and the columns engine.loop derives from each
+    (DERIVED_COLUMNS: `disc_acc`, the mean accuracy of its discriminators)."""
     frames = []
     for run in runs:
         folder = RunFolder.for_run(run.name)
         if (folder.path / "metrics.json").is_file():
-            history = folder.read_history().drop(columns=["method", "adversary", "mu"], errors="ignore")
-            accuracies = history.filter(regex=r"^disc_acc_")
-            history["disc_acc"] = accuracies.mean(axis=1) if accuracies.shape[1] else math.nan
+            history = with_derived_columns(folder.read_history()).drop(
+                columns=["method", "adversary", "mu"], errors="ignore"
+            )
             frames.append(
                 history.assign(**_run_columns(run, default_coverage))[list(RUN_COLUMNS) + list(history.columns)]
             )
