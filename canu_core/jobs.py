@@ -197,7 +197,7 @@ def run_training(notebook: str, params: Params) -> RunFolder:
         source_run = RunFolder.for_run(params.pretrain_run)
         adapt(params, datasets["target"], run, source_run, source=datasets.get("source"))
         if group.main:
-            oracle = run.load_checkpoint(f"{params.method}_best_oracle")
+            oracle = run.load_checkpoint(f"{params.method}_best_by_target_labels")
             metrics = adaptation_metrics(run.read_history(), oracle["metrics"] if oracle else None, params)
             run.write_metrics(metrics | {"processes": params.nproc})
     distributed.barrier()

@@ -60,6 +60,9 @@ GROWING = frozenset({"epochs", "adapt_epochs"})
 # reproduces, so it is never taken to have had the default.
 UNRECORDED_NOT_DEFAULT = frozenset({"jaccard", "pretrain_triplet", "pretrain_target_forward", "ssg_source_weight"})
 UNRECORDED = "(not recorded: the run predates this parameter)"
+# Checkpoints renamed: new name ending -> old (the best epoch by target labels was "best_oracle", a word the oracle
+# condition, canu_condition oracle, also used).
+LEGACY_CHECKPOINTS = {"_best_by_target_labels": "_best_oracle"}
 
 
 class RunConflictError(ConfigError):
@@ -386,7 +389,14 @@ class RunFolder:
 
     # --- checkpoints and figures
     def checkpoint_path(self, name: str) -> Path:
-        return self.path / "checkpoints" / f"{name}.pt"
+        """Where checkpoint `name` lives: under its name, or under its older one (LEGACY_CHECKPOINTS) in a run that
+        wrote it before the rename, which then keeps that file."""
+        path = self.path / "checkpoints" / f"{name}.pt"
+        for new, old in LEGACY_CHECKPOINTS.items():
+            legacy = path.with_name(path.name.replace(new, old))
+            if name.endswith(new) and not path.exists() and legacy.exists():
+                return legacy
+        return path
 
     def save_checkpoint(self, state: Mapping[str, Any], name: str = "last") -> Path:
         return atomic_torch_save(dict(state), self.checkpoint_path(name))

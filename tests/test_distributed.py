@@ -154,7 +154,7 @@ def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(t
     whole, again = RunFolder(outputs / "whole"), RunFolder(outputs / "killed")
     pd.testing.assert_frame_equal(again.read_history(), whole.read_history())
     assert len(whole.read_history()) == 2 and whole.read_metrics()["processes"] == 2
-    for name in ("mmt_last", "mmt_best_oracle"):
+    for name in ("mmt_last", "mmt_best_by_target_labels"):
         for key, value in whole.load_checkpoint(name)["model"].items():
             assert torch.equal(value, again.load_checkpoint(name)["model"][key]), (name, key)
 

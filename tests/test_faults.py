@@ -99,7 +99,7 @@ def test_every_checkpoint_the_lab_writes_loads_with_weights_only(tiny_data_root,
     )
     names = sorted(p.name for run in (source_run, adapt) for p in (run.path / "checkpoints").glob("*.pt"))
     assert names == [
-        "mmt_best_oracle.pt",
+        "mmt_best_by_target_labels.pt",
         "mmt_last.pt",
         "mmt_state.pt",
         "model1_best.pt",
@@ -236,7 +236,7 @@ def test_run_that_trains_no_epoch_finishes_and_says_why(tiny_data_root, outputs)
     history = run.read_history()
     assert set(history["status"]) == {"skipped"} and "target_mAP" not in history
     metrics = adaptation_metrics(history, None, adapt)
-    assert metrics["epochs_trained"] == 0 and metrics["best_oracle"] is None
+    assert metrics["epochs_trained"] == 0 and metrics["best_by_target_labels"] is None
     assert metrics["not_trained"].startswith(
         "no epoch trained, the model is the source model: epoch 1: epoch "
         "skipped, the model is unchanged: target clustering:"
@@ -412,7 +412,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outpu
     assert json.loads((resumed.path / "metrics.json").read_text()) == json.loads(
         (whole.path / "metrics.json").read_text()
     )
-    for name in ("mmt_state", "mmt_last", "mmt_best_oracle"):
+    for name in ("mmt_state", "mmt_last", "mmt_best_by_target_labels"):
         expected, found = whole.load_checkpoint(name), resumed.load_checkpoint(name)
         assert_same(expected, found, name)
     notebook = nbformat.read(resumed.path / "03_train.ipynb", as_version=4)

@@ -339,7 +339,7 @@ def test_a_deleted_best_checkpoint_is_rebuilt_by_the_same_command(tiny_data_root
     load_source_model(run, 1, "best")
 
 
-@pytest.mark.parametrize("name", ["mmt_best_oracle", "mmt_last", "mmt_state"])
+@pytest.mark.parametrize("name", ["mmt_best_by_target_labels", "mmt_last", "mmt_state"])
 def test_a_deleted_adaptation_checkpoint_is_rebuilt_by_rerunning(tiny_data_root, outputs, name):
     params = smoke(tiny_data_root, run_name="rebuilt_source", n_models=2, epochs=1, threads=1)
     source = pretrained(params)

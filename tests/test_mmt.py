@@ -230,9 +230,9 @@ def test_run_writes_history_checkpoints_and_keeps_cameras(tiny_data_root, straig
     # Last and best-oracle models reload; the last one is teacher 1.
     last = load_adapted_model(run, "mmt", "last")
     assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), last.state_dict().values()))
-    best = run.load_checkpoint("mmt_best_oracle")
+    best = run.load_checkpoint("mmt_best_by_target_labels")
     assert best["epoch"] == int(history["target_mAP"].idxmax())
-    load_adapted_model(run, "mmt", "best_oracle")
+    load_adapted_model(run, "mmt", "best_by_target_labels")
 
 
 class Interrupted(Exception):

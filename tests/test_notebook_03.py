@@ -103,18 +103,25 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
     assert len(shown) == len(FIGURES)
 
     metrics = run.read_metrics()
-    assert {"method", "adversary", "mu", "pretrain_run", "epochs", "epochs_trained", "last", "best_oracle"} <= set(
-        metrics
-    )
+    assert {
+        "method",
+        "adversary",
+        "mu",
+        "pretrain_run",
+        "epochs",
+        "epochs_trained",
+        "last",
+        "best_by_target_labels",
+    } <= set(metrics)
     assert metrics["method"] == method and metrics["epochs"] == 2 and metrics["epochs_trained"] == len(trained)
     last = metrics["last"]
     assert last["epoch"] == 1
     last_row = history.iloc[-1]
     if last_row["status"] == "trained":
         assert math.isclose(last["target_mAP"], last_row["target_mAP"])
-    best = metrics["best_oracle"]
+    best = metrics["best_by_target_labels"]
     assert best is not None and best["target_mAP"] == pytest.approx(trained["target_mAP"].max())
-    assert "best_oracle (target labels: reference only)" in "".join(
+    assert "best by target labels (reference only)" in "".join(
         output.get("data", {}).get("text/plain", "")
         for cell in notebook.cells
         if cell.cell_type == "code"

@@ -87,3 +87,14 @@ def test_a_rebuilt_study_records_the_studies_it_now_holds(tmp_path):
         "sweep_seeds": [[0, 1, 2], [0]],
         "data_root": ["data", "elsewhere"],
     }
+
+
+def test_a_checkpoint_written_under_its_older_name_is_found_under_the_new_one(tmp_path):
+    """A run folder from before the rename of `<method>_best_oracle` (the best epoch by target labels) still loads
+    its checkpoint, and goes on writing that file."""
+    run = RunFolder(tmp_path / "old")
+    run.save_checkpoint({"epoch": 3}, "mmt_best_oracle")
+    assert run.load_checkpoint("mmt_best_by_target_labels") == {"epoch": 3}
+    assert run.checkpoint_path("mmt_best_by_target_labels").name == "mmt_best_oracle.pt"
+    fresh = RunFolder(tmp_path / "new")
+    assert fresh.checkpoint_path("mmt_best_by_target_labels").name == "mmt_best_by_target_labels.pt"

@@ -184,7 +184,7 @@ def test_run_writes_history_and_drops_images_outlying_in_any_part(tiny_data_root
     assert last.parts
     assert model.state_dict().keys() == last.state_dict().keys()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), last.state_dict().values()))
-    assert run.load_checkpoint("ssg_best_oracle")["epoch"] == int(history["target_mAP"].idxmax())
+    assert run.load_checkpoint("ssg_best_by_target_labels")["epoch"] == int(history["target_mAP"].idxmax())
 
 
 def test_each_part_clusters_with_its_distance_to_the_source_set(tiny_data_root, straight):

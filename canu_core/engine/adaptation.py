@@ -2,7 +2,7 @@
 the diagnostics row of that clustering, chunked BatchNorm, and the checkpoints of the adapted model.
 
 The pseudo-labelled set keeps each image's true camera id (the public SSG code sets it to 0; the camera adversary
-needs it). The target's true ids are read for diagnostics only (cluster quality, lost ids, the oracle-chosen
+needs it). The target's true ids are read for diagnostics only (cluster quality, lost ids, the label-chosen
 model): no training step ever sees them.
 """
 
@@ -186,7 +186,11 @@ class Adaptation(Trainer):
 
     def __init__(self, method: str, params: Params, target: ReidDataset, architecture: dict):
         self.label = self.method = method
-        self.state_name, self.best_name, self.last_name = f"{method}_state", f"{method}_best_oracle", f"{method}_last"
+        self.state_name, self.best_name, self.last_name = (
+            f"{method}_state",
+            f"{method}_best_by_target_labels",
+            f"{method}_last",
+        )
         self.params, self.target, self.architecture = params, target, architecture
         self.device = distributed.local_device(resolve_device(params.device))
         if params.bn_chunk and distributed.group().distributed:
@@ -333,10 +337,10 @@ SUMMARY_KEYS = (
 )
 
 
-def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: Params) -> dict:
-    """notebook 03's metrics.json: the run's settings, how many epochs trained, the last epoch's and the
-    oracle-chosen epoch's summary, and, when no epoch trained, `not_trained` saying why (each skipped epoch's
-    reason), so that such a run ends cleanly and says so."""
+def adaptation_metrics(history: pd.DataFrame, best_by_labels: dict | None, params: Params) -> dict:
+    """notebook 03's metrics.json: the run's settings, how many epochs trained, the last epoch's summary and that of
+    the epoch chosen with target labels (`best_by_labels`, its history row), and, when no epoch trained, `not_trained`
+    saying why (each skipped epoch's reason), so that such a run ends cleanly and says so."""
 
     def summary(row: dict) -> dict:
         return {key: (row[key].item() if hasattr(row.get(key), "item") else row.get(key)) for key in SUMMARY_KEYS}
@@ -351,7 +355,7 @@ def adaptation_metrics(history: pd.DataFrame, best_oracle: dict | None, params: 
         "epochs_trained": trained,
         "epochs": len(history),
         "last": summary(last),
-        "best_oracle": summary(best_oracle) if best_oracle is not None else None,
+        "best_by_target_labels": summary(best_by_labels) if best_by_labels is not None else None,
     }
     if not trained:
         reasons = [f"epoch {int(row.epoch) + 1}: {row.message}" for row in history.sort_values("epoch").itertuples()]

@@ -73,8 +73,8 @@ def source_architecture(source_run: RunFolder, index: int, which: str) -> dict:
 
 
 def load_adapted_model(run: RunFolder, method: str, which: str = "last") -> ReidModel:
-    """An adapted model on the CPU: `which` "last" (the final epoch's) or "best_oracle" (the epoch with the best
-    target mAP: chosen with the target's labels, for reference only). MMT's is its mean teacher 1."""
+    """An adapted model on the CPU: `which` "last" (the final epoch's) or "best_by_target_labels" (the epoch with
+    the best target mAP: chosen with the target's labels, for reference only). MMT's is its mean teacher 1."""
     name = f"{method}_{which}"
     state = run.load_checkpoint(name)
     if state is None:

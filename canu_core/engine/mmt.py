@@ -14,8 +14,8 @@ does not say which) or its normalised BN-neck embedding ("embedding": the space 
 ranking; with bn_chunk the embedding normalises over the whole batch). Teacher 1 is evaluated on the target test
 split every epoch (or only after the last with eval_every_epoch off).
 
-Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_oracle` (teacher 1 of the last
-epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
+Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_by_target_labels` (teacher 1 of
+the last epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ full-body statistics are the closest estimate of theirs); the global embedding s
 The source model's last stride is kept (SSG's ResNet-50 uses 2; a stride changes no weight, but the source model
 was trained with its own).
 
-Checkpoints: `ssg_state` (everything to resume exactly), `ssg_last` and `ssg_best_oracle` (the model of the last
-epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
+Checkpoints: `ssg_state` (everything to resume exactly), `ssg_last` and `ssg_best_by_target_labels` (the model of
+the last epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
 """
 
 from __future__ import annotations

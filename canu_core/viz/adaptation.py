@@ -113,8 +113,8 @@ def plot_adaptation(history: pd.DataFrame, num_cameras: int | None = None, path=
     return fig
 
 
-def final_metrics_table(last: dict, best_oracle: dict | None) -> pd.DataFrame:
-    """Rows "last" and "best_oracle (target labels: reference only)": epoch, target mAP and R1 and the
+def final_metrics_table(last: dict, best_by_target_labels: dict | None) -> pd.DataFrame:
+    """Rows "last" and "best by target labels (reference only)": epoch, target mAP and R1 and the
     clustering diagnostics of that epoch (None/NaN where an epoch was skipped)."""
     columns = [
         "epoch",
@@ -129,8 +129,8 @@ def final_metrics_table(last: dict, best_oracle: dict | None) -> pd.DataFrame:
         "ami_true_camera",
     ]
     rows = {"last": last}
-    if best_oracle is not None:
-        rows["best_oracle (target labels: reference only)"] = best_oracle
+    if best_by_target_labels is not None:
+        rows["best by target labels (reference only)"] = best_by_target_labels
     table = pd.DataFrame({name: {c: row.get(c, math.nan) for c in columns} for name, row in rows.items()}).T
     table["epoch"] = pd.to_numeric(table["epoch"]) + 1  # 1-based, as in the figures
     return table
