@@ -41,7 +41,7 @@ RUNS = {
     "default-mmt-canu": ["03_train", "-p", "threads", "1", "-p", "run_name", "default-mmt-canu"],
 }
 # Old name -> new name, for columns of history.csv and keys of metrics.json renamed by the redesign.
-RENAMED: dict[str, str] = {"best_oracle": "best_by_target_labels"}
+RENAMED: dict[str, str] = {"best_oracle": "best_by_target_labels", "camera_probe_acc": "camera_probe_accuracy"}
 RECORDED = ("history.csv", "metrics.json")
 
 

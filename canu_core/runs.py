@@ -63,6 +63,9 @@ UNRECORDED = "(not recorded: the run predates this parameter)"
 # Checkpoints renamed: new name ending -> old (the best epoch by target labels was "best_oracle", a word the oracle
 # condition, canu_condition oracle, also used).
 LEGACY_CHECKPOINTS = {"_best_by_target_labels": "_best_oracle"}
+# History columns renamed: old -> new (one name per concept: the function, the column and the report all say
+# camera_probe_accuracy).
+LEGACY_COLUMNS = {"camera_probe_acc": "camera_probe_accuracy"}
 
 
 class RunConflictError(ConfigError):
@@ -356,7 +359,10 @@ class RunFolder:
         return self.path / "history.csv"
 
     def read_history(self) -> pd.DataFrame:
-        return pd.read_csv(self.history_path) if self.history_path.is_file() else pd.DataFrame()
+        """The history, its columns under their current names (LEGACY_COLUMNS: a run written before a rename)."""
+        if not self.history_path.is_file():
+            return pd.DataFrame()
+        return pd.read_csv(self.history_path).rename(columns=LEGACY_COLUMNS)
 
     def append_history(self, row: Mapping[str, Any], key: tuple[str, ...] = ("epoch",)) -> pd.DataFrame:
         """Add one epoch's row; a row with the same `key` values already present (a resumed run) is replaced. The

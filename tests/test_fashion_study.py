@@ -117,7 +117,7 @@ def fashion_results(seeds=(0, 1)) -> pd.DataFrame:
                         "target_area_fashion": fashion,
                         "target_mAP": mAP + offset + 0.5 * seed,
                         "target_R1": 60.0,
-                        "attribute_probe_acc": PROBE[arm],
+                        "attribute_probe_accuracy": PROBE[arm],
                     }
                 )
     return pd.DataFrame(rows)

@@ -38,7 +38,7 @@ HISTORY_COLUMNS = {
     "mi_true_camera",
     "ami_pseudo_camera",
     "ami_true_camera",
-    "camera_probe_acc",
+    "camera_probe_accuracy",
     "camera_probe_chance",
     "iterations",
     "loss",

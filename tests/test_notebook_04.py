@@ -156,10 +156,10 @@ def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_p
     study = RunFolder.for_run("smoke_fashion")
     swept = pd.read_csv(study.path / "fashion_results.csv")
     assert len(swept) == 8 and set(swept["pretrain_seed"]) == {1, 3}
-    probes = swept[["attribute_probe_acc", "attribute_chance"]]
+    probes = swept[["attribute_probe_accuracy", "attribute_chance"]]
     assert ((probes >= 0) & (probes <= 1)).all().all()
     kept = json.loads((RunFolder.for_run(swept["run_name"].iloc[0]).path / "attribute_probes.json").read_text())
-    assert kept["upper colour"]["accuracy"] == swept["attribute_probe_acc"].iloc[0]  # computed once, kept
+    assert kept["upper colour"]["accuracy"] == swept["attribute_probe_accuracy"].iloc[0]  # computed once, kept
     table = pd.read_csv(study.path / "tables" / "fashion.csv")
     assert list(table["Method"]) == ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT", "CANU-MMT [oracle condition]"]
     assert set(table["pairs"]) == {2}

@@ -98,3 +98,10 @@ def test_a_checkpoint_written_under_its_older_name_is_found_under_the_new_one(tm
     assert run.checkpoint_path("mmt_best_by_target_labels").name == "mmt_best_oracle.pt"
     fresh = RunFolder(tmp_path / "new")
     assert fresh.checkpoint_path("mmt_best_by_target_labels").name == "mmt_best_by_target_labels.pt"
+
+
+def test_a_history_written_before_a_column_was_renamed_reads_under_the_new_name(tmp_path):
+    run = RunFolder(tmp_path / "old")
+    run.path.mkdir()
+    run.history_path.write_text("epoch,camera_probe_acc\n0,0.9\n")
+    assert run.read_history().to_dict("list") == {"epoch": [0], "camera_probe_accuracy": [0.9]}

@@ -31,7 +31,7 @@ HISTORY_COLUMNS = {
     "lost_ids",
     "mi_pseudo_camera",
     "mi_true_camera",
-    "camera_probe_acc",
+    "camera_probe_accuracy",
     "camera_probe_chance",
     "iterations",
     "loss",

@@ -480,7 +480,7 @@ def test_table_iv_shows_the_adversarys_judge_where_runs_recorded_it(outputs):
             {
                 "target_R1": 50.0,
                 "target_mAP": 30.0,
-                "camera_probe_acc": probe[run.adversary] + 0.01 * run.seed,
+                "camera_probe_accuracy": probe[run.adversary] + 0.01 * run.seed,
                 "camera_identity_alone": 0.351,
                 **({} if run.adversary == "none" else {"disc_acc_1": 0.4, "disc_acc_2": 0.6}),
             },
@@ -496,7 +496,7 @@ def test_table_iv_shows_the_adversarys_judge_where_runs_recorded_it(outputs):
     assert table["adversary acts"].tolist() == ["-", "yes (-0.150)", "yes (-0.050)"]
     for run in runs:
         if run.adversary == "canu":
-            write_run(run, {"target_R1": 50.0, "target_mAP": 30.0, "camera_probe_acc": 0.95 + 0.01 * run.seed})
+            write_run(run, {"target_R1": 50.0, "target_mAP": 30.0, "camera_probe_accuracy": 0.95 + 0.01 * run.seed})
     acts = table_iv(collect_results(runs, 0.2)).set_index("Method")["adversary acts"]
     assert acts["CANU-MMT"] == "no: a null arm (+0.000)"
 

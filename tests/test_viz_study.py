@@ -295,14 +295,14 @@ def test_the_camera_probe_is_drawn_beside_what_the_identity_alone_allows(tmp_pat
             "adversary": ["none", "none", "adv", "adv"],
             "seed": 0,
             "epoch": [0, 1, 0, 1],
-            "camera_probe_acc": [0.95, 0.96, 0.92, 0.91],
+            "camera_probe_accuracy": [0.95, 0.96, 0.92, 0.91],
             "camera_identity_alone": 0.35,
         }
     )
-    fig = plot_metric_per_epoch(histories, "camera_probe_acc", path=tmp_path / "probe.png")
+    fig = plot_metric_per_epoch(histories, "camera_probe_accuracy", path=tmp_path / "probe.png")
     (level,) = [line for line in fig.axes[0].get_lines() if line.get_label() == "from the true identity alone"]
     assert list(level.get_ydata()) == [0.35, 0.35] and level.get_linestyle() == "--"
-    older = plot_metric_per_epoch(histories.drop(columns="camera_identity_alone"), "camera_probe_acc")
+    older = plot_metric_per_epoch(histories.drop(columns="camera_identity_alone"), "camera_probe_accuracy")
     assert "from the true identity alone" not in [line.get_label() for line in older.axes[0].get_lines()]
 
 
@@ -315,7 +315,7 @@ def test_a_runs_curves_judge_the_adversary_by_a_probe_beside_its_discriminator()
             "epoch": [0, 1],
             "status": "trained",
             "disc_acc_1": [0.55, 0.41],
-            "camera_probe_acc": [0.92, 0.91],
+            "camera_probe_accuracy": [0.92, 0.91],
             "camera_identity_alone": [0.35, 0.35],
         }
     )

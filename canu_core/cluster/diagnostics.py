@@ -208,7 +208,7 @@ def clustering_diagnostics(
     probe = camera_probe_accuracy(features.numpy(), camids, seed=seed)
     return {
         **labels_against_truth(labels, pids, camids),
-        "camera_probe_acc": probe["accuracy"],
+        "camera_probe_accuracy": probe["accuracy"],
         "camera_probe_chance": probe["chance"],
         "camera_identity_alone": identity_alone_accuracy(pids, camids),
     }

@@ -54,7 +54,7 @@ HISTORY_COLUMNS = {
     "ami_pseudo_camera": "MI(pseudo-labels; camera) minus its expectation under labels that ignore the camera",
     "ami_true_camera": "the same for the true ids",
     "lost_ids": "true identities with no image in any cluster (paper Fig. 4)",
-    "camera_probe_acc": "cross-validated linear probe's camera accuracy on the clustering features",
+    "camera_probe_accuracy": "cross-validated linear probe's camera accuracy on the clustering features",
     "camera_probe_chance": "the probe's chance level (the largest camera's share)",
     "camera_identity_alone": "the camera accuracy reachable from the true identity alone (each id's main camera)",
 }

@@ -502,7 +502,7 @@ def fashion_claims(method: str, worlds: Sequence[float]) -> list[Claim]:
     if len(worlds) < 2:
         return claims
     low, high = worlds[0], worlds[-1]
-    span, where, probe = f"fashion {high:g} - {low:g}", f"at fashion {high:g}", "attribute_probe_acc"
+    span, where, probe = f"fashion {high:g} - {low:g}", f"at fashion {high:g}", "attribute_probe_accuracy"
     return claims + [
         Claim(
             "(a) +Adv.'s gain over the baseline shrinks as looks depend on cameras (negative transfer)",

@@ -115,8 +115,8 @@ DECIMALS = {
     "mi_pseudo_camera": 2,
     "ami_pseudo_camera": 2,
     "ami_true_camera": 2,
-    "camera_probe_acc": 3,
-    "attribute_probe_acc": 3,
+    "camera_probe_accuracy": 3,
+    "attribute_probe_accuracy": 3,
     "disc_acc": 3,
     "camera_identity_alone": 3,
 }
@@ -131,7 +131,7 @@ SUMMARY_METRICS = {
 # Whether an adversary removes camera information: a fresh linear probe's camera accuracy (its judge), beside what
 # the discriminators report of themselves and the probe's floor, the accuracy the true identity alone allows.
 ADVERSARY_JUDGE = {
-    "camera_probe_acc": "camera probe",
+    "camera_probe_accuracy": "camera probe",
     "disc_acc": "D's camera acc.",
     "camera_identity_alone": "identity-alone level",
 }
@@ -187,7 +187,7 @@ def table_iv(results: pd.DataFrame, seeds: Sequence[int] | None = None) -> pd.Da
         **{c: label for c, label in ADVERSARY_JUDGE.items() if c in rows and rows[c].notna().any()},
     }
     table = _sorted_by_method(summary_table(rows, ["Method"], metrics))
-    if "camera_probe_acc" in metrics:
+    if "camera_probe_accuracy" in metrics:
         table["adversary acts"] = table["Method"].map(_adversary_acts(rows))
     for setting, numbers in PAPER_TABLE_IV.items():
         table[f"paper {setting} R1/mAP"] = [f"{numbers[n][0]}/{numbers[n][1]}" for n in table["Method"]]
@@ -201,7 +201,7 @@ def _adversary_acts(rows: pd.DataFrame) -> dict[str, str]:
     """Per arm with an adversary, whether it removes camera information, judged by the camera probe against its
     method's baseline (mean over runs): "yes (-0.12)", or "no: a null arm" with the change when the probe moves
     less than ACTING_PROBE_DROP; the baseline's own row says "-"."""
-    probe = rows.groupby(["method", "adversary"])["camera_probe_acc"].mean()
+    probe = rows.groupby(["method", "adversary"])["camera_probe_accuracy"].mean()
     out = {}
     for method, adversary in probe.index:
         name = METHOD_NAMES[(method, adversary)]
@@ -320,8 +320,8 @@ def fashion_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
 FASHION_METRICS = {
     "target_mAP": "mAP",
     "target_R1": "R1",
-    "camera_probe_acc": "camera probe",
-    "attribute_probe_acc": "upper-colour probe",
+    "camera_probe_accuracy": "camera probe",
+    "attribute_probe_accuracy": "upper-colour probe",
     "ami_pseudo_camera": "adj. MI(pseudo; cam)",
 }
 
@@ -341,8 +341,8 @@ ATTRIBUTE_PROBES = "attribute_probes.json"  # in each run folder: the probes of 
 
 
 def attribute_probes(params: Params, runs: Iterable[StudyRun], attribute: str = "upper colour") -> pd.DataFrame:
-    """Per finished run: `attribute_probe_acc`, what a linear probe reads of the person's `attribute` from the run's
-    last model's features of the target training images (cluster.diagnostics.attribute_probe_accuracy: people
+    """Per finished run: `attribute_probe_accuracy`, what a linear probe reads of the person's `attribute` from the
+    run's last model's features of the target training images (cluster.diagnostics.attribute_probe_accuracy: people
     never on both sides of a fold), beside its chance level. Computed once per run (about 40 s on one CPU core) and
     kept in the run folder's attribute_probes.json."""
     from ..cluster.diagnostics import attribute_probe_accuracy
@@ -372,9 +372,9 @@ def attribute_probes(params: Params, runs: Iterable[StudyRun], attribute: str = 
             atomic_write_text(kept, json.dumps(probes, indent=2))
         probe = probes[attribute]
         rows.append(
-            {"run_name": run.name, "attribute_probe_acc": probe["accuracy"], "attribute_chance": probe["chance"]}
+            {"run_name": run.name, "attribute_probe_accuracy": probe["accuracy"], "attribute_chance": probe["chance"]}
         )
-    return pd.DataFrame(rows, columns=["run_name", "attribute_probe_acc", "attribute_chance"])
+    return pd.DataFrame(rows, columns=["run_name", "attribute_probe_accuracy", "attribute_chance"])
 
 
 def save_table(table: pd.DataFrame, folder: RunFolder, name: str) -> str:

@@ -58,8 +58,8 @@ def plot_adaptation(history: pd.DataFrame, num_cameras: int | None = None, path=
     ax = axes[1]  # what the adversary is judged by: a fresh probe, not the discriminator it plays against
     for column in discriminator_columns(history):
         _plot(ax, history, column)
-    if _columns(history, ["camera_probe_acc"]):
-        _plot(ax, history, "camera_probe_acc", color="black", label="fresh linear probe")
+    if _columns(history, ["camera_probe_accuracy"]):
+        _plot(ax, history, "camera_probe_accuracy", color="black", label="fresh linear probe")
     if _columns(history, ["camera_identity_alone"]):
         _plot(ax, history, "camera_identity_alone", color="black", linestyle="--", label="true identity alone")
     if num_cameras:

@@ -23,7 +23,7 @@ AXIS_LABELS = {
     "target_mAP": "target mAP (%)",
     "target_R1": "target R1 (%)",
     "disc_acc": "discriminators' camera accuracy",
-    "camera_probe_acc": "linear camera probe accuracy",
+    "camera_probe_accuracy": "linear camera probe accuracy",
 }
 
 
@@ -160,7 +160,7 @@ def plot_lost_ids_per_epoch(histories: pd.DataFrame, path=None, title: str = "")
 
 # A per-epoch column's reference level, drawn dashed beside it: the camera probe against what the true identity
 # alone tells of the camera (a probe can reach it without any camera style in the features).
-REFERENCE_LEVELS = {"camera_probe_acc": ("camera_identity_alone", "from the true identity alone")}
+REFERENCE_LEVELS = {"camera_probe_accuracy": ("camera_identity_alone", "from the true identity alone")}
 
 
 def plot_metric_per_epoch(histories: pd.DataFrame, column: str, path=None, title: str = "") -> Figure:

@@ -68,7 +68,7 @@ plot_differences_against(
 )
 for fashion in sorted(set(histories["target_area_fashion"])):
     at = table_iv_rows(histories[histories["target_area_fashion"].eq(fashion)].assign(default_world=True))
-    for column in ("target_mAP", "camera_probe_acc", "disc_acc"):
+    for column in ("target_mAP", "camera_probe_accuracy", "disc_acc"):
         plot_metric_per_epoch(
             at,
             column,
