@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 
-.PHONY: venv demo test lab study fashion bench clean-outputs
+.PHONY: venv demo test lab study fashion length bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ study: $(STAMP)
 # 2 cores); resumable: a second call skips what finished (outputs/fashion/).
 fashion: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/fashion.yaml
+
+# The length study (docs/study/length/README.md): MMT's three arms for 12 epochs on one pair, 3 seeds (9 runs,
+# about an hour on 2 cores); resumable.
+length: $(STAMP)
+	$(PY) -m canu_core notebook 04_ablations -f params/length.yaml
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
