@@ -1,4 +1,4 @@
-"""Search for a synthetic regime in which unsupervised adaptation works (README "The study's regime").
+"""Search for a synthetic regime in which unsupervised adaptation works (docs/results.md "The study's regime").
 
 A regime is the target world's camera style strength, the backbone (compact, or compact_ibn with instance
 normalisation in its early blocks), the pretraining length and the adaptation schedule. For one regime this script

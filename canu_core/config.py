@@ -207,7 +207,7 @@ class Params:
     target_visit_skew: Optional[NonNegative] = None
     # --- network input and evaluation
     # compact_ibn: the compact ResNet with IBN-a's instance normalisation in its first stages (the paper's backbones
-    # are IBN-ResNet-50): README "The study's regime" shows why the synthetic default needs it
+    # are IBN-ResNet-50): docs/results.md "The study's regime" shows why the synthetic default needs it
     arch: str = "compact_ibn"
     height: Count = 64
     width: Count = 32

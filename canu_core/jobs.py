@@ -48,7 +48,7 @@ def run_demo(params: Params) -> pd.DataFrame:
         f"CANU-ReID demo: {params.epochs} pretraining epochs x {params.iters_per_epoch} iterations, then "
         f"{params.adapt_epochs} MMT epochs x {params.adapt_iters_per_epoch} iterations, on {params.source} -> "
         f"{params.target}. A short CPU schedule, to show the job, not the study: the study's regime and its "
-        '5-seed results are in README ("The synthetic study"), run with `make study`.'
+        '5-seed results are in README ("Results on the synthetic world"), run with `make study`.'
     )
 
     threads = max(1, params.threads // 2)  # each of the two processes of a stage
@@ -110,7 +110,7 @@ def run_demo(params: Params) -> pd.DataFrame:
 def in_processes(calls: list[tuple[Callable, tuple]], threads: int) -> None:
     """Each call (a module-level function and its arguments) in a process of its own, all at once, with `threads`
     threads each: on the 2-core machine two one-threaded processes get about 1.2x the work of one two-threaded one
-    done (README "`make demo`"). What they train is in their run folders; the first error is raised here."""
+    done (docs/guide.md "`make demo`"). What they train is in their run folders; the first error is raised here."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(calls), mp_context=context, initializer=set_threads, initargs=(threads,)) as pool:
         for future in [pool.submit(_without_result, function, *arguments) for function, arguments in calls]:

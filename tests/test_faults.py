@@ -1,4 +1,4 @@
-"""What happens when things go wrong (README "What happens when things go wrong"): a checkpoint that carries code,
+"""What happens when things go wrong (docs/guide.md, the section of that name): a checkpoint that carries code,
 a run folder re-run with other parameters or from another notebook, a failed run over a finished one, a run that
 trains no epoch, divergence, damaged files, bad names, a thread count that would leave the bit-exact path, and a
 run killed with SIGKILL that resumes to the same bytes. Bad dataset files: tests/test_faults_data.py."""

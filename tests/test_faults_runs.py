@@ -1,5 +1,5 @@
-"""Runs that cannot be mixed or stranded (README "What happens when things go wrong"): one process per run folder,
-every value checked before anything is written, strict YAML, advice that works when followed, unfinished inputs
+"""Runs that cannot be mixed or stranded (docs/guide.md "What happens when things go wrong"): one process per run
+folder, every value checked before anything is written, strict YAML, advice that works when followed, unfinished inputs
 refused, and failures (a full disk, a damaged world manifest) in one line. Each case asserts the message and that
 nothing written before is lost."""
 

@@ -36,7 +36,7 @@ SPLITS = {"train": ("train",), "test": ("query", "gallery")}
 
 def world_readout(plan: WorldPlan) -> pd.DataFrame:
     """One row per split: images, the identity-alone camera accuracy, and adjusted MI(attribute; camera) per
-    attribute (README "The synthetic worlds")."""
+    attribute (docs/guide.md "The synthetic world")."""
     rows = {}
     for split, folders in SPLITS.items():
         people = [image for image in plan.images if image.split in folders and image.kind == "person"]

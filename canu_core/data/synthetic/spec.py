@@ -129,7 +129,7 @@ PRESETS: dict[str, WorldSpec] = {
         style_strength=0.5,
     ),
     # Duke-like: 8 cameras on a campus loop, another palette and other camera styles. style_strength 0.4:
-    # calibrated for adaptation (README "Calibrating the target", benchmarks/calibrate_target.py): at 0.5 the
+    # calibrated for adaptation (docs/results.md "Calibrating the target", benchmarks/calibrate_target.py): at 0.5 the
     # source models' target features were so camera-bound (pseudo-label pair precision 0.12) that MMT lost mAP
     # from its first epoch; at 0.3 the pseudo-labels carried barely more camera information than the true ids
     # (MI 0.92 vs 0.86 nats); at 0.4 they carry 1.25 nats, with direct transfer at 22.2% mAP.

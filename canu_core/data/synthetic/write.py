@@ -143,7 +143,7 @@ def _generate_world(spec: WorldSpec, root: Path, seed: int, overwrite: bool) -> 
     if existing is None and not generated_here and root.is_dir() and any(root.iterdir()):
         raise ValueError(f"{root} is not empty and holds no {MANIFEST_NAME}: refusing to write a world into it")
     plan = plan_world(spec, seed)
-    print(f"{spec.name} (seed {seed}): what the camera tells of a person's looks (README 'The synthetic worlds')")
+    print(f"{spec.name} (seed {seed}): what the camera tells of a person's looks (docs/guide.md 'The synthetic world')")
     print(world_readout(plan).round(3).to_string())
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     try:

@@ -1,4 +1,4 @@
-"""Table III on three seeds, built from notebook 04's functions (README "What ran: Table III on three seeds").
+"""Table III on three seeds, built from notebook 04's functions (docs/results.md "What ran: Table III on three seeds").
 
 Every run (SSG and MMT, seeds 0-2) adapts the third pair of source models (outputs/pretrain of the sessions that
 ran them). Run from the repository root, with the run folders in outputs/:
