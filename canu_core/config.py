@@ -128,7 +128,7 @@ def flat_values(values: Mapping[str, Any]) -> dict[str, Any]:
         for name, inner in value.items():
             if GROUP_OF.get(name, key) != key:
                 raise ConfigError(f"parameter {name!r} belongs to group {GROUP_OF[name]!r}, not {key!r}")
-            if name in flat or name in values and name != key:
+            if name in flat or (name in values and name != key):
                 raise ConfigError(f"parameter {name!r} given twice (flat and in group {key!r}): give it once")
             flat[name] = inner
     return flat

@@ -399,9 +399,10 @@ class RunFolder:
         wrote it before the rename, which then keeps that file."""
         path = self.path / "checkpoints" / f"{name}.pt"
         for new, old in LEGACY_CHECKPOINTS.items():
-            legacy = path.with_name(path.name.replace(new, old))
-            if name.endswith(new) and not path.exists() and legacy.exists():
-                return legacy
+            if name.endswith(new) and not path.exists():
+                legacy = path.with_name(f"{name.removesuffix(new)}{old}.pt")
+                if legacy.exists():
+                    return legacy
         return path
 
     def save_checkpoint(self, state: Mapping[str, Any], name: str = "last") -> Path:

@@ -65,15 +65,11 @@ HISTORY_PATTERNS = {
     r"(eps|num_clusters|num_outliers)_(full|upper|lower)": "SSG: each part's own clustering",
 }
 
-# Columns computed from a history's own when histories of several runs are put together (study.collect_histories),
-# so that methods compare in one column; `with_derived_columns` adds them.
-DERIVED_COLUMNS = {
-    "disc_acc": "the mean camera accuracy of the run's discriminators (MMT: one per student; SSG: one per part)",
-}
-
 
 def with_derived_columns(history: pd.DataFrame) -> pd.DataFrame:
-    """`history` with the DERIVED_COLUMNS (NaN where the run has no discriminator column)."""
+    """`history` with the columns computed from its own when histories of several runs are put together
+    (study.collect_histories), so that methods compare in one column: `disc_acc`, the mean camera accuracy of the
+    run's discriminators (MMT: one per student; SSG: one per part; NaN without any)."""
     accuracies = history.filter(regex=r"^disc_acc_")
     return history.assign(disc_acc=accuracies.mean(axis=1) if accuracies.shape[1] else math.nan)
 

@@ -101,8 +101,15 @@ class Claim:
 PAPER = "paper"  # an Arm's mu: the method's paper mu (PAPER_MU)
 
 
+class Subtractable:
+    """A term of a claim's comparison: `a - b` builds their Difference, evaluated later by `unit_values`."""
+
+    def __sub__(self, other: Term) -> Difference:
+        return Difference(self, other)
+
+
 @dataclass(frozen=True)
-class Arm:
+class Arm(Subtractable):
     """One arm of a comparison, one value per unit: the runs of `method` with `adversary` (and `variant`) at `mu`
     (PAPER: the method's paper mu; None: any; ignored without adversary) among the row set `rows` (a name of the
     row sets the claims are evaluated on), restricted to the columns' values in `where`, their `metric` averaged."""
@@ -115,29 +122,20 @@ class Arm:
     rows: str = "table"
     where: tuple[tuple[str, Any], ...] = ()
 
-    def __sub__(self, other: Term) -> Difference:
-        return Difference(self, other)
-
 
 @dataclass(frozen=True)
-class Spread:
+class Spread(Subtractable):
     """Per unit, the largest less the smallest of `arm`'s metric over its mu values up to `mu_at_most` (none
     where fewer than two mu values ran)."""
 
     arm: Arm
     mu_at_most: float
 
-    def __sub__(self, other: Term) -> Difference:
-        return Difference(self, other)
-
 
 @dataclass(frozen=True)
-class Difference:
+class Difference(Subtractable):
     left: Term
     right: Term
-
-    def __sub__(self, other: Term) -> Difference:
-        return Difference(self, other)
 
 
 Term = Arm | Spread | Difference | float

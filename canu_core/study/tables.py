@@ -60,7 +60,7 @@ def _run_columns(run: StudyRun, default_coverage: float) -> dict[str, Any]:
 def collect_histories(runs: Iterable[StudyRun], default_coverage: float = math.nan) -> pd.DataFrame:
     """Every epoch row of the finished runs, with the run's settings as leading columns (`target_coverage`: the
     run's, or `default_coverage` for a run on the target as it is), and the columns engine.loop derives from each
-    (DERIVED_COLUMNS: `disc_acc`, the mean accuracy of its discriminators)."""
+    (engine.loop.with_derived_columns: `disc_acc`, the mean accuracy of its discriminators)."""
     frames = []
     for run in runs:
         folder = RunFolder.for_run(run.name)
