@@ -43,6 +43,7 @@ LAZY = {
     "clustering_diagnostics": ".cluster",
     "params_from_namespace": ".notebook",
     "run_notebook": ".notebook",
+    "lab_findings": ".study",
 }
 __all__ = [
     "ConfigError",
@@ -54,6 +55,7 @@ __all__ = [
     "dataset_readout",
     "evaluate",
     "ids_and_cameras",
+    "lab_findings",
     "load_adapted_model",
     "load_dataset",
     "load_params",

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from canu_core.config import make_params
-from canu_core.runs import RunFolder
+from canu_core.runs import RunFolder, project_root
 from canu_core.study import claims as study_claims
 from canu_core.study import (
     claims_table,
@@ -532,3 +532,19 @@ def test_the_claims_evaluator_reads_arms_per_unit_and_their_differences():
     ]
     ((claim, differences),) = measured(claims, frames)  # the claim no run measures is left out
     assert claim.comparison == "oracle - canu" and differences.to_dict() == {(1, 0): 2.0}  # seed 1 has no oracle
+
+
+def test_lab_findings_read_the_committed_claims_and_filter_them():
+    from canu_core import lab_findings
+
+    committed = [
+        pd.read_csv(project_root() / path, dtype=str)
+        for path in ("docs/study/tables/claims.csv", "docs/study/fashion/tables/claims.csv")
+    ]
+    everything = lab_findings()
+    assert len(everything) == sum(len(table) for table in committed)
+    assert list(everything.columns) == ["study", "claim", "difference", "95% CI", "unit", "verdict"]
+    both = pd.concat(committed, ignore_index=True)
+    mentions = (both["claim"] + " " + both["comparison"]).str.lower().str.contains("canu")
+    assert 0 < mentions.sum() < len(both)
+    assert lab_findings("CANU")["claim"].tolist() == both.loc[mentions, "claim"].tolist()

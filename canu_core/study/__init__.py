@@ -25,6 +25,7 @@ from .claims import (
     paired_test,
 )
 from .execute import execute_study, job_executor, run_one, run_state
+from .findings import lab_findings
 from .plan import PAPER_MU, StudyRun, pair_run_name, plan_study, preset_coverage, run_parameters, study_pairs, study_run
 from .tables import (
     attribute_probes,
@@ -66,6 +67,7 @@ __all__ = [
     "fashion_rows",
     "fashion_table",
     "format_claims",
+    "lab_findings",
     "gap_closed",
     "job_executor",
     "mean_std",

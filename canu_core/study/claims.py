@@ -17,7 +17,7 @@ from ..config import ADVERSARIES, METHOD_NAMES, METHODS, Params
 from .plan import PAPER_MU, WITH_ADVERSARY
 from .tables import UNIT, _at_paper_mu, _plain, coverage_rows, method_name, mu_sweep_rows
 
-# Issue 12's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
+# The calibration's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
 WORKING_REGIME_GAIN = {"mmt": 5.0, "ssg": 2.0}
 # Fewer units (pairs of source models, or seeds of one pair) give no verdict: the interval of one or two
 # differences says nothing of the spread between them (one gives a zero-width "interval"), and the sign test
@@ -217,7 +217,7 @@ def method_claims(method: str, direct_mAP: Mapping[str, float] | None) -> list[C
         bar = WORKING_REGIME_GAIN[method]
         claims.append(
             Claim(
-                f"the regime works: {name} beats direct transfer by more than {bar:g} mAP (issue 12)",
+                f"the regime works: {name} beats direct transfer by more than {bar:g} mAP",
                 f"{name} - direct transfer - {bar:g}",
                 "mAP",
                 +1,
