@@ -40,7 +40,7 @@ METHOD_NAMES = {
 # params.yaml), and a file may also write a group as a mapping (`adversary: {mu: 0.1, disc_lr: 0.0035}`).
 GROUPS: dict[str, tuple[str, ...]] = {
     "run": ("run_name", "seed", "device", "threads", "amend", "loss_limit", "interactive", "nproc", "num_workers"),
-    "compute": ("amp", "amp_dtype", "channels_last", "sync_bn", "bn_chunk"),
+    "compute": ("amp", "amp_dtype", "channels_last", "sync_bn", "bn_group_size"),
     "data": (
         "source",
         "target",
@@ -112,7 +112,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
 # Parameters given a name of their own: old name -> new. A file or -p with the old name is refused with the new one;
 # a run folder's record is read under the new names (runs.RunFolder.read_params), so recorded runs still resume.
-RENAMED = {"adapt_lr": "mmt_lr"}
+RENAMED = {"adapt_lr": "mmt_lr", "bn_chunk": "bn_group_size"}
 STUDY_FIELDS = GROUPS["study"]
 
 
@@ -252,6 +252,10 @@ class Params:
     # under torchrun on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm) instead of each process's
     # share; torch's SyncBatchNorm runs on CUDA only, so a CPU (gloo) run with it is refused
     sync_bn: bool = False
+    # images per BatchNorm statistics group in every training forward (pretraining, SSG, MMT, the discriminators):
+    # 16 with a batch of 64 normalises as the published recipes' four GPUs of 16 did, on any number of devices;
+    # running statistics follow each forward's first group (models/grouped_batchnorm.py). 0: each process's batch
+    bn_group_size: Index = 0
     # --- clustering the target features of a pretrained model (MMT-DBSCAN's settings; k-means is MMT's original)
     pretrain_run: str = "pretrain"
     # notebooks 02 / 03 read only a pretraining run that finished every epoch of every model; true accepts one that
@@ -307,7 +311,6 @@ class Params:
     ema_alpha: Fraction = 0.999
     soft_ce_weight: Fraction = 0.5
     soft_tri_weight: Fraction = 0.8
-    bn_chunk: Index = 0  # > 0: BatchNorm statistics over chunks of this many images (the CANU release: 16)
     # --- a study of notebook 04: which sweeps of notebook 03 to run (every other parameter is passed to each run)
     studies: list[Literal["table_iv", "oracle", "table_iii", "coverage", "ablation", "fashion"]] = field(
         default_factory=lambda: ["table_iv", "oracle", "table_iii", "coverage", "ablation"]
@@ -446,6 +449,11 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
         raise ConfigError(
             f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
             f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo"
+        )
+    if merged.sync_bn and merged.bn_group_size:
+        raise ConfigError(
+            f"parameters 'sync_bn' and 'bn_group_size': one takes BatchNorm statistics over the global batch, the "
+            f"other over groups of {merged.bn_group_size} images: set sync_bn false, or bn_group_size 0"
         )
     return merged
 

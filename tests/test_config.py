@@ -85,3 +85,32 @@ def test_a_renamed_parameter_is_refused_with_its_new_name_and_a_recorded_run_rea
     run.path.mkdir()
     run.params_path.write_text("notebook: 03_train\nadapt_lr: 0.0007\nmu: 0.1\n")  # a record from before the rename
     assert run.read_params() == {"notebook": "03_train", "mmt_lr": 0.0007, "mu": 0.1}
+
+
+PAPER_SETTINGS = ("market_to_duke", "duke_to_market", "market_to_msmt", "duke_to_msmt")
+
+
+@pytest.mark.parametrize("setting", PAPER_SETTINGS)
+def test_the_papers_parameter_files_load_with_the_release_batchnorm_groups(setting):
+    from canu_core.runs import project_root
+
+    path = project_root() / "params" / f"{setting}.yaml"
+    params = load_params(path)
+    source, target = setting.split("_to_")
+    names = {"market": "market1501", "duke": "dukemtmc", "msmt": "msmt17"}
+    assert params.run_name == f"{setting}_canu_mmt" and (params.source, params.target) == (names[source], names[target])
+    assert not params.sync_bn and params.bn_group_size == 16  # four groups of 16 in a batch of 64, as 4 GPUs
+    assert (params.batch_ids * params.instances) % params.bn_group_size == 0
+    # --nosampler has no parameter here: the file says so where the release used it (not with MSMT17 as target)
+    says_no_counterpart = "--nosampler (shuffled batches instead of MMT's identity sampler): no counterpart" in (
+        path.read_text()
+    )
+    assert says_no_counterpart == (target != "msmt")
+
+
+def test_batchnorm_groups_refuse_sync_bn_and_take_the_old_chunk_name():
+    assert Params().bn_group_size == 0
+    with pytest.raises(ConfigError, match="set sync_bn false, or bn_group_size 0"):
+        make_params({"sync_bn": True, "bn_group_size": 16})
+    with pytest.raises(ConfigError, match="'bn_chunk' is now 'bn_group_size'"):
+        make_params({"bn_chunk": 16})

@@ -13,9 +13,15 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+import torch.distributed as dist
+from torch import nn
 
+from canu_core import distributed
 from canu_core.cli import main
+from canu_core.config import make_params
 from canu_core.distributed import ShardedBatches
+from canu_core.engine.common import prepare_model
+from canu_core.models import build_model
 from canu_core.notebook import run_notebook
 from canu_core.runs import RunFolder, project_root
 
@@ -218,3 +224,98 @@ def test_notebook_03_with_nproc_2_launches_torchrun_and_draws_from_its_run_folde
     assert run.read_history()["epoch"].tolist() == [0, 1] and run.read_params()["nproc"] == 2
     assert run.figure_path("adaptation_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert run.read_metrics()["epochs_trained"] == 2 and not (run.path / ".torchrun_params.yaml").exists()
+
+
+# ---------------------------------------------------------------- BatchNorm groups against devices
+
+GROUP, DEVICES = 16, 4
+
+
+def tiny_reid_model() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model("compact_ibn", num_classes=4, width=4).train()
+
+
+def record_batch_statistics(model: nn.Module) -> list[torch.Tensor]:
+    """At every BatchNorm call of `model`, each GROUP of its input's per-channel mean and variance, in call order."""
+    statistics = []
+
+    def hook(module, inputs, output):
+        x = inputs[0].detach()
+        dims = [0, *range(2, x.dim())]
+        statistics.extend(torch.stack([g.mean(dims), g.var(dims, unbiased=False)]) for g in x.split(GROUP))
+
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.register_forward_hook(hook)
+    return statistics
+
+
+def two_steps(network: nn.Module, model: nn.Module, batches: list[torch.Tensor]) -> dict:
+    """Two SGD steps of a per-image loss on the features, logits and BN-neck embedding (so that averaging the
+    processes' gradients is the gradient of one process's mean), with every BatchNorm statistic on the way."""
+    statistics = record_batch_statistics(model)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    outputs = []
+    for images in batches:
+        features, logits = network(images)
+        embedding = model.embedding(features)
+        optimizer.zero_grad()
+        (features.square().mean() + logits.square().mean() + embedding[:, 0].mean()).backward()
+        optimizer.step()
+        outputs.append(torch.cat([features, logits, embedding], dim=1).detach())
+    return {"outputs": outputs, "statistics": statistics, "state": model.state_dict()}
+
+
+def device_process(rank: int, init_file: str, results, batches: list[torch.Tensor]) -> None:
+    """One of DEVICES DistributedDataParallel processes (gloo, plain BatchNorm) on its GROUP images of each batch."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=DEVICES)
+    model = tiny_reid_model()
+    shares = [images[rank * GROUP : (rank + 1) * GROUP] for images in batches]
+    torch.save(two_steps(distributed.wrap(model, torch.device("cpu")), model, shares), results / f"{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_one_process_with_bn_groups_of_16_computes_what_4_ddp_processes_of_16_compute(tmp_path, monkeypatch):
+    """Two training steps on batches of 64: 4 gloo processes under DistributedDataParallel, each on its 16 images
+    (a rank's share), against one process with bn_group_size 16: the same BatchNorm statistics at every layer and
+    group, the same outputs, and after the steps the same weights and the running statistics rank 0 holds. Without
+    groups, one process differs."""
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randn(GROUP * DEVICES, 3, 32, 16, generator=generator) for _ in range(2)]
+    processes = torch.multiprocessing.start_processes(
+        device_process,
+        args=(str(tmp_path / "rendezvous"), tmp_path, batches),
+        nprocs=DEVICES,
+        join=False,
+        start_method="fork",  # the children share this process's imports: seconds, not a torch import each
+    )
+    deadline = time.monotonic() + 120
+    while not processes.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in processes.processes:
+                process.terminate()
+            pytest.fail(f"the {DEVICES} processes did not finish in 120 s")
+    ranks = [torch.load(tmp_path / f"{rank}.pt") for rank in range(DEVICES)]
+
+    def one_process(group_size: int) -> dict:
+        params = make_params({"device": "cpu", "bn_group_size": group_size})  # batch_ids 16 x instances 4 = 64
+        model = prepare_model(tiny_reid_model(), params, torch.device("cpu"))
+        return two_steps(model, model, batches)
+
+    grouped = one_process(GROUP)
+    close = {"rtol": 1e-4, "atol": 1e-5}
+    calls = len(ranks[0]["statistics"])
+    assert calls > 20 and len(grouped["statistics"]) == DEVICES * calls  # every BatchNorm call, each group
+    for call in range(calls):
+        for rank in range(DEVICES):
+            torch.testing.assert_close(grouped["statistics"][call * DEVICES + rank], ranks[rank]["statistics"][call])
+    for step, output in enumerate(grouped["outputs"]):
+        torch.testing.assert_close(output, torch.cat([r["outputs"][step] for r in ranks]), **close)
+    assert grouped["state"].keys() == ranks[0]["state"].keys()
+    for name, value in grouped["state"].items():  # weights (every rank's) and running statistics (rank 0's)
+        torch.testing.assert_close(value, ranks[0]["state"][name], **close, msg=name)
+    whole = one_process(0)
+    assert not torch.allclose(whole["outputs"][0], grouped["outputs"][0], **close)

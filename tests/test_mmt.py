@@ -1,4 +1,4 @@
-"""MMT adaptation on the tiny worlds: MMT's soft losses by hand, the mean teacher, chunked BatchNorm, a short run's
+"""MMT adaptation on the tiny worlds: MMT's soft losses by hand, the mean teacher, grouped BatchNorm, a short run's
 history and pseudo-labelled set, exact resume, mu = 0 equal to the baseline, and degenerate clusterings."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import ConfigError, load_params
@@ -15,10 +16,9 @@ from canu_core.data.catalog import load_dataset
 from canu_core.data.records import ImageRecord
 from canu_core.engine import CameraAdversary
 from canu_core.engine import mmt as mmt_module
-from canu_core.engine.adaptation import discriminator_conditions, forward_in_chunks, unusable_reason
+from canu_core.engine.adaptation import discriminator_conditions, unusable_reason
 from canu_core.engine.checkpoints import load_adapted_model, load_source_model
 from canu_core.losses import SoftEntropy, SoftTripletLoss
-from canu_core.models import build_model
 from canu_core.runs import RunFolder, project_root
 from canu_core.training import pretrain
 
@@ -191,19 +191,16 @@ def test_mean_teacher_update():
     assert teacher.weight[0, 0].item() == pytest.approx(0.55)
 
 
-@pytest.mark.parametrize("parts", [False, True])
-def test_forward_in_chunks_normalises_each_chunk_on_its_own(parts):
-    torch.manual_seed(0)
-    model = build_model("compact", num_classes=0 if parts else 5, parts=parts).train()
-    images = torch.randn(8, 3, 64, 32)
-    chunked = forward_in_chunks(model, images, chunk=4)
-    first, second = model(images[:4]), model(images[4:])
-    pairs = list(zip(chunked, first, second))
-    assert len(pairs) == (3 if parts else 2)
-    for output, a, b in pairs:
-        assert torch.allclose(output, torch.cat([a, b]))
-    whole = forward_in_chunks(model, images, chunk=0)
-    assert not torch.allclose(whole[0], chunked[0])  # batch statistics over 8 images, not 4
+def test_bn_group_size_groups_the_students_teachers_and_discriminators(tiny_data_root, source_run):
+    """Every module an MMT step forwards in train mode normalises over groups of bn_group_size images (here one
+    pseudo-identity of 4 images each), the discriminators' embedding input included, and an epoch trains."""
+    params = adapt_params(tiny_data_root, bn_group_size=4, adversary_features="embedding", eval_every_epoch=False)
+    trainer = mmt_module.MMTTrainer(params, target_world(params), source_run)
+    modules = [*trainer.students, *trainer.teachers, *(a.discriminator for a in trainer.adversaries)]
+    norms = [m for module in modules for m in module.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    assert norms and all(norm.group_size == 4 for norm in norms)
+    row = trainer.run_epoch(0)
+    assert row["status"] == "trained" and row["iterations"] == 2 and math.isfinite(row["loss"])
 
 
 # ---------------------------------------------------------------- training runs
@@ -242,17 +239,17 @@ class Interrupted(Exception):
 def test_interrupted_run_resumes_to_identical_state(tiny_data_root, source_run, straight, tmp_path, monkeypatch):
     params = adapt_params(tiny_data_root)
     run = RunFolder(tmp_path / "resumed")
-    real_forward = mmt_module.forward_in_chunks
+    real_step = mmt_module.MMTTrainer.step
     calls = {"n": 0}
 
-    def interrupting_forward(*args, **kwargs):
+    def interrupting_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 10:  # 4 forwards per iteration, 2 iterations per epoch: inside the second epoch
+        if calls["n"] > 2:  # 2 iterations per epoch: the second epoch's first
             raise Interrupted
-        return real_forward(*args, **kwargs)
+        return real_step(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(mmt_module, "forward_in_chunks", interrupting_forward)
+        patch.setattr(mmt_module.MMTTrainer, "step", interrupting_step)
         with pytest.raises(Interrupted):
             mmt_module.train_mmt(params, target_world(params), run, source_run)
     assert run.read_history()["epoch"].tolist() == [0]

@@ -1,14 +1,23 @@
-"""Backbones, the re-ID head and local weight loading."""
+"""Backbones, the re-ID head, BatchNorm statistics over groups of a batch and local weight loading."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from canu_core.models import BACKBONES, IBN, build_backbone, build_model, load_backbone_weights
+from canu_core.models import (
+    BACKBONES,
+    IBN,
+    build_backbone,
+    build_discriminator,
+    build_model,
+    group_batchnorm,
+    load_backbone_weights,
+)
 
 OFFICIAL_IBN_A = Path("/work/shared/notes/ibn_resnet50_a_state_dict.json")
 FEATURE_DIMS = {"resnet50": 2048, "ibn_resnet50a": 2048, "compact": 256, "compact_ibn": 256}
@@ -175,3 +184,86 @@ def test_invalid_configurations_raise_clear_errors():
         build_model("compact", num_classes=5, parts=True)
     with pytest.raises(ValueError, match="2 rows"):
         build_model("compact", num_classes=0, parts=True, last_stride=2).eval()(torch.randn(1, 3, 16, 16))
+
+
+# ---------------------------------------------------------------- BatchNorm over groups of a batch
+
+
+def tiny_model(parts: bool = False):
+    torch.manual_seed(0)
+    return build_model("compact_ibn", num_classes=0 if parts else 5, parts=parts, width=4).train()
+
+
+def forward_and_gradients(model, images):
+    """The train-mode outputs, the embedding the discriminators read, every gradient of a loss on all of them and
+    the buffers after the forward."""
+    model.zero_grad(set_to_none=True)
+    features, logits = model(images)
+    embedding = model.embedding(features)
+    (features.square().mean() + logits.square().mean() + embedding[:, 0].sum()).backward()
+    gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return [features, logits, embedding], gradients, {name: b.clone() for name, b in model.named_buffers()}
+
+
+def assert_identical(first, second):
+    (outputs, gradients, buffers), (outputs2, gradients2, buffers2) = first, second
+    assert all(torch.equal(a, b) for a, b in zip(outputs, outputs2))
+    assert gradients.keys() == gradients2.keys() and all(torch.equal(gradients[n], gradients2[n]) for n in gradients)
+    assert buffers.keys() == buffers2.keys() and all(torch.equal(buffers[n], buffers2[n]) for n in buffers)
+
+
+def test_group_size_zero_leaves_the_model_untouched_and_one_group_is_plain_batchnorm_bit_for_bit():
+    model = tiny_model()
+    assert group_batchnorm(model, 0) is model  # size 0: today's modules, so today's numbers
+    images = torch.randn(8, 3, 32, 16)
+    expected = forward_and_gradients(copy.deepcopy(model), images)
+    for size in (8, 16):  # one group holding the whole batch, or more than it
+        grouped = group_batchnorm(copy.deepcopy(model), size)
+        assert sum(type(m).__name__.startswith("Grouped") for m in grouped.modules()) > 5
+        assert_identical(forward_and_gradients(grouped, images), expected)
+    with pytest.raises(ValueError, match=">= 0"):
+        group_batchnorm(model, -1)
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_each_group_is_normalised_as_its_own_batch_and_only_the_first_updates_the_running_statistics(parts):
+    plain = tiny_model(parts)
+    grouped = group_batchnorm(copy.deepcopy(plain), 4)
+    images = torch.randn(12, 3, 32, 16)
+    devices = [copy.deepcopy(plain) for _ in range(3)]  # three devices of 4 images
+    outputs = grouped(images)
+    alone = [device(share) for device, share in zip(devices, images.split(4))]
+    outputs = outputs if parts else [outputs[0], outputs[1]]
+    alone = [device_outputs if parts else device_outputs[:2] for device_outputs in alone]
+    for output, *per_device in zip(outputs, *alone):
+        assert torch.allclose(output, torch.cat(per_device), atol=1e-6)
+    assert not torch.allclose(outputs[0], copy.deepcopy(plain)(images)[0], atol=1e-3)  # the whole batch's differ
+    # the embedding the discriminators read: each group's BN-neck statistics, as the forward's
+    embedding = grouped.embedding(outputs[0])
+    per_device = torch.cat([device.embedding(output[0]) for device, output in zip(devices, alone)])
+    assert torch.allclose(embedding, per_device, atol=1e-6)
+    # running statistics and counters: the first device's, one update per forward (what rank 0 keeps)
+    for (name, buffer), first in zip(grouped.named_buffers(), devices[0].buffers()):
+        assert torch.equal(buffer, first), name
+    assert grouped.bn_necks[0].num_batches_tracked.item() == 1
+    # the same weights and buffers under the same names: checkpoints load both ways; eval mode ignores the groups
+    assert list(grouped.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(grouped.state_dict())
+    with torch.no_grad():
+        assert torch.equal(grouped.eval()(images)[0], plain.eval()(images)[0])
+
+
+def test_grouped_discriminator_and_a_batch_that_does_not_split():
+    torch.manual_seed(0)
+    discriminator = build_discriminator("canu", feature_dim=8, num_cameras=3)
+    grouped = group_batchnorm(copy.deepcopy(discriminator), 4)
+    features, centroids = torch.randn(8, 8), torch.randn(8, 8)
+    expected = torch.cat([copy.deepcopy(discriminator)(f, c) for f, c in zip(features.split(4), centroids.split(4))])
+    assert torch.allclose(grouped(features, centroids), expected, atol=1e-6)
+    # a functional call (the adversary's generator term) reads the weights it is given, group by group as well
+    weights = {name: p.detach() for name, p in grouped.named_parameters()}
+    weights |= {name: b.clone() for name, b in grouped.named_buffers()}
+    called = torch.func.functional_call(grouped, weights, (features, centroids))
+    assert torch.allclose(called, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="6 images does not split into BatchNorm groups of 4"):
+        grouped(features[:6], centroids[:6])

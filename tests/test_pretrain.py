@@ -1,6 +1,7 @@
 """Source pretraining: an interrupted run resumes and ends exactly where an uninterrupted one ends (CPU, same seed);
 MMT's recipe: the soft-margin triplet, and a target batch forwarded each step that only BatchNorm statistics see."""
 
+import copy
 import math
 
 import pytest
@@ -330,3 +331,31 @@ def test_a_seed_repeats_a_target_forward_run_exactly(tiny_data_root, tmp_path):
     for (name, a), (_, b) in zip(models[0].state_dict().items(), models[1].state_dict().items()):
         assert torch.equal(a, b), name
     assert runs[0].read_history().equals(runs[1].read_history())
+
+
+def test_bn_group_size_zero_trains_todays_model_bit_for_bit_and_groups_reach_both_forwards(tiny_data_root):
+    """bn_group_size 0 (the default) leaves prepare_model's model as it was: the same outputs and gradients, bit for
+    bit, as the model without it. With groups, every BatchNorm of the trained model normalises per group, and each
+    forward (the source batch, then the target batch) updates its running statistics once."""
+    params = smoke_params(tiny_data_root, iters_per_epoch=1)
+    torch.manual_seed(0)
+    model = pretrain_module.build_model("compact", num_classes=4, width=4).train()
+    reference = copy.deepcopy(model)
+    prepared = pretrain_module.prepare_model(model, params, torch.device("cpu"))
+    images = torch.randn(16, 3, 32, 16)
+    results = []
+    for network in (reference, prepared):
+        features, logits = network(images)
+        (features.square().mean() + logits.square().mean()).backward()
+        results.append([features, logits, *(p.grad for p in network.parameters() if p.grad is not None)])
+    assert len(results[0]) == len(results[1]) and all(map(torch.equal, *results))
+
+    grouped = pretrain_module.PretrainTrainer(
+        smoke_params(tiny_data_root, iters_per_epoch=1, bn_group_size=8), *worlds(params), index=1, seed=0
+    )
+    norms = batchnorms(grouped.model)
+    assert norms and all(norm.group_size == 8 for norm in norms.values())
+    grouped.train_epoch(0)
+    assert {norm.num_batches_tracked.item() for norm in norms.values()} == {2}  # source + target forward, one each
+    with pytest.raises(ValueError, match="bn_group_size 6 does not divide the 16 images"):
+        pretrain_module.PretrainTrainer(smoke_params(tiny_data_root, bn_group_size=6), *worlds(params), index=1, seed=0)

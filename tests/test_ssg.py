@@ -217,17 +217,17 @@ def test_interrupted_run_resumes_to_identical_state(tiny_data_root, source_run, 
     params = ssg_params(tiny_data_root)
     straight_run, straight_model, *_ = straight
     run = RunFolder(tmp_path / "resumed")
-    real_forward = ssg_module.forward_in_chunks
+    real_step = ssg_module.SSGTrainer.step
     calls = {"n": 0}
 
-    def interrupting_forward(*args, **kwargs):
+    def interrupting_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 2 * ITERATIONS:  # two per iteration (model, global embedding): the second epoch's first
+        if calls["n"] > ITERATIONS:  # the second epoch's first iteration
             raise Interrupted
-        return real_forward(*args, **kwargs)
+        return real_step(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(ssg_module, "forward_in_chunks", interrupting_forward)
+        patch.setattr(ssg_module.SSGTrainer, "step", interrupting_step)
         with pytest.raises(Interrupted):
             ssg_module.train_ssg(params, target_world(params), run, source_run, source=source_world(params))
     assert run.read_history()["epoch"].tolist() == [0]

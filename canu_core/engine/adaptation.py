@@ -1,5 +1,5 @@
 """What the MMT and SSG adaptation loops share: each epoch's target features, clustering and pseudo-labelled set,
-the diagnostics row of that clustering, chunked BatchNorm, and the checkpoints of the adapted model.
+the diagnostics row of that clustering, the camera adversaries, and the checkpoints of the adapted model.
 
 The pseudo-labelled set keeps each image's true camera id (the public SSG code sets it to 0; the camera adversary
 needs it). The target's true ids are read for diagnostics only (cluster quality, lost ids, the label-chosen
@@ -38,7 +38,7 @@ from ..device import resolve_device
 from ..evaluation import evaluate, train_set_features
 from ..models import ReidModel
 from .adversary import CameraAdversary
-from .common import check_weights
+from .common import batchnorm_groups, check_weights
 from .loop import Trainer
 
 HISTORY_KEY = ("method", "epoch")
@@ -102,24 +102,6 @@ def discriminator_inputs(model: ReidModel, pooled: list[torch.Tensor], kind: str
     if kind == "embedding":
         return [model.embedding(feature, part) for part, feature in enumerate(pooled)]
     return pooled
-
-
-def forward_in_chunks(model: nn.Module, images: torch.Tensor, chunk: int):
-    """model(images), run on consecutive chunks of `chunk` images when 0 < chunk < batch size, outputs concatenated:
-    BatchNorm then normalises each chunk with its own statistics, as the CANU release did (16 images per GPU under
-    DataParallel). chunk 0 is one forward of the whole batch."""
-    if not 0 < chunk < len(images):
-        return model(images)
-    return _concatenate([model(part) for part in images.split(chunk)])
-
-
-def _concatenate(outputs: list):
-    first = outputs[0]
-    if first is None:
-        return None
-    if isinstance(first, torch.Tensor):
-        return torch.cat(outputs)
-    return type(first)(_concatenate(list(group)) for group in zip(*outputs))
 
 
 def discriminator_metrics(stats: dict[str, float], suffix: str) -> dict[str, float]:
@@ -193,11 +175,6 @@ class Adaptation(Trainer):
         )
         self.params, self.target, self.architecture = params, target, architecture
         self.device = distributed.local_device(resolve_device(params.device))
-        if params.bn_chunk and distributed.group().distributed:
-            raise ValueError(
-                f"bn_chunk {params.bn_chunk} emulates the CANU release's per-GPU BatchNorm in one process; under "
-                "torchrun each process already normalises its own share of the batch: set bn_chunk 0"
-            )
         reads_embedding = params.adversary != "none" and params.adversary_features == "embedding"
         if params.sync_bn and reads_embedding and distributed.group().distributed:
             raise ValueError(
@@ -207,9 +184,10 @@ class Adaptation(Trainer):
             )
 
     def make_adversaries(self, feature_dim: int, count: int) -> list[CameraAdversary]:
-        """`count` camera adversaries (one per network or part) as the parameters set them, on this device."""
+        """`count` camera adversaries (one per network or part) as the parameters set them, on this device, their
+        discriminators' BatchNorm over groups of `bn_group_size` images."""
         params = self.params
-        return [
+        adversaries = [
             CameraAdversary(
                 params.adversary,
                 feature_dim,
@@ -224,6 +202,10 @@ class Adaptation(Trainer):
             )
             for _ in range(count)
         ]
+        for adversary in adversaries:
+            if adversary.active:
+                batchnorm_groups(adversary.discriminator, params)
+        return adversaries
 
     def method_state(self) -> dict[str, Any]:
         """The networks' state, the adversaries' and the radii the clusterings keep."""

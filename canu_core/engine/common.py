@@ -17,7 +17,7 @@ from ..data.image_dataset import ImageDataset
 from ..data.records import ImageRecord
 from ..data.samplers import RandomIdentitySampler
 from ..data.transforms import build_train_transform
-from ..models import ReidModel
+from ..models import ReidModel, group_batchnorm
 from ..runs import DivergenceError
 
 
@@ -95,10 +95,26 @@ class MixedPrecision:
 
 
 def prepare_model(model: ReidModel, params: Params, device: torch.device) -> ReidModel:
-    """A model as the trainers train it: its BatchNorm synchronised across torchrun's processes with `sync_bn`, on
-    `device`, its convolutions in channels_last memory with `channels_last`."""
-    model = distributed.synchronised_batchnorm(model, params.sync_bn, device).to(device)
+    """A model as the trainers train it: its BatchNorm synchronised across torchrun's processes with `sync_bn`, or
+    over groups of `bn_group_size` images, on `device`, its convolutions in channels_last memory with
+    `channels_last`."""
+    model = distributed.synchronised_batchnorm(model, params.sync_bn, device)
+    model = batchnorm_groups(model, params).to(device)
     return model.use_channels_last() if params.channels_last else model
+
+
+def batchnorm_groups(module: nn.Module, params: Params) -> nn.Module:
+    """`module` with BatchNorm statistics over groups of `params.bn_group_size` images (unchanged at 0): every
+    module a trainer forwards in train mode goes through here (the re-ID models in prepare_model, the camera
+    discriminators), so that no BatchNorm of a training step sees more images than a group."""
+    size = params.bn_group_size
+    share = params.batch_ids * params.instances // distributed.group().world_size
+    if size and share % size:
+        raise ValueError(
+            f"bn_group_size {size} does not divide the {share} images of each process's batch (batch_ids x "
+            "instances / processes): choose a size that does, e.g. a multiple of instances that divides it"
+        )
+    return group_batchnorm(module, size)
 
 
 def warmup_multistep(

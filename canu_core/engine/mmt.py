@@ -11,8 +11,8 @@ plus, for each student, -mu times its discriminator's camera cross-entropy (adve
 the discriminator each sample's cluster centroid). The discriminator reads the student's pooled feature
 (adversary_features "pooled", the default: phi(x) of Eq. 4 taken as the feature the triplet losses train; the paper
 does not say which) or its normalised BN-neck embedding ("embedding": the space of the clustering, the centroids and
-ranking; with bn_chunk the embedding normalises over the whole batch). Teacher 1 is evaluated on the target test
-split every epoch (or only after the last with eval_every_epoch off).
+ranking; with bn_group_size, normalised over each group's statistics, as the BN-neck does). Teacher 1 is evaluated
+on the target test split every epoch (or only after the last with eval_every_epoch off).
 
 Checkpoints: `mmt_state` (everything to resume exactly), `mmt_last` and `mmt_best_by_target_labels` (teacher 1 of
 the last epoch and of the epoch with the best target mAP: chosen with target labels, for reference only).
@@ -41,7 +41,6 @@ from .adaptation import (
     TwoViews,
     discriminator_inputs,
     discriminator_metrics,
-    forward_in_chunks,
 )
 from .checkpoints import load_source_model, source_architecture
 from .common import MixedPrecision, batches, identity_loader, prepare_model
@@ -167,9 +166,9 @@ class MMTTrainer(Adaptation):
         views, labels, camids, indices = batch
         views, labels, camids = [view.to(device) for view in views], labels.to(device), camids.to(device)
         with self.precision.autocast():
-            outputs = [forward_in_chunks(s, view, params.bn_chunk) for s, view in zip(networks, views)]
+            outputs = [network(view) for network, view in zip(networks, views)]
             with torch.no_grad():
-                teacher_outputs = [forward_in_chunks(t, v, params.bn_chunk) for t, v in zip(self.teachers, views)]
+                teacher_outputs = [teacher(view) for teacher, view in zip(self.teachers, views)]
         outputs = [(features.float(), logits.float()) for features, logits in outputs]
         teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
         losses = mmt_losses(outputs, teacher_outputs, labels, ce)

@@ -51,7 +51,6 @@ from .adaptation import (
     Clusters,
     discriminator_inputs,
     discriminator_metrics,
-    forward_in_chunks,
 )
 from .checkpoints import load_source_model, source_architecture
 from .common import MixedPrecision, batches, identity_loader, prepare_model, use_learning_rate
@@ -203,8 +202,8 @@ class SSGTrainer(Adaptation):
         labels = part_labels[:, indices].to(device)
         condition = conditions[indices.to(device)]
         with self.precision.autocast():
-            pooled = forward_in_chunks(network, images, params.bn_chunk)
-            embedding = forward_in_chunks(model.global_embedding, pooled[0], params.bn_chunk)
+            pooled = network(images)
+            embedding = model.global_embedding(pooled[0])
         pooled, embedding = [feature.float() for feature in pooled], embedding.float()
         losses = {
             f"loss_tri_{part}": triplet(feature, part_label, groups=full_labels)

@@ -14,7 +14,7 @@ from ..config import Params
 from ..data.records import ImageRecord
 from ..models import ReidModel
 from .adaptation import pseudo_labelled, unusable_reason
-from .common import batches, identity_loader
+from .common import batches, batchnorm_groups, identity_loader
 
 
 @dataclass
@@ -42,7 +42,7 @@ def one_batch(
         return None
     loader = identity_loader(kept, params.height, params.width, params.batch_ids, params.instances, params.seed)
     images, labels, camids, indices = next(iter(batches(loader, 1, epoch=0)))
-    network = copy.deepcopy(model).train()
+    network = batchnorm_groups(copy.deepcopy(model), params).train()
     features, _ = network(images)
     return Batch(network, features, labels, camids, conditions[indices])
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import build_backbone
+from .grouped_batchnorm import batch_statistics_norm
 from .weights import load_backbone_weights
 
 CLASSIFIER_INIT_STD = 0.001  # MMT's classifier initialisation
@@ -117,11 +118,15 @@ class ReidModel(nn.Module):
 
     def embedding(self, pooled: torch.Tensor, part: int = 0) -> torch.Tensor:
         """The L2-normalised BN-neck output of part `part` for pooled features the forward returned: in train mode
-        with the batch's statistics, as the forward's own neck computed it, but without updating the running
-        statistics a second time (what the camera discriminators read with adversary_features "embedding")."""
+        with the batch's statistics (each group's, with grouped BatchNorm), as the forward's own neck computed it,
+        but without updating the running statistics a second time (what the camera discriminators read with
+        adversary_features "embedding")."""
         neck = self.bn_necks[part]
-        statistics = (None, None) if self.training else (neck.running_mean, neck.running_var)
-        normalised = F.batch_norm(pooled, *statistics, neck.weight, neck.bias, training=self.training, eps=neck.eps)
+        if self.training:
+            return F.normalize(batch_statistics_norm(neck, pooled), dim=1)
+        normalised = F.batch_norm(
+            pooled, neck.running_mean, neck.running_var, neck.weight, neck.bias, training=False, eps=neck.eps
+        )
         return F.normalize(normalised, dim=1)
 
     def pooled_features(self, images: torch.Tensor) -> list[torch.Tensor]:
