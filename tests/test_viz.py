@@ -211,8 +211,9 @@ def test_same_camera_neighbours_bars_and_chance(tmp_path):
     ax = fig.axes[0]
     assert [round(bar.get_height(), 2) for bar in ax.patches] == [0.53, 0.4, 0.2]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["source", "MMT", "CANU"]
-    assert [t.get_text() for t in ax.texts] == ["53%", "40%", "20%", "chance 12%"]
+    assert [t.get_text() for t in ax.texts] == ["53%", "40%", "20%"]
     assert ax.lines[0].get_ydata()[0] == 0.12
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance (12%)"]
     with pytest.raises(ValueError, match="not of the same images"):
         plot_same_camera_neighbours(table.assign(chance=[0.12, 0.12, 0.2]), k=10)
 
