@@ -36,13 +36,18 @@ def stand_in_notebook(name: str) -> nbformat.NotebookNode:
     image = io.BytesIO()
     Image.new("RGB", (40, 20), (200, 30, 30)).save(image, format="PNG")
     injected = nbformat.v4.new_code_cell(INJECTED, metadata={"tags": ["injected-parameters"]})
+    validated = nbformat.v4.new_code_cell("P = params_from_namespace(globals())\nP")
+    validated.outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/plain": "Params(run_name='book-parameters-dump')"}),
+        nbformat.v4.new_output("stream", name="stdout", text="run folder: outputs/book\n"),
+    ]
     figure = nbformat.v4.new_code_cell("plot_umap(points, labelings)")
     figure.outputs = [
         nbformat.v4.new_output(
             "display_data", data={"image/png": base64.b64encode(image.getvalue()).decode(), "text/plain": "<Figure>"}
         )
     ]
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}"), injected, figure])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}"), injected, validated, figure])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
@@ -81,8 +86,8 @@ class QuietHandler(SimpleHTTPRequestHandler):
 def test_the_published_notebooks_say_how_they_ran_not_their_parameters(site):
     for name in NOTEBOOKS:
         page = (site / "notebooks" / f"{name}.html").read_text()
-        assert "book-parameters-dump" not in page
-        assert "classroom schedule" in page and "params/demo.yaml" in page
+        assert "book-parameters-dump" not in page and "run folder: outputs/book" in page
+        assert "executed by <code>make docs</code> with the parameters of <code>params/demo.yaml</code>" in page
 
 
 def test_every_page_and_every_image_loads(site, server, tmp_path):

@@ -1,11 +1,12 @@
 """Build the lab's book (`make docs`): README, the four notebooks as executed, and the results pages under docs/, as
 a static site (mkdocs, Material theme, mkdocs-jupyter for the notebooks).
 
-    python docs/book/build.py [--refresh] [--executed DIR] [--site DIR]
+    python docs/book/build.py [--refresh] [--schedule PARAMS.yaml] [--executed DIR] [--site DIR]
 
 The executed notebooks are docs/executed/<notebook>.ipynb. A missing one, or all four with --refresh, is executed
 first through canu_core's notebook runner on the classroom schedule of params/demo.yaml (UMAPs on, no widgets, no
-progress bars), its runs in outputs/book-*: about 15 min of CPU for the four. The site is written to site/."""
+progress bars), its runs in outputs/book-*: about 15 min of CPU for the four (--schedule params/smoke.yaml: the tiny
+worlds, a minute or two, to check the book's machinery). The site is written to site/."""
 
 from __future__ import annotations
 
@@ -38,36 +39,45 @@ OVERRIDES = {
         "seeds": [0],
     },
 }
-SCHEDULE = ROOT / "params" / "demo.yaml"
+SCHEDULE = Path("params") / "demo.yaml"
 NOTE = (
-    "*This copy was executed by `make docs` on the classroom schedule of `params/demo.yaml` (short CPU training "
-    "on the synthetic worlds): its numbers show what each step does, not the study's results, which are in the "
-    "Results pages.*"
+    "*This copy was executed by `make docs` with the parameters of `{schedule}`, a short schedule on CPU: its "
+    "numbers show what each step does, not the study's results (the Results pages have those).*"
 )
 
 
-def execute(name: str, executed: Path) -> None:
-    """Run notebook `name` headless on the classroom schedule and keep its executed copy, for publication, as
-    `executed/<name>.ipynb`: papermill's injected-parameters cell replaced by a note saying how it ran."""
+def execute(name: str, executed: Path, schedule: Path) -> None:
+    """Run notebook `name` headless on `schedule` (a parameter file, relative to the repository) and keep its
+    executed copy, for publication, as `executed/<name>.ipynb`."""
     from canu_core import run_notebook
 
     os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: no progress bars in the outputs
-    output = run_notebook(name, [SCHEDULE], {"interactive": False, **OVERRIDES[name]})
-    publish(output, executed / f"{name}.ipynb")
+    output = run_notebook(name, [ROOT / schedule], {"interactive": False, **OVERRIDES[name]})
+    publish(output, executed / f"{name}.ipynb", schedule)
 
 
-def publish(source: Path, target: Path) -> None:
-    """Copy an executed notebook without its injected-parameters cell, a note in its place."""
+def publish(source: Path, target: Path, schedule: Path = SCHEDULE) -> None:
+    """Copy an executed notebook without dumps of its parameters: a note saying what it ran on in place of
+    papermill's injected-parameters cell, and no printed `Params(...)` (every field of the set, the cell that
+    validates them shows it)."""
     notebook = nbformat.read(source, as_version=4)
     cells = []
     for cell in notebook.cells:
         if "injected-parameters" in cell.metadata.get("tags", []):
-            cells.append(nbformat.v4.new_markdown_cell(NOTE))
-        else:
-            cells.append(cell)
+            cells.append(nbformat.v4.new_markdown_cell(NOTE.format(schedule=schedule.as_posix())))
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.outputs if not is_parameter_dump(output)]
+        cells.append(cell)
     notebook.cells = cells
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, target)
+
+
+def is_parameter_dump(output) -> bool:
+    """A cell's value shown as a parameter set's repr."""
+    shown = output.get("data", {}).get("text/plain", "") if output.get("output_type") == "execute_result" else ""
+    return shown.startswith("Params(")
 
 
 def stage(pages: Path, executed: Path) -> None:
@@ -100,13 +110,14 @@ def build(executed: Path, site: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refresh", action="store_true", help="execute the four notebooks again")
+    parser.add_argument("--schedule", type=Path, default=SCHEDULE, help="the parameter file notebooks run on")
     parser.add_argument("--executed", type=Path, default=ROOT / "docs" / "executed", help="the executed notebooks")
     parser.add_argument("--site", type=Path, default=ROOT / "site", help="where the site is written")
     args = parser.parse_args(argv)
     for name in NOTEBOOKS:
         if args.refresh or not (args.executed / f"{name}.ipynb").is_file():
-            print(f"executing {name} on {SCHEDULE.relative_to(ROOT)} ...", flush=True)
-            execute(name, args.executed)
+            print(f"executing {name} on {args.schedule} ...", flush=True)
+            execute(name, args.executed, args.schedule)
     build(args.executed, args.site)
     print(f"site: {args.site / 'index.html'}")
 
