@@ -7,7 +7,8 @@ seed 0 of the fashion study's lambda 0 arms, which is the default world), as
 
     CANU_OUTPUTS=<folder of the runs> python docs/figures/build_figures.py
 
-reads the runs (nothing is written there) and writes the figures beside this file. About 2 min on one core."""
+reads the runs (nothing is written there) and writes the figures beside this file: about 1 min of CPU (8 min of wall
+clock on the shared 2-core machine)."""
 
 from __future__ import annotations
 
