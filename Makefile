@@ -32,7 +32,7 @@ lab: $(STAMP)
 
 # The book: README, the four executed notebooks and the results pages under docs/ as a static site in site/ (open
 # site/index.html). Reuses docs/executed/*.ipynb; DOCS_ARGS=--refresh executes the four notebooks again first, on
-# params/demo.yaml's schedule (about 15 min of CPU).
+# params/demo.yaml's schedule (an estimated 15 min of CPU or more).
 DOCS_ARGS ?=
 $(VENV)/.installed-docs: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'

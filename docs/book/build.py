@@ -5,8 +5,9 @@ a static site (mkdocs, Material theme, mkdocs-jupyter for the notebooks).
 
 The executed notebooks are docs/executed/<notebook>.ipynb. A missing one, or all four with --refresh, is executed
 first through canu_core's notebook runner on the classroom schedule of params/demo.yaml (UMAPs on, no widgets, no
-progress bars), its runs in outputs/book-*: about 15 min of CPU for the four (--schedule params/smoke.yaml: the tiny
-worlds, a minute or two, to check the book's machinery). The site is written to site/."""
+progress bars), its runs in outputs/book-*: an estimated 15 min of CPU or more for the four (--schedule
+params/smoke.yaml: the tiny worlds, about 4 min of CPU, to check the book's machinery). The site is written to
+site/; from existing executed copies that takes about 15 s."""
 
 from __future__ import annotations
 
