@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 
-.PHONY: venv demo test lab study fashion length bench clean-outputs
+.PHONY: venv demo test lab docs study fashion length bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ test: $(STAMP)
 LAB_ARGS ?=
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks/
+
+# The book: README, the four executed notebooks and the results pages under docs/ as a static site in site/ (open
+# site/index.html). Reuses docs/executed/*.ipynb; DOCS_ARGS=--refresh executes the four notebooks again first, on
+# params/demo.yaml's schedule (an estimated 15 min of CPU or more).
+DOCS_ARGS ?=
+$(VENV)/.installed-docs: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(PY) docs/book/build.py $(DOCS_ARGS)
 
 # The synthetic study from nothing: notebook 01 (if not run yet), then Table IV's runs on 5 seeds through notebook
 # 03, then the tables, claims and figures (outputs/study/); the other studies are named in params/study.yaml.

@@ -12,6 +12,7 @@ from canu_core.cluster.diagnostics import (
     clustering_quality,
     lost_identities,
     neighbour_agreement,
+    same_camera_neighbours,
 )
 
 
@@ -31,6 +32,22 @@ def test_neighbour_agreement_by_hand():
     assert neighbour_agreement(features, pair, k=1)["attainable_rate"] == 1.0
     assert neighbour_agreement(features, pair, k=2)["attainable_rate"] == 0.5
     assert neighbour_agreement(features, pair, k=2)["attained"] == 1.0
+
+
+def test_same_camera_neighbours_by_hand():
+    # Five images, cameras 0, 0, 0, 1, 1: another image shares one's camera with chance (3*2 + 2*1) / (5*4) = 0.4.
+    camids = np.array([0, 0, 0, 1, 1])
+    # By camera: camera 0's images near (1, 0), camera 1's near (0, 1); each image's nearest is in its camera.
+    by_camera = np.array([[1.0, 0.0], [1.0, 0.1], [1.0, 0.2], [0.0, 1.0], [0.1, 1.0]])
+    # Crossed: each camera-1 image sits on a camera-0 image; the third camera-0 image, at (-0.2, 1), is nearer to
+    # camera 0's (0, 1) than to camera 1's (0.01, 1): nearest-neighbour shares by image are 0, 0, 1, 0, 0.
+    crossed = np.array([[1.0, 0.0], [0.0, 1.0], [-0.2, 1.0], [1.0, 0.01], [0.01, 1.0]])
+    table = same_camera_neighbours({"source": by_camera, "adapted": crossed}, camids, k=1)
+    assert table.index.tolist() == ["source", "adapted"] and table.index.name == "model"
+    assert table["same_camera"].tolist() == [1.0, pytest.approx(1 / 5)]
+    assert table["chance"].tolist() == [pytest.approx(0.4)] * 2
+    # k = 4: every other image is a neighbour, so the share is chance itself, whatever the features
+    assert same_camera_neighbours({"any": crossed}, camids, k=4)["same_camera"].iloc[0] == pytest.approx(0.4)
 
 
 def test_cluster_summary():

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -25,7 +26,9 @@ from canu_core.viz.clusters import (
     plot_camera_composition,
     plot_cluster_samples,
 )
+from canu_core.viz.common import CATEGORY_COLOURS
 from canu_core.viz.embedding import plot_umap, umap_embedding
+from canu_core.viz.neighbours import plot_same_camera_neighbours
 from canu_core.widgets import cluster_browser, recluster_widget
 
 # Six images: cluster 0 = id 1 in cameras 0 and 1 (one person across cameras), cluster 1 = ids 2 and 3, both in
@@ -169,6 +172,50 @@ def test_plot_umap_panels(tmp_path):
     assert "5 random of 30 groups" in titles[1]
     assert "10 outliers grey" in titles[2]
     assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None
+
+
+def drawn_groups(ax):
+    """The distinct (colour, marker) pairs of the points drawn in a panel, the grey ones (the first collection) left
+    out: seaborn gives each point its own colour and marker path."""
+    groups = set()
+    for collection in ax.collections[1:]:
+        for colour, path in zip(collection.get_facecolors(), collection.get_paths(), strict=True):
+            groups.add((tuple(np.round(colour, 3)), tuple(np.round(path.vertices, 3).ravel())))
+    return groups
+
+
+def test_eight_cameras_get_eight_colour_blind_safe_colours_and_markers(tmp_path):
+    rng = np.random.default_rng(0)
+    cameras = np.arange(80) % 8 + 1
+    identities = np.arange(80) // 2  # 40 identities: more than the palette has colours
+    fig = plot_umap(rng.normal(size=(80, 2)), {"camera": cameras, "identity": identities}, max_groups=30)
+    camera_panel, identity_panel = fig.axes[:2]
+    by_camera = drawn_groups(camera_panel)
+    safe = {tuple(np.round(to_rgba(c), 3)) for c in CATEGORY_COLOURS}
+    assert len(by_camera) == 8  # each camera one colour and one marker, no two alike in either
+    assert {colour for colour, _ in by_camera} == safe and len({marker for _, marker in by_camera}) == 8
+    assert [t.get_text() for t in camera_panel.get_legend().get_texts()] == [str(c) for c in range(1, 9)]
+    # identities: only as many are coloured as there are colours, so no colour stands for two of them
+    by_identity = drawn_groups(identity_panel)
+    assert len({colour for colour, _ in by_identity}) == 8 == len(by_identity)
+    assert "8 random of 40 groups" in identity_panel.get_title()
+
+
+def test_same_camera_neighbours_bars_and_chance(tmp_path):
+    table = pd.DataFrame(
+        {"same_camera": [0.53, 0.4, 0.2], "chance": [0.12] * 3},
+        index=pd.Index(["source", "MMT", "CANU"], name="model"),
+    )
+    fig = plot_same_camera_neighbours(table, k=10, path=tmp_path / "neighbours.png")
+    assert_saved(fig, tmp_path / "neighbours.png")
+    ax = fig.axes[0]
+    assert [round(bar.get_height(), 2) for bar in ax.patches] == [0.53, 0.4, 0.2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["source", "MMT", "CANU"]
+    assert [t.get_text() for t in ax.texts] == ["53%", "40%", "20%"]
+    assert ax.lines[0].get_ydata()[0] == 0.12
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance (12%)"]
+    with pytest.raises(ValueError, match="not of the same images"):
+        plot_same_camera_neighbours(table.assign(chance=[0.12, 0.12, 0.2]), k=10)
 
 
 def test_umap_embedding_keeps_groups_apart_and_repeats_for_a_seed():

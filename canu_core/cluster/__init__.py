@@ -2,6 +2,7 @@
 k-means pseudo-labels with their centroids, and the diagnostics of a clustering against the true ids and cameras."""
 
 from .diagnostics import (
+    attribute_probe_accuracy,
     camera_adjusted_mutual_information,
     camera_information,
     camera_mutual_information,
@@ -14,6 +15,7 @@ from .diagnostics import (
     identity_alone_accuracy,
     lost_identities,
     neighbour_agreement,
+    same_camera_neighbours,
 )
 from .kreciprocal import (
     Neighbours,
@@ -72,4 +74,5 @@ __all__ = [
     "re_ranking",
     "reciprocal_mask",
     "rho_eps",
+    "same_camera_neighbours",
 ]

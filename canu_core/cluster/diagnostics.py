@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,23 @@ def neighbour_agreement(features, labels, k: int = 10) -> dict[str, float]:
         "attainable_rate": attainable,
         "attained": observed / attainable,
     }
+
+
+def same_camera_neighbours(
+    features_by_model: Mapping[str, np.ndarray | torch.Tensor], camids, k: int = 10
+) -> pd.DataFrame:
+    """How much several models' features of the same images group by camera, as one number each: the share of an
+    image's k nearest neighbours (cosine, as the evaluation ranks) that come from its own camera, averaged over the
+    images. Beside it, chance: the share of the other images that come from one's own camera, what neighbours drawn
+    at random would give. One row per model, in the given order."""
+    rows = {model: neighbour_agreement(features, camids, k=k) for model, features in features_by_model.items()}
+    return pd.DataFrame(
+        {
+            "same_camera": [row["same_label_rate"] for row in rows.values()],
+            "chance": [row["chance_rate"] for row in rows.values()],
+        },
+        index=pd.Index(list(rows), name="model"),
+    )
 
 
 def cluster_summary(labels) -> dict[str, float]:

@@ -10,6 +10,7 @@ from .clusters import (
 )
 from .curves import plot_history
 from .embedding import camera_and_identity, plot_umap, plot_umap_grid, umap_embedding
+from .neighbours import plot_same_camera_neighbours
 from .pretraining import compare_first_clusterings, plot_first_clusterings
 from .study import (
     plot_claims,
@@ -40,6 +41,7 @@ __all__ = [
     "plot_metric_against",
     "plot_metric_per_epoch",
     "plot_mi_per_epoch",
+    "plot_same_camera_neighbours",
     "plot_umap",
     "plot_umap_grid",
     "umap_embedding",

@@ -11,13 +11,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from PIL import Image
 
 from ..cluster.diagnostics import group_table
 from ..data.records import ImageRecord
-from .common import save_figure
+from .common import category_colours, save_figure
 
 
 def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) -> str:
@@ -124,7 +123,7 @@ def plot_camera_composition(
     labels, camids = np.asarray(labels), np.asarray(camids)
     fig = Figure(figsize=(15, 4.5), layout="constrained")
     bars, spread = fig.subplots(1, 2, width_ratios=[2.2, 1])
-    palette = sns.color_palette("husl", num_cameras)
+    palette = category_colours(num_cameras)
     largest = group_table(labels, camids, pids).index[:max_clusters]
     counts = pd.crosstab(labels[labels >= 0], camids[labels >= 0]).reindex(
         index=largest, columns=range(num_cameras), fill_value=0
@@ -179,7 +178,7 @@ def plot_cluster_samples(
         ax.text(0.5, 0.5, "no cluster to show", ha="center", va="center", transform=ax.transAxes)
         save_figure(fig, path)
         return fig
-    palette = sns.color_palette("husl", max(r.camid for r in records) + 1)
+    palette = category_colours(max(r.camid for r in records) + 1)
     rng = np.random.default_rng(seed)
     axes = fig.subplots(len(clusters), n_images, squeeze=False)
     for cluster, row in zip(clusters, axes):

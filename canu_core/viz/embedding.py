@@ -15,11 +15,12 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..data.records import ImageRecord, ids_and_cameras
-from .common import save_figure
+from .common import CATEGORY_COLOURS, CATEGORY_MARKERS, save_figure
 
-# A labeling coloured entirely with at most this many values gets a legend (cameras); otherwise colours alone tell
-# groups apart (a legend of a random subset of ids would say nothing).
-MAX_LEGEND_ENTRIES = 12
+# A panel colours at most this many groups, each in a colour and marker of its own: more colours than the palette's
+# could not be told apart. A labeling coloured entirely gets a legend (cameras); a random sample of its groups
+# (identities, clusters) does not (a legend of random ids would say nothing).
+MAX_COLOURED_GROUPS = len(CATEGORY_COLOURS)
 
 
 def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
@@ -60,14 +61,15 @@ def plot_umap(
     labelings: Mapping[str, np.ndarray],
     title: str = "",
     path=None,
-    max_groups: int = 30,
+    max_groups: int = MAX_COLOURED_GROUPS,
     seed: int = 0,
 ) -> Figure:
     """One panel per labeling (panel name -> one label per point), all on the same 2-D points.
 
-    A labeling with at most `max_groups` values is coloured entirely; with more (identities, clusters), `max_groups`
-    random groups are coloured and the others drawn grey, since 300 colours cannot be told apart. Negative labels
-    (DBSCAN outliers) are never coloured. Labels are categories: colours follow no numeric scale.
+    A labeling with at most `max_groups` values (and no more than the palette's 8) is coloured entirely, one
+    colour-blind-safe colour and one marker per value; with more (identities, clusters), that many random groups are
+    coloured and the others drawn grey, since 300 colours cannot be told apart. Negative labels (DBSCAN outliers)
+    are never coloured. Labels are categories: colours follow no numeric scale.
     """
     fig = Figure(figsize=(5.5 * len(labelings), 5.5), layout="constrained")
     axes = fig.subplots(1, len(labelings), squeeze=False)[0]
@@ -84,7 +86,7 @@ def plot_umap_grid(
     labelings: Mapping[str, np.ndarray],
     title: str = "",
     path=None,
-    max_groups: int = 30,
+    max_groups: int = MAX_COLOURED_GROUPS,
     seed: int = 0,
 ) -> Figure:
     """One row per model (row name -> its 2-D points of the same images), one column per labeling: the same images
@@ -105,20 +107,24 @@ def _labeling_panel(
     ax, points: np.ndarray, labels: np.ndarray, name: str, max_groups: int, rng: np.random.Generator
 ) -> None:
     groups = np.unique(labels[labels >= 0])
-    chosen = groups if len(groups) <= max_groups else np.sort(rng.choice(groups, size=max_groups, replace=False))
+    limit = min(max_groups, MAX_COLOURED_GROUPS)
+    chosen = groups if len(groups) <= limit else np.sort(rng.choice(groups, size=limit, replace=False))
     shown = np.isin(labels, chosen)
     ax.scatter(points[~shown, 0], points[~shown, 1], s=3, c="lightgrey", linewidths=0)
-    size = 8 if len(chosen) == len(groups) else 16  # a sample of groups: larger dots, to find them among the grey
+    size = 18 if len(chosen) == len(groups) else 30  # a sample of groups: larger marks, to find them among the grey
     names = labels[shown].astype(str)  # categories, not a colour scale
     order = chosen.astype(str)
-    legend = 0 < len(chosen) == len(groups) <= MAX_LEGEND_ENTRIES
+    legend = 0 < len(chosen) == len(groups)
     if len(chosen):
         sns.scatterplot(
             x=points[shown, 0],
             y=points[shown, 1],
             hue=names,
             hue_order=order,
-            palette=sns.color_palette("husl", len(order)),
+            palette=list(CATEGORY_COLOURS[: len(order)]),
+            style=names,
+            style_order=order,
+            markers=list(CATEGORY_MARKERS[: len(order)]),
             s=size,
             linewidth=0,
             ax=ax,
