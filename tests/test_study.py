@@ -162,6 +162,7 @@ def test_estimate_scales_the_timed_study():
     assert estimate_minutes(30, parallel_runs=1) == 112.5  # 91.5 x 1.23: one two-threaded run at a time
     assert estimate_minutes(9, parallel_runs=2, iterations=12 * 60) == 54.9  # the length study ("about an hour")
     assert estimate_minutes(0, parallel_runs=2) == 0.0
+    assert estimate_minutes(0, parallel_runs=2, pretraining=2, pretrain_iterations=8 * 60) == 13.0  # half as long
 
 
 def test_workload_counts_missing_runs_and_source_models(outputs):

@@ -21,6 +21,7 @@ from .plan import StudyRun, run_parameters, study_pairs
 RUN_MINUTES = 6.1
 RUN_ITERATIONS = 6 * 60
 PRETRAIN_MINUTES = 13.0
+PRETRAIN_ITERATIONS = 16 * 60  # notebook 01's default: 16 epochs x 60 iterations
 # One run at a time gets both cores but does less per minute: two one-threaded runs at once have 1.23x the
 # throughput of one two-threaded run (params/study.yaml).
 ONE_AT_A_TIME_SLOWDOWN = 1.23
@@ -37,17 +38,24 @@ def pretraining_to_run(params: Params) -> list[tuple[int, str]]:
     ]
 
 
-def estimate_minutes(runs: int, parallel_runs: int, iterations: int = RUN_ITERATIONS, pretraining: int = 0) -> float:
+def estimate_minutes(
+    runs: int,
+    parallel_runs: int,
+    iterations: int = RUN_ITERATIONS,
+    pretraining: int = 0,
+    pretrain_iterations: int = PRETRAIN_ITERATIONS,
+) -> float:
     """Wall-clock minutes of `runs` adaptation runs of `iterations` iterations each (adapt_epochs x
-    adapt_iters_per_epoch; the time scales with them), `parallel_runs` at once, after `pretraining` notebook 01 runs,
-    on a CPU like this project's (one core per parallel run; parallel_runs 1 on its 2 cores). An estimate from one
-    machine's timing, to one decimal: a faster machine does better, a shared one worse."""
+    adapt_iters_per_epoch), `parallel_runs` at once, after `pretraining` notebook 01 runs of `pretrain_iterations`
+    (epochs x iters_per_epoch), on a CPU like this project's (one core per parallel run; parallel_runs 1 on its 2
+    cores). Times scale with the iterations. An estimate from one machine's timing, to one decimal: a faster machine
+    does better, a shared one worse, and tiny runs take longer than it says (starting a kernel costs seconds)."""
     per_run = RUN_MINUTES * iterations / RUN_ITERATIONS
     if parallel_runs == 1:
         adapting = runs * per_run / 2 * ONE_AT_A_TIME_SLOWDOWN
     else:
         adapting = runs * per_run / parallel_runs
-    return round(pretraining * PRETRAIN_MINUTES + adapting, 1)
+    return round(pretraining * PRETRAIN_MINUTES * pretrain_iterations / PRETRAIN_ITERATIONS + adapting, 1)
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def study_workload(params: Params, runs: Sequence[StudyRun]) -> StudyWorkload:
     to_run = sum(run_state(params, run) != "finished" for run in runs)
     pretraining = len(pretraining_to_run(params))
     iterations = params.adapt_epochs * params.adapt_iters_per_epoch
-    minutes = estimate_minutes(to_run, params.parallel_runs, iterations, pretraining)
+    pretrain_iterations = params.epochs * params.iters_per_epoch
+    minutes = estimate_minutes(to_run, params.parallel_runs, iterations, pretraining, pretrain_iterations)
     return StudyWorkload(len(runs), to_run, pretraining, minutes)
 
 
