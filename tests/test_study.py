@@ -7,8 +7,8 @@ import yaml
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder, project_root
-from canu_core.study import claims as study_claims
 from canu_core.study import (
+    StudyWorkload,
     claims_table,
     collect_histories,
     collect_results,
@@ -31,6 +31,7 @@ from canu_core.study import (
     table_iv,
     variant_table,
 )
+from canu_core.study import claims as study_claims
 
 
 @pytest.fixture
@@ -178,6 +179,8 @@ def test_workload_counts_missing_runs_and_source_models(outputs):
     # the partial run counts in full; the source models (pretrain_run) are missing: 13 + 4 x 6.1 / 2
     assert (workload.runs, workload.to_run, workload.pretraining, workload.minutes) == (6, 4, 1, 25.2)
     assert str(workload).startswith("6 runs: 2 finished already, 4 to run, after 1 notebook 01 run(s)")
+    assert "estimated time: about 25 min" in str(workload)
+    assert "estimated time: under a minute" in str(StudyWorkload(runs=1, to_run=1, pretraining=0, minutes=0.4))
     RunFolder.for_run(params.pretrain_run).write_metrics({"models": []})
     assert (study_workload(params, runs).pretraining, study_workload(params, runs).minutes) == (0, 12.2)
 

@@ -70,9 +70,10 @@ class StudyWorkload:
 
     def __str__(self) -> str:
         pretraining = f", after {self.pretraining} notebook 01 run(s) for the source models" if self.pretraining else ""
+        duration = f"about {self.minutes:.0f} min" if self.minutes >= 1 else "under a minute"
         return (
             f"{self.runs} runs: {self.runs - self.to_run} finished already, {self.to_run} to run{pretraining}; "
-            f"estimated time: about {self.minutes:.0f} min (timed on a 2-core CPU; an estimate, not a measurement)"
+            f"estimated time: {duration} (timed on a 2-core CPU; an estimate, not a measurement)"
         )
 
 
