@@ -92,7 +92,7 @@ def test_real_notebooks_lose_every_answer_and_keep_every_exercise(path, student_
 @pytest.mark.parametrize("name", ["01_pretrain", "04_ablations"])
 def test_notebooks_01_and_04_ask_ten_questions_each_with_its_answer(name):
     """Every exercise-tagged markdown question is answered before the next question: by a solution-tagged cell or
-    by a code cell holding a solution block."""
+    by a code cell holding a solution block, itself tagged as an exercise."""
     cells = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4).cells
     questions = [i for i, cell in enumerate(cells) if "exercise" in tags(cell) and cell.cell_type == "markdown"]
     assert len(questions) >= 10
@@ -101,6 +101,8 @@ def test_notebooks_01_and_04_ask_ten_questions_each_with_its_answer(name):
         assert any(
             "solution" in tags(cell) or (cell.cell_type == "code" and BEGIN_SOLUTION in cell.source) for cell in answers
         ), f"{name}: question in cell {start} has no answer"
+    answered_in_code = [cell for cell in cells if cell.cell_type == "code" and BEGIN_SOLUTION in cell.source]
+    assert all("exercise" in tags(cell) for cell in answered_in_code)  # kept, and found, as exercises
 
 
 def test_write_student_notebooks_names_the_notebook_that_breaks_the_convention(tmp_path):
