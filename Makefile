@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 
-.PHONY: venv demo test lab docs study fashion length bench clean-outputs
+.PHONY: venv demo test lab docs study fashion length student bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ fashion: $(STAMP)
 # about an hour on 2 cores); resumable.
 length: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/length.yaml
+
+# Student versions of the four notebooks in student/: each exercise kept, its answer taken out (a code answer becomes
+# `raise NotImplementedError("exercise")`, a markdown answer cell is dropped), outputs cleared (canu_core/teaching.py).
+student: $(STAMP)
+	$(PY) -m canu_core student student
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'

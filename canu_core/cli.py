@@ -4,6 +4,7 @@ python -m canu_core demo [-f params.yaml ...] [-p name value ...]
 python -m canu_core notebook 01_pretrain [-f params.yaml ...] [-p name value ...]
 python -m canu_core run 01_pretrain|03_train [-f params.yaml ...] [-p name value ...]
 torchrun --nproc_per_node N -m canu_core run 03_train [-f params.yaml ...]     (one run on N GPUs or processes)
+python -m canu_core student [FOLDER]     (the notebooks without their answers, for students; default student/)
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import sys
 
 from .config import ConfigError, load_params, parse_parameters
 
-JOBS = ("demo", "notebook", "run")
+JOBS = ("demo", "notebook", "run", "student")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="canu", description=__doc__)
     parser.add_argument("job", choices=JOBS)
     parser.add_argument(
-        "notebook", nargs="?", help="with `notebook`: its name, e.g. 01_pretrain; with `run`: 01_pretrain or 03_train"
+        "notebook",
+        nargs="?",
+        help="with `notebook`: its name, e.g. 01_pretrain; with `run`: 01_pretrain or 03_train; with `student`: the "
+        "folder for the student versions (default student/)",
     )
     parser.add_argument(
         "-f",
@@ -44,10 +48,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 when the job ran; 2 for parameters or a run folder that were refused before anything ran (the message
-    says what was expected and what was found; a folder another process works in names that process); 1 when a
-    notebook failed (its cell's error and where its executed copy is) or the disk filled up (one line: the folder and
-    its free space)."""
+    says what was expected and what was found; a folder another process works in names that process), or for a
+    notebook whose answers break the course's convention (`student`); 1 when a notebook failed (its cell's error and
+    where its executed copy is) or the disk filled up (one line: the folder and its free space)."""
     args = parse_args(argv)
+    if args.job == "student":
+        if args.parameters_file or args.parameter:
+            print("canu: `student` takes no parameters, only a folder", file=sys.stderr)
+            return 2
+        return student_job(args.notebook or "student")
     try:  # before torch is imported: a refused value is answered at once
         overrides = parse_parameters(args.parameter)
         params = load_params(*args.parameters_file, overrides=overrides)
@@ -76,6 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     except DiskFullError as err:
         print(f"canu: {err}" + "".join(f"; {note}" for note in getattr(err, "__notes__", [])), file=sys.stderr)
         return 1
+    return 0
+
+
+def student_job(folder: str) -> int:
+    """Write the student version of every notebook (answers out, outputs cleared) and list them."""
+    from .teaching import write_student_notebooks
+
+    try:
+        written = write_student_notebooks(folder)
+    except ValueError as err:  # a notebook breaks the answers' convention: nothing half-stripped is handed out
+        print(f"canu: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"student version: {path}")
     return 0
 
 

@@ -26,6 +26,11 @@ def test_misspelled_injected_name_fails():
 
 # What a notebook's parameters cell sets on purpose to something else than the lab-wide default.
 OWN_VALUES = {"run_name", "seed", "pretrain_run"}
+# ... and what one notebook alone sets so. Notebook 04 starts with Table IV alone, the study a class can run in about
+# two hours on a 2-core CPU, where config.Params names every study of the default world; `studies` picks which runs
+# a study holds, never how a run trains, so the regime this test guards stays the same (parameter files and `make`
+# targets name their own studies, which override the cell).
+NOTEBOOK_OWN_VALUES = {"04_ablations": {"studies"}}
 
 
 @pytest.mark.parametrize("notebook", ["01_pretrain", "02_clusters", "03_train", "04_ablations"])
@@ -43,7 +48,9 @@ def test_parameters_cells_repeat_the_typed_defaults(notebook):
     drifted = {
         name: (value, defaults[name])
         for name, value in values.items()
-        if name in defaults and name not in OWN_VALUES and value != defaults[name]
+        if name in defaults
+        and name not in OWN_VALUES | NOTEBOOK_OWN_VALUES.get(notebook, set())
+        and value != defaults[name]
     }
     assert not drifted, f"{notebook}: parameters cell value vs config.Params default: {drifted}"
 

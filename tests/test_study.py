@@ -7,12 +7,13 @@ import yaml
 
 from canu_core.config import make_params
 from canu_core.runs import RunFolder, project_root
-from canu_core.study import claims as study_claims
 from canu_core.study import (
+    StudyWorkload,
     claims_table,
     collect_histories,
     collect_results,
     coverage_table,
+    estimate_minutes,
     evaluate_claims,
     format_claims,
     gap_closed,
@@ -25,10 +26,12 @@ from canu_core.study import (
     run_state,
     save_table,
     study_run,
+    study_workload,
     table_iii,
     table_iv,
     variant_table,
 )
+from canu_core.study import claims as study_claims
 
 
 @pytest.fixture
@@ -150,6 +153,36 @@ def test_run_state_new_partial_finished_and_foreign(outputs):
         "'mmt' asked",
     ):
         run_state(params, run)
+
+
+def test_estimate_scales_the_timed_study():
+    """The timing it starts from (docs/results.md: 30 runs of 6 x 60 iterations in 92.0 min two at a time, 6.1 min of
+    a core each) comes back, and so do the documented sizes of the other studies."""
+    assert estimate_minutes(30, parallel_runs=2) == 91.5  # make study's Table IV, source models trained
+    assert estimate_minutes(30, parallel_runs=2, pretraining=1) == 104.5  # from nothing (measured: 105.5)
+    assert estimate_minutes(30, parallel_runs=1) == 112.5  # 91.5 x 1.23: one two-threaded run at a time
+    assert estimate_minutes(9, parallel_runs=2, iterations=12 * 60) == 54.9  # the length study ("about an hour")
+    assert estimate_minutes(0, parallel_runs=2) == 0.0
+    assert estimate_minutes(0, parallel_runs=2, pretraining=2, pretrain_iterations=8 * 60) == 13.0  # half as long
+
+
+def test_workload_counts_missing_runs_and_source_models(outputs):
+    params = make_params({"studies": ["table_iv"], "methods": ["mmt"], "seeds": [0, 1], "parallel_runs": 2})
+    runs = plan_study(params, "s")
+    assert len(runs) == 6
+    for run, finished in ((runs[0], True), (runs[1], True), (runs[2], False)):
+        folder = RunFolder.for_run(run.name)
+        folder.record(make_params(run_parameters(params, run)), "03_train")
+        if finished:
+            folder.write_metrics({"done": True})
+    workload = study_workload(params, runs)
+    # the partial run counts in full; the source models (pretrain_run) are missing: 13 + 4 x 6.1 / 2
+    assert (workload.runs, workload.to_run, workload.pretraining, workload.minutes) == (6, 4, 1, 25.2)
+    assert str(workload).startswith("6 runs: 2 finished already, 4 to run, after 1 notebook 01 run(s)")
+    assert "estimated time: about 25 min" in str(workload)
+    assert "estimated time: under a minute" in str(StudyWorkload(runs=1, to_run=1, pretraining=0, minutes=0.4))
+    RunFolder.for_run(params.pretrain_run).write_metrics({"models": []})
+    assert (study_workload(params, runs).pretraining, study_workload(params, runs).minutes) == (0, 12.2)
 
 
 def write_run(run, last: dict, epochs: int = 2):

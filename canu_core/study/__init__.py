@@ -8,8 +8,8 @@ A study is a list of adaptation runs, each a recorded notebook 03 in its own run
 identity and camera are tied in the synthetic target) and "ablation" (what the discriminators read, and a bounded
 adversarial objective). `claims_table` tests each of the paper's claims on the paired differences per unit.
 
-Four rooms: `plan` (which runs), `execute` (running the missing ones), `tables` (collecting results, the
-tables), `claims` (the paired tests and verdicts)."""
+Four rooms: `plan` (which runs), `execute` (how many are missing, about how long they take, then running them),
+`tables` (collecting results, the tables), `claims` (the paired tests and verdicts)."""
 
 from ..config import STUDY_FIELDS
 from .claims import (
@@ -24,7 +24,16 @@ from .claims import (
     mu_sweep_differences,
     paired_test,
 )
-from .execute import execute_study, job_executor, run_one, run_state
+from .execute import (
+    StudyWorkload,
+    estimate_minutes,
+    execute_study,
+    job_executor,
+    pretraining_to_run,
+    run_one,
+    run_state,
+    study_workload,
+)
 from .findings import lab_findings
 from .plan import PAPER_MU, StudyRun, pair_run_name, plan_study, preset_coverage, run_parameters, study_pairs, study_run
 from .tables import (
@@ -51,6 +60,7 @@ __all__ = [
     "PAPER_MU",
     "STUDY_FIELDS",
     "StudyRun",
+    "StudyWorkload",
     "analysis_units",
     "attribute_probes",
     "claim_differences",
@@ -60,6 +70,7 @@ __all__ = [
     "coverage_rows",
     "coverage_table",
     "direct_transfer",
+    "estimate_minutes",
     "evaluate_claims",
     "execute_study",
     "fashion_differences",
@@ -77,12 +88,14 @@ __all__ = [
     "paired_test",
     "plan_study",
     "preset_coverage",
+    "pretraining_to_run",
     "run_one",
     "run_parameters",
     "run_state",
     "save_table",
     "study_pairs",
     "study_run",
+    "study_workload",
     "table_iii",
     "table_iv",
     "table_iv_rows",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import pandas as pd
@@ -11,7 +12,80 @@ from tqdm.auto import tqdm
 
 from ..config import Params, make_params
 from ..runs import RunFolder, outputs_root, resolve_run
-from .plan import StudyRun, run_parameters
+from .plan import StudyRun, run_parameters, study_pairs
+
+# What a study costs on this project's 2-core CPU machine (docs/results.md, "What ran again: `make study`'s default,
+# timed"): its 30 runs of the default regime (6 adaptation epochs x 60 iterations) took 92.0 min two at a time, one
+# thread each, i.e. 92.0 x 2 / 30 = 6.1 min of one core per run; notebook 01 took 12.4 min (13.5 in the timing
+# before it), the worlds' generation included.
+RUN_MINUTES = 6.1
+RUN_ITERATIONS = 6 * 60
+PRETRAIN_MINUTES = 13.0
+PRETRAIN_ITERATIONS = 16 * 60  # notebook 01's default: 16 epochs x 60 iterations
+# One run at a time gets both cores but does less per minute: two one-threaded runs at once have 1.23x the
+# throughput of one two-threaded run (params/study.yaml).
+ONE_AT_A_TIME_SLOWDOWN = 1.23
+
+
+def pretraining_to_run(params: Params) -> list[tuple[int, str]]:
+    """(seed, folder) of every pair of source models the study needs and has not finished (no metrics.json):
+    notebook 04 runs notebook 01 for each before any adaptation run."""
+    pairs = [(params.seed, params.pretrain_run)] + [(seed, folder) for seed, folder in study_pairs(params) if folder]
+    return [
+        (seed, folder)
+        for seed, folder in dict.fromkeys(pairs)
+        if not (RunFolder.for_run(folder).path / "metrics.json").is_file()
+    ]
+
+
+def estimate_minutes(
+    runs: int,
+    parallel_runs: int,
+    iterations: int = RUN_ITERATIONS,
+    pretraining: int = 0,
+    pretrain_iterations: int = PRETRAIN_ITERATIONS,
+) -> float:
+    """Wall-clock minutes of `runs` adaptation runs of `iterations` iterations each (adapt_epochs x
+    adapt_iters_per_epoch), `parallel_runs` at once, after `pretraining` notebook 01 runs of `pretrain_iterations`
+    (epochs x iters_per_epoch), on a CPU like this project's (one core per parallel run; parallel_runs 1 on its 2
+    cores). Times scale with the iterations. An estimate from one machine's timing, to one decimal: a faster machine
+    does better, a shared one worse, and tiny runs take longer than it says (starting a kernel costs seconds)."""
+    per_run = RUN_MINUTES * iterations / RUN_ITERATIONS
+    if parallel_runs == 1:
+        adapting = runs * per_run / 2 * ONE_AT_A_TIME_SLOWDOWN
+    else:
+        adapting = runs * per_run / parallel_runs
+    return round(pretraining * PRETRAIN_MINUTES * pretrain_iterations / PRETRAIN_ITERATIONS + adapting, 1)
+
+
+@dataclass(frozen=True)
+class StudyWorkload:
+    """What executing a study will do: its runs, those still to run (new, or partial: counted in full) and the pairs
+    of source models to pretrain first, with the estimated time."""
+
+    runs: int
+    to_run: int
+    pretraining: int
+    minutes: float
+
+    def __str__(self) -> str:
+        pretraining = f", after {self.pretraining} notebook 01 run(s) for the source models" if self.pretraining else ""
+        duration = f"about {self.minutes:.0f} min" if self.minutes >= 1 else "under a minute"
+        return (
+            f"{self.runs} runs: {self.runs - self.to_run} finished already, {self.to_run} to run{pretraining}; "
+            f"estimated time: {duration} (timed on a 2-core CPU; an estimate, not a measurement)"
+        )
+
+
+def study_workload(params: Params, runs: Sequence[StudyRun]) -> StudyWorkload:
+    """Count the runs of `runs` not finished yet and the source models not trained yet, and estimate the time they
+    take (`estimate_minutes`): what a student should know before starting a study."""
+    to_run = sum(run_state(params, run) != "finished" for run in runs)
+    pretraining = len(pretraining_to_run(params))
+    iterations = params.adapt_epochs * params.adapt_iters_per_epoch
+    pretrain_iterations = params.epochs * params.iters_per_epoch
+    minutes = estimate_minutes(to_run, params.parallel_runs, iterations, pretraining, pretrain_iterations)
+    return StudyWorkload(len(runs), to_run, pretraining, minutes)
 
 
 def run_state(params: Params, run: StudyRun) -> str:
