@@ -15,6 +15,7 @@ from .diagnostics import (
     lost_identities,
     neighbour_agreement,
 )
+from .jaccard import compute_jaccard_distance
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
@@ -59,6 +60,7 @@ __all__ = [
     "camera_mutual_information",
     "camera_probe_accuracy",
     "cluster_centroids",
+    "compute_jaccard_distance",
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
