@@ -43,7 +43,7 @@ def check_exercises(path, minimum_questions: int, findings_filter: str) -> None:
     solutions = [c for c in cells if "solution" in tags(c)]
     assert solutions and all(c.cell_type == "markdown" and c.source.startswith("*Answer.*") for c in solutions)
     code_exercises = [c for c in cells if c.cell_type == "code" and BEGIN in c.source]
-    assert len(code_exercises) >= 2
+    assert len(code_exercises) >= 2 and all("exercise" in tags(c) for c in code_exercises)
     for cell in (c for c in cells if c.cell_type == "code"):
         ast.parse(re.sub(r"^\s*%.*$", "", student_source(cell.source), flags=re.M))  # the student version parses
     # every answer comes after its question: no solution cell before the first exercise
