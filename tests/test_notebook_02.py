@@ -4,6 +4,7 @@ import math
 
 import nbformat
 import pytest
+from course_form import check_exercises
 
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
@@ -82,6 +83,14 @@ def test_02_clusters_smoke(tiny_data_root, pretrain_run):
     assert len(shown) == len(FIGURES)  # each figure displayed once, as an image
     explanation = "degenerate" if metrics["status"] != "ok" else "MI(pseudo-labels; camera)"
     assert explanation in notebook_text(notebook)
+    # by hand, each asserted equal to the library's in its cell (an exception would have stopped the run)
+    assert f"Jaccard distance of {num_images} images by hand: equal to the library's" in notebook_text(notebook)
+    assert "eps by the rho rule on" in notebook_text(notebook)  # the rho exercise's answer ran
+    if metrics["status"] == "ok":
+        assert "exact" in notebook_text(notebook) and "adjusted MI(pseudo-labels; camera):" in notebook_text(notebook)
+        assert "gap" in notebook_text(notebook) and "against a margin of" in notebook_text(notebook)
+    shown = "".join(output.get("data", {}).get("text/plain", "") for output in notebook.cells[-1].outputs)
+    assert "the first pseudo-labels carry" in shown  # the closing cell: committed claims
     assert "No comparison: pass -p compare_pretrain_run <run_name>" in notebook_text(notebook)
     assert metrics["pretraining_comparison"] is None
 
@@ -139,3 +148,9 @@ def test_02_sets_the_first_clustering_of_another_pretraining_run_beside_this_one
     ]
     assert len(shown) == len(FIGURES) + 1
     assert "No comparison" not in notebook_text(notebook)
+
+
+def test_02_exercises_follow_the_course_convention():
+    check_exercises(
+        project_root() / "notebooks" / "02_clusters.ipynb", minimum_questions=10, findings_filter="first pseudo-labels"
+    )

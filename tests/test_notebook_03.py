@@ -7,6 +7,7 @@ import sys
 
 import nbformat
 import pytest
+from course_form import check_exercises
 
 from canu_core.config import load_params
 from canu_core.data.catalog import load_dataset
@@ -131,8 +132,17 @@ def test_03_train_smoke(tiny_data_root, pretrain_run, method, adversary, mu, los
         output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     )  # the CANU step by hand
     assert "two samples share a condition exactly when they share a cluster: True" in printed
+    # CANU by hand: each piece asserted equal to the library's in its cell (an exception would have stopped the run)
+    assert "condition rows by hand: equal to the library's" in printed
+    assert "weights, the library's" in printed and "the library's D took the same 30 steps" in printed
+    assert "through a gradient reversal layer gives the term's gradient" in printed
     assert "gradient on the network's weights from D's steps: False" in printed
     assert "reaches: {'feature extractor': True, 'discriminator': False, 'centroid condition': False}" in printed
+    assert "camera accuracy after 10 steps: product" in printed  # the merge exercise's answer ran
+    shown = "".join(
+        output.get("data", {}).get("text/plain", "") for cell in notebook.cells[-1:] for output in cell.outputs
+    )
+    assert "CANU is at least as good as" in shown  # the closing cell: the committed claims
 
 
 def test_03_plain_papermill_rejects_a_misspelled_name(tmp_path):
@@ -178,3 +188,7 @@ def test_03_committed_form():
     params = load_params(overrides={k: v for k, v in namespace.items() if not k.startswith("__")})
     assert (params.run_name, params.method, params.adversary, params.mu) == ("train", "mmt", "canu", 0.1)
     assert "P = params_from_namespace(globals())" in code[1].source
+
+
+def test_03_exercises_follow_the_course_convention():
+    check_exercises(project_root() / "notebooks" / "03_train.ipynb", minimum_questions=10, findings_filter="CANU")

@@ -1,10 +1,11 @@
 """Notebook 03's CANU step by hand: one real batch of the first clustering, its conditions, and where the
 generator term's gradient goes."""
 
+import numpy as np
 import torch
 
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
-from canu_core.config import load_params
+from canu_core.config import load_params, make_params
 from canu_core.data.catalog import load_dataset
 from canu_core.engine.adaptation import discriminator_conditions
 from canu_core.engine.adversary import CameraAdversary
@@ -61,3 +62,30 @@ def test_one_batch_says_when_the_clusters_cannot_fill_a_batch(tiny_data_root, ca
     conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train, "pseudo")
     assert one_batch(build_model("compact", num_classes=0), target.train, pseudo, conditions, params) is None
     assert capsys.readouterr().out.startswith("no batch to show: ")
+
+
+def test_conditions_follow_the_clusters_exactly_in_a_batch_of_the_default_size(tiny_data_root):
+    """The default P x K batch (16 x 4, with outliers left out): two rows share a condition, element for element,
+    exactly when they share a cluster. Notebook 03 checks it on its batch; a distance threshold would not do from 26
+    rows up (torch.cdist then goes through a matrix product, which leaves up to about 1e-3 between equal rows)."""
+    params = load_params(
+        project_root() / "params" / "smoke.yaml",
+        overrides={"data_root": str(tiny_data_root), "device": "cpu", "height": 32, "width": 16},
+    )
+    params = make_params({"batch_ids": 16, "instances": 4}, base=params)  # the default world's batch
+    target = load_dataset(params.target, params.data_root)
+    torch.manual_seed(0)
+    model = build_model("compact", num_classes=5)
+    features = train_set_features(model, target.train, params)
+    labels = np.arange(len(target.train)) % 17  # 17 clusters of about 3 images (the sampler repeats images)
+    labels[::7] = -1  # outliers among them
+    pseudo = pseudo_labels_from(features, labels)
+    conditions = discriminator_conditions(pseudo.labels, pseudo.centroids, features, target.train, "pseudo")
+
+    batch = one_batch(model, target.train, pseudo, conditions, params)
+    assert len(batch.labels) == 64 and len(set(batch.labels.tolist())) == 16
+    same_cluster = batch.labels[:, None] == batch.labels[None, :]
+    same_condition = (batch.conditions[:, None, :] == batch.conditions[None, :, :]).all(dim=2)
+    assert torch.equal(same_cluster, same_condition)
+    for label, condition in zip(batch.labels, batch.conditions):
+        assert torch.equal(condition, torch.from_numpy(pseudo.centroids[label]))

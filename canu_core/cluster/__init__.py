@@ -17,6 +17,7 @@ from .diagnostics import (
     neighbour_agreement,
     same_camera_neighbours,
 )
+from .jaccard import compute_jaccard_distance
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
@@ -61,6 +62,7 @@ __all__ = [
     "camera_mutual_information",
     "camera_probe_accuracy",
     "cluster_centroids",
+    "compute_jaccard_distance",
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
