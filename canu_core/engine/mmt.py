@@ -85,6 +85,30 @@ def mmt_losses(
     }
 
 
+def mmt_objective(losses: dict[str, torch.Tensor], params: Params) -> torch.Tensor:
+    """MMT's weighted loss: each student's own CE and triplet, and the soft terms from the other network's teacher,
+    mixed by soft_ce_weight and soft_tri_weight as MMT's code does."""
+    w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
+    return (
+        (1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
+        + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
+        + w_ce * losses["loss_soft_ce"]
+        + w_tri * losses["loss_soft_tri"]
+    )
+
+
+def in_float32(outputs: list[tuple]) -> list[tuple]:
+    """(features, logits) of each network in float32: the losses are computed outside mixed precision."""
+    return [(features.float(), logits.float()) for features, logits in outputs]
+
+
+def training_accuracies(outputs: list[tuple], labels: torch.Tensor) -> dict[str, float]:
+    """Each student's classification accuracy on the batch's pseudo-labels."""
+    return {
+        f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item() for k, (_, logits) in zip(NETWORKS, outputs)
+    }
+
+
 class MMTTrainer(Adaptation):
     """MMT's state (two students, their mean teachers, one adversary each), its clustering and its epoch."""
 
@@ -162,37 +186,24 @@ class MMTTrainer(Adaptation):
         """One MMT step on two augmentations of a P x K batch: each student's CE and triplet, the soft CE and soft
         triplet from the other network's teacher, weighted as MMT's code, and each student's camera adversary
         (-mu times its discriminator's loss, Eq. 11; the discriminator steps first, on the detached features)."""
-        params, device = self.params, self.device
+        device = self.device
         views, labels, camids, indices = batch
         views, labels, camids = [view.to(device) for view in views], labels.to(device), camids.to(device)
         with self.precision.autocast():
             outputs = [network(view) for network, view in zip(networks, views)]
             with torch.no_grad():
                 teacher_outputs = [teacher(view) for teacher, view in zip(self.teachers, views)]
-        outputs = [(features.float(), logits.float()) for features, logits in outputs]
-        teacher_outputs = [(features.float(), logits.float()) for features, logits in teacher_outputs]
+        outputs, teacher_outputs = in_float32(outputs), in_float32(teacher_outputs)
         losses = mmt_losses(outputs, teacher_outputs, labels, ce)
-        condition = conditions[indices.to(device)]
-        metrics = {
-            f"train_acc{k}": (logits.argmax(1) == labels).float().mean().item()
-            for k, (_, logits) in zip(NETWORKS, outputs)
-        }
+        metrics = training_accuracies(outputs, labels)
+        condition = conditions[indices.to(device)]  # each sample's cluster centroid (Eq. 8)
         for k, network, adversary, (features, _) in zip(NETWORKS, networks, self.adversaries, outputs):
-            (seen,) = discriminator_inputs(distributed.unwrap(network), [features], params.adversary_features)
+            (seen,) = discriminator_inputs(distributed.unwrap(network), [features], self.params.adversary_features)
             metrics |= discriminator_metrics(adversary.discriminator_step(seen, camids, condition), str(k))
-            losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)
-        w_ce, w_tri = params.soft_ce_weight, params.soft_tri_weight
-        loss = (
-            (1 - w_ce) * (losses["loss_ce1"] + losses["loss_ce2"])
-            + (1 - w_tri) * (losses["loss_tri1"] + losses["loss_tri2"])
-            + w_ce * losses["loss_soft_ce"]
-            + w_tri * losses["loss_soft_tri"]
-            + losses["loss_adv1"]
-            + losses["loss_adv2"]
-        )
-        return StepOutput(
-            loss, losses, {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}, metrics
-        )
+            losses[f"loss_adv{k}"] = adversary.generator_loss(seen, camids, condition)  # -mu x CE (Eq. 9)
+        loss = mmt_objective(losses, self.params) + losses["loss_adv1"] + losses["loss_adv2"]  # Eq. 11
+        watched = {f"features{k}": features for k, (features, _) in zip(NETWORKS, outputs)}
+        return StepOutput(loss, losses, watched, metrics)
 
     def update_teachers(self, step: int) -> None:
         for teacher, student in zip(self.teachers, self.students):

@@ -1,7 +1,9 @@
 """The fashion study's results, tables, claims and figures from its finished run folders (README.md here says what
 it tests; notebook 04 with params/fashion.yaml runs it and builds the same in outputs/fashion/). Run from the
 repository root, with the run folders in outputs/, at any point of the study: unfinished runs are left out, and
-`tables/progress.md` says which worlds, pairs and seeds each arm has.
+`tables/progress.md` says which worlds, pairs and seeds each arm has. The target-supervised upper bound (MMT
+trained with the target's labels, seed 0 of each pair, at lambda 0: the oracle study's runs of the same folder names,
+run with `studies: [oracle]`, `methods: [mmt]`, `seeds: [0]` on these parameters) gives `tables/upper_bound.md`.
   python docs/study/fashion/build_tables.py
 """
 
@@ -15,12 +17,14 @@ from canu_core.study import (
     attribute_probes,
     collect_histories,
     collect_results,
+    direct_transfer,
     evaluate_claims,
     fashion_differences,
     fashion_gaps,
     fashion_rows,
     fashion_table,
     format_claims,
+    pair_run_name,
     plan_study,
     preset_coverage,
     save_table,
@@ -75,3 +79,39 @@ for fashion in sorted(set(histories["target_area_fashion"])):
             path=folder.figure_path(f"{column}_per_epoch_fashion{fashion:g}.png"),
             title=f"Per epoch at fashion {fashion:g}: {column} (mean over pairs and seeds)",
         )
+
+# The share of the way from direct transfer to the target-supervised upper bound each arm covers at lambda 0, per
+# pair (each pair's own direct transfer and upper bound; the arms' mAP the mean over the pair's seeds).
+oracle_params = make_params(
+    {**read_yaml("params/fashion.yaml"), "studies": ["oracle"], "methods": ["mmt"], "seeds": [0]}
+)
+supervised_runs = [r for r in plan_study(oracle_params, params.run_name) if r.overrides.get("clustering") == "true_ids"]
+supervised = collect_results(supervised_runs, coverage)
+if len(supervised):
+    at_zero = results[results["target_area_fashion"].eq(0.0)]
+    rows = []
+    for pair, bound in supervised.set_index("pretrain_seed")["target_mAP"].items():
+        direct = direct_transfer(params, RunFolder.for_run(pair_run_name(params, pair)))["mmt"]["mAP"]
+        of_pair = at_zero[at_zero["pretrain_seed"].eq(pair)].fillna({"variant": ""})
+        for (adversary, variant), arm in of_pair.groupby(["adversary", "variant"], sort=False)["target_mAP"]:
+            rows.append(
+                {
+                    "pair": pair,
+                    "arm": adversary + (f"-{variant}" if variant else ""),
+                    "mAP": arm.mean(),
+                    "direct transfer": direct,
+                    "target labels": bound,
+                    "gap closed": (arm.mean() - direct) / (bound - direct),
+                }
+            )
+    per_pair_gap = pd.DataFrame(rows)
+    save(per_pair_gap.round(3), "upper_bound_per_pair")
+    summary = per_pair_gap.groupby("arm", sort=False).agg(
+        pairs=("pair", "size"),
+        mAP=("mAP", "mean"),
+        direct=("direct transfer", "mean"),
+        upper_bound=("target labels", "mean"),
+        gap_closed_mean=("gap closed", "mean"),
+        gap_closed_sd=("gap closed", "std"),
+    )
+    save(summary.round(3).reset_index(), "upper_bound")
