@@ -1,7 +1,8 @@
 """Table III on three seeds, built from notebook 04's functions (docs/results.md "What ran: Table III on three seeds").
 
-Every run (SSG and MMT, seeds 0-2) adapts the third pair of source models (outputs/pretrain of the sessions that
-ran them). Run from the repository root, with the run folders in outputs/:
+Every run (SSG and MMT, seeds 0-2) adapts pair C of source models (docs/results.md, "Three pairs of source models":
+outputs/pretrain as notebook 01 made it on the machine that ran them). Run from the repository root, with the run
+folders in outputs/:
   python docs/study/table_iii/three_seeds/build_tables.py
 """
 
