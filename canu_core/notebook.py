@@ -80,6 +80,7 @@ def run_notebook(
     parameter_files: Sequence[str | Path] = (),
     parameters: Mapping[str, Any] | None = None,
     log_output: bool = False,
+    exercises: bool = True,
 ) -> Path:
     """Execute `notebooks/<name>.ipynb` headless with papermill and keep the executed copy in its run folder
     (`outputs/<run_name>/<name>.ipynb`). Parameters are validated, the run folder's lock taken (held until the
@@ -87,8 +88,12 @@ def run_notebook(
     The copy is written under `outputs/.executing/` and moved into the run folder only when the notebook ends
     without error: a failed run leaves the folder's executed copy as it was, and its own in
     `outputs/.failed/<run_name>/` (the error says where; a copy the failure cut off is not kept). A full disk is
-    reported as one DiskFullError line."""
+    reported as one DiskFullError line. `exercises` False runs it without its exercises and their answers (a study's
+    runs: teaching cells measure nothing the study keeps)."""
+    import nbformat
     import papermill
+
+    from .teaching import without_exercises
 
     files_and_overrides: dict[str, Any] = {}
     for path in parameter_files:
@@ -107,9 +112,13 @@ def run_notebook(
         run, _ = resolve_run(params, name)  # a folder of another run is refused here, before anything is written
         executing = outputs_root() / ".executing" / params.run_name / source.name
         executing.parent.mkdir(parents=True, exist_ok=True)
+        executed_source = source
+        if not exercises:
+            executed_source = executing.with_name(f"{source.stem}.without-exercises.ipynb")
+            nbformat.write(without_exercises(nbformat.read(source, as_version=4)), executed_source)
         try:
             papermill.execute_notebook(
-                str(source),
+                str(executed_source),
                 str(executing),
                 parameters=injected(cell, files_and_overrides),
                 kernel_name="python3",
@@ -125,6 +134,9 @@ def run_notebook(
                 raise full from None
             err.add_note(notes)
             raise
+        finally:
+            if executed_source != source:
+                executed_source.unlink()
         output = run.path / source.name
         output.parent.mkdir(parents=True, exist_ok=True)
         os.replace(executing, output)

@@ -67,6 +67,15 @@ def student_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
+def without_exercises(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of `notebook` without its course cells (the questions, tagged "exercise", and the answers, tagged
+    "solution"): what a study's runs execute, since an exercise teaches and measures nothing a study keeps."""
+    lesson = copy.deepcopy(notebook)
+    course = {EXERCISE_TAG, SOLUTION_TAG}
+    lesson.cells = [cell for cell in lesson.cells if not course & set(cell.metadata.get("tags", []))]
+    return lesson
+
+
 def write_student_notebooks(folder: str | Path = "student", notebooks: Sequence[Path] | None = None) -> list[Path]:
     """Write the student version of each notebook (default: the four of notebooks/) into `folder` (relative to the
     project root), under the same file names; the paths written."""

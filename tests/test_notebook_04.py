@@ -29,8 +29,15 @@ FIGURES = (
 pytestmark = pytest.mark.notebook
 
 
-def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
+@pytest.fixture(scope="module")
+def study_outputs(tmp_path_factory):
+    """One outputs/ for the module: the fashion sweep's first pair is the source models notebook 01 made for the
+    study from nothing (the same parameters), so notebook 01 runs three times, not four."""
+    return tmp_path_factory.mktemp("outputs")
+
+
+def test_04_ablations_smoke_from_nothing(tiny_data_root, study_outputs, monkeypatch):
+    monkeypatch.setenv("CANU_OUTPUTS", str(study_outputs))
     overrides = {
         **TINY,
         "data_root": str(tiny_data_root),
@@ -51,7 +58,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
 
-    assert (tmp_path / "smoke_source" / "01_pretrain.ipynb").is_file()  # notebook 01 ran first
+    assert (study_outputs / "smoke_source" / "01_pretrain.ipynb").is_file()  # notebook 01 ran first
     runs = [
         "smoke_study-mmt-none-seed0",
         "smoke_study-mmt-adv-mu0.1-seed0",
@@ -67,6 +74,15 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
         run = RunFolder.for_run(name)
         assert (run.path / "03_train.ipynb").is_file() and (run.path / "metrics.json").is_file()
         assert run.read_params()["pretrain_run"] == "smoke_source"
+    # a study's run executes the lesson without its exercises: they teach, and would cost every run their time
+    course = {"exercise", "solution"}
+    tagged = [
+        c
+        for c in nbformat.read(project_root() / "notebooks/03_train.ipynb", as_version=4).cells
+        if course & set(c.metadata.get("tags", []))
+    ]
+    executed = nbformat.read(RunFolder.for_run(runs[0]).path / "03_train.ipynb", as_version=4).cells
+    assert tagged and not [c for c in executed if course & set(c.metadata.get("tags", []))]
 
     study = RunFolder.for_run("smoke_study")
     results = pd.read_csv(study.path / "results.csv")
@@ -122,16 +138,17 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, tmp_path, monkeypatch):
     assert list(outcome["before"]) == ["finished"] * 9 and list(outcome["after"]) == ["finished"] * 9
 
 
-def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_path, monkeypatch):
-    """Notebook 04's fashion sweep on two pairs of source models at lambda 1: notebook 01 runs twice (seed 1 into
-    pretrain_run, seed 3 into <pretrain_run>-seed3), eight tiny runs each read their pair's models in the lambda-1
-    world, and the fashion table, the pair-level claims and the figure come out of them."""
-    monkeypatch.setenv("CANU_OUTPUTS", str(tmp_path))
+def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, study_outputs, monkeypatch):
+    """Notebook 04's fashion sweep on two pairs of source models at lambda 1: notebook 01's seed 1 is pretrain_run
+    (made by the test above, or here when run alone), seed 3 runs into <pretrain_run>-seed3, eight tiny runs each
+    read their pair's models in the lambda-1 world, and the fashion table, the pair-level claims and the figure come
+    out of them."""
+    monkeypatch.setenv("CANU_OUTPUTS", str(study_outputs))
     overrides = {
         **TINY,
         "data_root": str(tiny_data_root),
         "run_name": "smoke_fashion",
-        "pretrain_run": "smoke_pair",
+        "pretrain_run": "smoke_source",
         "target": "synthetic:tiny_target",
         "studies": ["fashion"],
         "fashion_grid": [1.0],
@@ -147,9 +164,9 @@ def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, tmp_p
     executed = run_notebook("04_ablations", [SMOKE], overrides)
     assert nbformat.read(executed, as_version=4).metadata["papermill"]["exception"] is None
 
-    assert RunFolder.for_run("smoke_pair").read_params()["seed"] == 1
-    assert RunFolder.for_run("smoke_pair-seed3").read_params()["seed"] == 3
-    for pair, folder in ((1, "smoke_pair"), (3, "smoke_pair-seed3")):
+    assert RunFolder.for_run("smoke_source").read_params()["seed"] == 1
+    assert RunFolder.for_run("smoke_source-seed3").read_params()["seed"] == 3
+    for pair, folder in ((1, "smoke_source"), (3, "smoke_source-seed3")):
         run = RunFolder.for_run(f"smoke_fashion-mmt-adv-mu0.1-fashion1.0-pair{pair}-seed0")
         recorded = run.read_params()
         assert (recorded["pretrain_run"], recorded["target_area_fashion"]) == (folder, 1.0)

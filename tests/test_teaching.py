@@ -6,7 +6,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from canu_core.cli import main
 from canu_core.runs import project_root
-from canu_core.teaching import BEGIN_SOLUTION, strip_solution_lines, student_notebook, write_student_notebooks
+from canu_core.teaching import (
+    BEGIN_SOLUTION,
+    strip_solution_lines,
+    student_notebook,
+    without_exercises,
+    write_student_notebooks,
+)
 
 NOTEBOOKS = sorted((project_root() / "notebooks").glob("[0-9]*.ipynb"))
 
@@ -52,6 +58,13 @@ def test_student_version_keeps_questions_and_drops_both_kinds_of_answer():
     )
     assert (student.cells[0].outputs, student.cells[0].execution_count) == ([], None)
     assert len(course.cells) == 5 and "secret-code-answer" in course.cells[2].source  # the original is untouched
+
+
+def test_a_study_run_executes_the_lesson_without_its_exercises():
+    course = small_course()
+    lesson = without_exercises(course)
+    assert [cell.source for cell in lesson.cells] == ["1 + 1"]  # the questions and both kinds of answer are out
+    assert len(course.cells) == 5  # the original is untouched
 
 
 @pytest.mark.parametrize(

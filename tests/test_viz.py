@@ -27,7 +27,7 @@ from canu_core.viz.clusters import (
     plot_cluster_samples,
 )
 from canu_core.viz.common import CATEGORY_COLOURS
-from canu_core.viz.embedding import plot_umap, umap_embedding
+from canu_core.viz.embedding import cache_umap_compilation, plot_umap, umap_embedding
 from canu_core.viz.neighbours import plot_same_camera_neighbours
 from canu_core.widgets import cluster_browser, recluster_widget
 
@@ -301,3 +301,17 @@ def test_recluster_widget_runs_on_demand(capsys):
     rho_start = recluster_widget(features, pids, camids, num_cameras=2, eps=None, k1=5, k2=2)
     rule = rho_eps(upper_jaccard_distance(features, k1=5, k2=2), rho=0.0016)
     assert rho_start.children[0].value == pytest.approx(np.clip(rule, 0.01, 0.99))
+
+
+def test_umaps_compiled_functions_are_cached_on_disk_after_the_first_embedding():
+    """UMAP compiles its embedding's numba functions without numba's disk cache: every new process (each notebook
+    kernel) paid about 8 s for them. After cache_umap_compilation every one of them keeps its machine code on disk."""
+    import umap.layouts
+    import umap.umap_
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    cache_umap_compilation()
+    compiled = [f for m in (umap.umap_, umap.layouts) for f in vars(m).values() if isinstance(f, CPUDispatcher)]
+    assert len(compiled) >= 10  # fuzzy_simplicial_set's helpers and the layout's epochs
+    assert not [f.py_func.__name__ for f in compiled if isinstance(f._cache, NullCache)]

@@ -149,11 +149,11 @@ def execute_locally(params: Params, runs: Sequence[StudyRun]) -> tuple[dict[str,
 
 
 def run_one(parameters: dict[str, Any]) -> str:
-    """One study run: notebook 03 with these parameters (from a local worker thread, or as a submitit job in the
-    job's own process)."""
+    """One study run: notebook 03 with these parameters, without its exercises (from a local worker thread, or as a
+    submitit job in the job's own process)."""
     from ..notebook import run_notebook
 
-    return str(run_notebook("03_train", parameters=parameters))
+    return str(run_notebook("03_train", parameters=parameters, exercises=False))
 
 
 def job_executor(params: Params):

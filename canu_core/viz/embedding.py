@@ -28,9 +28,12 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, m
 
     The exact nearest neighbours come from scikit-learn and are handed to UMAP: its own neighbour search compiles
     a numba function in every new process (about 14 s on the 2-core machine, longer than the embedding of a few
-    thousand points), and exact neighbours are what UMAP computes for small sets anyway."""
+    thousand points), and exact neighbours are what UMAP computes for small sets anyway; the rest of UMAP's numba
+    functions are cached on disk (`cache_umap_compilation`)."""
     import umap  # imported here: it pays numba compilation (~15 s) on first use
     from sklearn.neighbors import NearestNeighbors
+
+    cache_umap_compilation()
 
     features = np.asarray(features, dtype=np.float32)
     n_neighbors = min(n_neighbors, len(features) - 1)  # as UMAP truncates it for small sets
@@ -47,6 +50,22 @@ def umap_embedding(features: np.ndarray, seed: int = 0, n_neighbors: int = 15, m
     with warnings.catch_warnings():  # without a search index UMAP cannot embed new points later: not needed here
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]")
         return reducer.fit_transform(features)
+
+
+def cache_umap_compilation() -> None:
+    """Turn on numba's disk cache for UMAP's compiled functions: UMAP leaves it off for its embedding's functions
+    (fuzzy_simplicial_set's and the layout's), so every new process compiled them again, about 8 s on the 2-core
+    machine before the first embedding; with the cache, the first process compiles and writes them next to UMAP's
+    code and every later one loads them in about 0.2 s. The same machine code: the embedding does not change."""
+    import umap.layouts
+    import umap.umap_
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    for module in (umap.umap_, umap.layouts):
+        for function in vars(module).values():
+            if isinstance(function, CPUDispatcher) and isinstance(function._cache, NullCache):
+                function.enable_caching()
 
 
 def camera_and_identity(records: Sequence[ImageRecord]) -> dict[str, np.ndarray]:
