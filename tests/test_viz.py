@@ -139,9 +139,12 @@ def test_camera_bias_narrative_reads_the_report():
     by_camera = np.array([0, 1, 1, 2, 2, -1])
     report = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), by_camera), PIDS, CAMIDS)
     text = camera_bias_narrative(report, checks, min_samples=4)
-    mi = f"MI(pseudo-labels; camera) = {report['mi_pseudo_camera']:.2f} nats against {report['mi_true_camera']:.2f}"
     assert (round(report["mi_pseudo_camera"], 2), round(report["mi_true_camera"], 2)) == (1.05, 0.67)
-    assert f"The clusters follow cameras more than people do: {mi} for the true ids." in text
+    assert (round(report["ami_pseudo_camera"], 2), round(report["ami_true_camera"], 2)) == (0.44, 0.11)
+    assert (
+        "The clusters follow cameras more than people do: chance-adjusted MI(pseudo-labels; camera) = 0.44 nats "
+        "against 0.11 for the true ids (plug-in: 1.05 against 0.67;"
+    ) in text
     assert "100% of the 3 clusters hold images of a single camera, while 33% of the 3 true identities" in text
     assert "50% of the pairs inside a cluster show one person" in text
     # LABELS on the same five images: as much camera information as the true ids, no more
@@ -150,7 +153,9 @@ def test_camera_bias_narrative_reads_the_report():
     assert text.startswith("What the features carry: a linear probe predicts the camera for ")
 
     by_identity = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), PIDS - 1), PIDS, CAMIDS)
-    assert "These clusters follow cameras no more than people do" in camera_bias_narrative(by_identity, checks, 4)
+    assert "These clusters follow cameras no more than people do (by more than 0.02 nats): chance-adjusted MI" in (
+        camera_bias_narrative(by_identity, checks, 4)
+    )  # -0.01 against -0.01: the same labels
     degenerate = clustering_report(pseudo_labels_from(np.eye(6, dtype=np.float32), np.full(6, -1)), PIDS, CAMIDS)
     assert "This clustering is degenerate (no cluster: all 6 points are outliers" in camera_bias_narrative(
         degenerate, checks, 4

@@ -18,6 +18,9 @@ from ..cluster.diagnostics import group_table
 from ..data.records import ImageRecord
 from .common import category_colours, save_figure
 
+# The smallest difference of adjusted MI that counts as a camera bias: the claims tables' margin for adjusted MI.
+SMALLEST_MI_DIFFERENCE = 0.02
+
 
 def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) -> str:
     """Notebook 02's reading of one clustering, in its own numbers: what the features carry (`feature_report`),
@@ -53,10 +56,12 @@ def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) 
         f"{r['pairwise_precision']:.0%} of the pairs inside a cluster show one person."
     )
     mutual_information = (
-        f"MI(pseudo-labels; camera) = {r['mi_pseudo_camera']:.2f} nats against "
-        f"{r['mi_true_camera']:.2f} for the true ids"
+        f"chance-adjusted MI(pseudo-labels; camera) = {r['ami_pseudo_camera']:.2f} nats against "
+        f"{r['ami_true_camera']:.2f} for the true ids (plug-in: {r['mi_pseudo_camera']:.2f} against "
+        f"{r['mi_true_camera']:.2f}; the plug-in value grows with the number of labels, so only the adjusted one "
+        "compares clusterings of different sizes)"
     )
-    if r["mi_pseudo_camera"] > r["mi_true_camera"]:
+    if r["ami_pseudo_camera"] - r["ami_true_camera"] > SMALLEST_MI_DIFFERENCE:
         lines.append(
             f"The clusters follow cameras more than people do: {mutual_information}. Trained on such "
             "labels, a network learns that 'same camera' means 'same person': the bias CANU's camera "
@@ -65,8 +70,8 @@ def camera_bias_narrative(report: Mapping, features: Mapping, min_samples: int) 
         )
     else:
         lines.append(
-            f"These clusters follow cameras no more than people do: {mutual_information}. This clustering "
-            "shows no camera bias to remove."
+            f"These clusters follow cameras no more than people do (by more than {SMALLEST_MI_DIFFERENCE} nats): "
+            f"{mutual_information}. This clustering shows no camera bias to remove."
         )
     return "\n".join(lines)
 
