@@ -27,3 +27,9 @@ def tiny_data_root(tmp_path_factory):
     load_dataset("synthetic:tiny", root)
     load_dataset("synthetic:tiny_target", root)
     return root
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start kernels or processes (marked `notebook`) first: under pytest-xdist the long modules then
+    start early and the short ones fill the end, instead of a long module running alone on one core at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
