@@ -1,4 +1,5 @@
-# Every target creates .venv/ on first use (Python 3.11 + pip; torch/torchvision come from this machine's disk).
+# Every target creates .venv/ on first use (Python 3.11 + pip; torch <= 2.14.1 and torchvision <= 0.29.1, see
+# docs/guide.md "Installing").
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
