@@ -77,7 +77,19 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "adapt_epochs",
         "adapt_iters_per_epoch",
     ),
-    "clustering": ("clustering", "jaccard", "k1", "k2", "rho", "eps", "min_samples", "n_clusters"),
+    "clustering": (
+        "clustering",
+        "jaccard",
+        "neighbour_search",
+        "ivf_lists",
+        "ivf_probes",
+        "k1",
+        "k2",
+        "rho",
+        "eps",
+        "min_samples",
+        "n_clusters",
+    ),
     "mmt": ("mmt_lr", "ema_alpha", "soft_ce_weight", "soft_tri_weight"),
     "ssg": ("ssg_lr", "ssg_source_weight"),
     "adversary": (
@@ -270,6 +282,12 @@ class Params:
     # the k-reciprocal Jaccard distance DBSCAN reads: MMT's compute_jaccard_dist (the paper's code base; SSG's
     # re_ranking is the same) or SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ)
     jaccard: Literal["mmt", "spcl"] = "mmt"
+    # how the Jaccard distance finds each image's nearest images: "exact" compares every pair (N^2, the public codes'
+    # way); "ivf" compares each image with those of its ivf_probes most similar k-means cells (ivf_lists cells, 0:
+    # the power of two nearest sqrt(N)), an approximation for targets of 100,000 images and more (docs/guide.md)
+    neighbour_search: Literal["exact", "ivf"] = "exact"
+    ivf_lists: Index = 0
+    ivf_probes: Count = 8
     k1: Count = 20
     k2: Count = 6
     # rho 0.004 on the synthetic worlds (paper: 0.0016): the rho rule takes the mean of the smallest rho share of

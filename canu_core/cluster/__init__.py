@@ -17,7 +17,7 @@ from .diagnostics import (
     neighbour_agreement,
     same_camera_neighbours,
 )
-from .jaccard import compute_jaccard_distance
+from .jaccard import NeighbourSearch, compute_jaccard_distance, ivf_neighbour_lists
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
@@ -54,6 +54,7 @@ __all__ = [
     "DBSCANClustering",
     "KMeansClustering",
     "Neighbours",
+    "NeighbourSearch",
     "PseudoLabels",
     "TrueIdentities",
     "attribute_probe_accuracy",
@@ -66,6 +67,7 @@ __all__ = [
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
+    "ivf_neighbour_lists",
     "jaccard_distance",
     "k_reciprocal_encoding",
     "lost_identities",

@@ -25,7 +25,7 @@ from ..device import resolve_device
 if TYPE_CHECKING:  # data imports cluster (its worlds' readout): the records' type only
     from ..data.records import ImageRecord
 
-from .jaccard import check_variant, symmetric_distance, upper_jaccard_distance
+from .jaccard import EXACT_SEARCH, NeighbourSearch, check_variant, symmetric_distance, upper_jaccard_distance
 from .kreciprocal import _blocks_by_cost
 
 # DBSCAN's worker count: n_jobs=-1 has got processes killed for memory (reference notes).
@@ -192,7 +192,8 @@ class DBSCANClustering:
     with SSG's source term when source_weight w > 0: (1 - w) * Jaccard + w * (s_i + s_j), s given at each call.
     eps from the rho rule at the first call, then kept (MMT / SpCL / SSG compute it once, at the first epoch),
     unless given. DBSCAN gets only the pairs within eps (the others are no neighbours at any distance above eps),
-    which gives the same labels as the whole matrix."""
+    which gives the same labels as the whole matrix. `search`: how the Jaccard distance's neighbour lists are found
+    (exact by default; jaccard.NeighbourSearch)."""
 
     def __init__(
         self,
@@ -206,6 +207,7 @@ class DBSCANClustering:
         n_jobs: int = DBSCAN_JOBS,
         progress: bool = False,
         device: str | torch.device = "cpu",
+        search: NeighbourSearch = EXACT_SEARCH,
     ):
         check_variant(jaccard)
         if not 0 <= source_weight < 1:
@@ -214,7 +216,8 @@ class DBSCANClustering:
         self.eps_by_rule = eps is None  # a resumed run restores eps, never this
         self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
         self.n_jobs, self.progress = n_jobs, progress
-        self.device = torch.device(device)  # where the neighbour search runs (a GPU: jaccard.neighbours_by_topk)
+        self.device = torch.device(device)  # where the exact neighbour search runs (a GPU: jaccard.neighbours_by_topk)
+        self.search = search
 
     def __call__(
         self, features: torch.Tensor | np.ndarray, source_distance: np.ndarray | torch.Tensor | None = None
@@ -223,7 +226,7 @@ class DBSCANClustering:
         and refused otherwise (it would be ignored)."""
         source = self._source_term(source_distance, len(features))
         searched = torch.as_tensor(features).to(self.device)
-        upper = upper_jaccard_distance(searched, self.k1, self.k2, self.jaccard, self.progress)
+        upper = upper_jaccard_distance(searched, self.k1, self.k2, self.jaccard, self.progress, self.search)
         if source is not None:
             upper = source.combine(upper)
         if self.eps is None:
@@ -402,6 +405,7 @@ def make_clustering(
         jaccard=params.jaccard,
         source_weight=source_weight,
         device=device or resolve_device(params.device),
+        search=NeighbourSearch(params.neighbour_search, params.ivf_lists, params.ivf_probes),
     )
 
 
