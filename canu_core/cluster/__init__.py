@@ -17,7 +17,7 @@ from .diagnostics import (
     neighbour_agreement,
     same_camera_neighbours,
 )
-from .jaccard import NeighbourSearch, compute_jaccard_distance, ivf_neighbour_lists
+from .jaccard import NeighbourSearch, compute_jaccard_distance, ivf_cell_count, ivf_neighbour_lists
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
@@ -67,6 +67,7 @@ __all__ = [
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
+    "ivf_cell_count",
     "ivf_neighbour_lists",
     "jaccard_distance",
     "k_reciprocal_encoding",
