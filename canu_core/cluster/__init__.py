@@ -21,11 +21,12 @@ from .jaccard import compute_jaccard_distance
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
-    jaccard_distance,
+    jaccard_distance_to,
     k_reciprocal_encoding,
     nearest_neighbours,
     pair_similarity,
     re_ranking,
+    re_ranking_rows,
     reciprocal_mask,
 )
 from .pseudo_labels import (
@@ -66,7 +67,7 @@ __all__ = [
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
-    "jaccard_distance",
+    "jaccard_distance_to",
     "k_reciprocal_encoding",
     "lost_identities",
     "nearest_neighbours",
@@ -74,6 +75,7 @@ __all__ = [
     "pair_similarity",
     "pseudo_labels_from",
     "re_ranking",
+    "re_ranking_rows",
     "reciprocal_mask",
     "rho_eps",
     "same_camera_neighbours",

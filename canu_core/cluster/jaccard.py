@@ -78,7 +78,7 @@ def upper_jaccard_distance(
     row_max = np.maximum(2.0 - 2.0 * neighbours.lowest_similarity, np.finfo(np.float64).tiny)
 
     def distance(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        unscaled = 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises its own copy: one at a time
+        unscaled = 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises block by block
         return unscaled / row_max[rows] if variant == "mmt" else unscaled
 
     encoding = k_reciprocal_encoding(neighbours.indices, k1, k2, distance, list_lengths)
