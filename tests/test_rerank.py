@@ -11,7 +11,7 @@ from canu_core.cluster import kreciprocal
 from canu_core.cluster.kreciprocal import (
     jaccard_distance_to,
     k_reciprocal_encoding,
-    nearest_neighbours,
+    nearest_neighbour_lists,
     re_ranking,
     re_ranking_rows,
     reciprocal_mask,
@@ -102,11 +102,13 @@ def test_re_ranking_rows_in_blocks_equal_the_whole_matrix(monkeypatch):
     # Within float32 rounding of the blended original distance: BLAS may sum a row's products in another order for
     # another block shape. The Jaccard part is exact (next test).
     np.testing.assert_allclose(blocks, whole, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="query rows 28:31 out of range: there are 30 queries"):
+        rows(28, 31)
 
 
 def test_jaccard_rows_are_the_same_whatever_block_they_come_in(monkeypatch):
     features = torch.from_numpy(clustered_features(seed=2))
-    neighbours = nearest_neighbours(features, k=11)
+    neighbours = nearest_neighbour_lists(features, k=11)
     encoding = k_reciprocal_encoding(neighbours.indices, k1=10, k2=3, pair_distance=lambda rows, cols: 0.1 * cols)
     cols = np.arange(30, 80)
     whole = jaccard_distance_to(encoding, cols)(np.arange(30))
@@ -159,9 +161,9 @@ def test_reciprocal_mask_by_hand():
     )
 
 
-def test_encoding_rows_sum_to_one_and_nearest_neighbours_start_with_self():
+def test_encoding_rows_sum_to_one_and_nearest_neighbour_lists_start_with_self():
     features = torch.from_numpy(clustered_features(seed=3))
-    neighbours = nearest_neighbours(features, k=7)
+    neighbours = nearest_neighbour_lists(features, k=7)
     np.testing.assert_array_equal(neighbours.indices[:, 0], np.arange(len(features)))
     encoding = k_reciprocal_encoding(neighbours.indices, k1=6, k2=3, pair_distance=lambda rows, cols: 0 * rows)
     np.testing.assert_allclose(np.asarray(encoding.sum(axis=1)).ravel(), 1.0, atol=1e-12)
