@@ -2,8 +2,9 @@
 features, without and with k-reciprocal re-ranking, each in a fresh process, its seconds and peak RSS against the
 4 GB goal; R1/mAP against torchreid's ranking (the Cython build that bench_evaluate.py compiles into .bench/).
 
-Run with `.venv/bin/python benchmarks/bench_evaluate_msmt.py` (about 10 minutes on 2 cores, 4 GB per step) or
-`--quick` (the same steps on a tenth of the split). Each step is a child process that prints one JSON line:
+Run with `.venv/bin/python benchmarks/bench_evaluate_msmt.py` (about 13 minutes on a shared 2-core machine; 6.2
+GiB in the reference's step, under 3 GiB in ours) or `--quick` (the same steps on a tenth of the split). Each step
+is a child process that prints one JSON line:
 - plain: `evaluate_features` on cosine distances, block by block, as `evaluate` runs it;
 - reference: the cosine distances, each row replaced by its ranks (bench_evaluate.py's `tie_free`: float32
   cosine distances tie at this size and every implementation orders ties its own way), as one dense 3.8 GB matrix
