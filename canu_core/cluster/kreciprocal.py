@@ -286,7 +286,7 @@ def re_ranking_rows(
         if not 0 <= start <= stop <= num_query:  # rows past the queries are the gallery's own encodings
             raise ValueError(f"query rows {start}:{stop} out of range: there are {num_query} queries")
         distance = jaccard(np.arange(start, stop))
-        original = _zhong_distance((features[start:stop] @ gallery.T).numpy())  # float32
+        original = _zhong_distance((features[start:stop] @ gallery.T).cpu().numpy())  # float32
         original *= lambda_over_row_max[start:stop, None]
         distance *= 1.0 - lambda_value
         distance += original
