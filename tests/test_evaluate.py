@@ -9,9 +9,19 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from canu_core import evaluation
+from canu_core.cluster import re_ranking
 from canu_core.data.records import ImageRecord, ReidDataset
 from canu_core.device import resolve_device
-from canu_core.evaluation import evaluate, evaluate_rank, extract_features, pairwise_distance
+from canu_core.evaluation import (
+    distance_rows,
+    evaluate,
+    evaluate_features,
+    evaluate_rank,
+    extract_features,
+    pairwise_distance,
+    rank_distance_rows,
+)
 
 
 def rank(distances, q_pids, q_camids, g_pids, g_camids, max_rank=5):
@@ -98,11 +108,14 @@ def protocol_one_query_at_a_time(distmat, q_pids, g_pids, q_camids, g_camids, ma
     return cmc, np.mean(aps), len(q_pids) - len(first_ranks)
 
 
-def test_random_market_like_case_equals_per_query_protocol():
+@pytest.mark.parametrize("block_rows", [None, 1, 7])  # None: all 60 queries in one block
+def test_random_market_like_case_equals_per_query_protocol(monkeypatch, block_rows):
     rng = np.random.default_rng(0)
     q_pids, q_camids = rng.integers(1, 30, 60), rng.integers(0, 6, 60)
     g_pids, g_camids = rng.integers(-1, 30, 400), rng.integers(0, 6, 400)  # includes junk -1, distractors 0
     distmat = rng.random((60, 400)).astype(np.float32)
+    if block_rows:
+        monkeypatch.setattr(evaluation, "BLOCK_ELEMENTS", block_rows * int((g_pids != -1).sum()))
     cmc, mAP, skipped = protocol_one_query_at_a_time(distmat, q_pids, g_pids, q_camids, g_camids, 20)
     result = evaluate_rank(torch.from_numpy(distmat), q_pids, g_pids, q_camids, g_camids, max_rank=20)
     np.testing.assert_allclose(result.cmc, cmc, atol=1e-12)
@@ -118,10 +131,86 @@ def test_as_dict_reports_only_ranks_within_max_rank():
 def test_rank_input_errors():
     with pytest.raises(ValueError, match="does not match"):
         rank([[0.1, 0.2]], [1], [0], g_pids=[1, 2, 3], g_camids=[1, 1, 1])
+    with pytest.raises(ValueError, match="differ in length: 1 and 1 in the query, 2 and 3 in the gallery"):
+        rank([[0.1, 0.2]], [1], [0], g_pids=[1, 2], g_camids=[1, 1, 1])
     with pytest.raises(ValueError, match="NaN or infinite"):
         rank([[np.nan, 0.2]], [1], [0], g_pids=[1, 2], g_camids=[1, 1])
     with pytest.raises(ValueError, match="no query has a true match"):
         rank([[0.1, 0.2]], [1], [0], g_pids=[-1, -1], g_camids=[1, 1])  # all junk
+
+
+def test_rank_distance_rows_checks_each_block():
+    pids, camids = [1, 2, 1], [0, 0, 1]
+
+    def wrong_width(start, stop):
+        return np.zeros((stop - start, 2), dtype=np.float32)
+
+    with pytest.raises(ValueError, match=r"distance rows 0:2 have shape \(2, 2\), expected \(2, 3\)"):
+        rank_distance_rows(wrong_width, pids[:2], pids, camids[:2], camids)
+
+    def not_finite(start, stop):
+        return np.full((stop - start, 3), np.inf, dtype=np.float32)
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        rank_distance_rows(not_finite, pids[:2], pids, camids[:2], camids)
+
+
+# ---------------------------------------------------------------- evaluating from features, block by block
+
+
+def split_features(seed: int = 0, num_query: int = 40, num_gallery: int = 160, dim: int = 16):
+    """Features around id centres, shifted by camera, noisy enough that rankings are far from perfect; the gallery
+    holds junk (-1) and distractors (0)."""
+    rng = np.random.default_rng(seed)
+    q_pids, q_camids = rng.integers(1, 12, num_query), rng.integers(0, 4, num_query)
+    g_pids, g_camids = rng.integers(-1, 12, num_gallery), rng.integers(0, 4, num_gallery)
+    centres, shifts = rng.normal(size=(12, dim)), rng.normal(size=(4, dim))
+
+    def features(pids, camids):
+        noise = rng.normal(size=(len(pids), dim))
+        return torch.from_numpy((centres[pids] + 0.5 * shifts[camids] + 1.2 * noise).astype(np.float32))
+
+    return features(q_pids, q_camids), features(g_pids, g_camids), q_pids, g_pids, q_camids, g_camids
+
+
+@pytest.mark.parametrize("rerank", [False, True])
+def test_evaluate_features_in_blocks_equals_ranking_the_whole_matrix(monkeypatch, rerank):
+    query, gallery, q_pids, g_pids, q_camids, g_camids = split_features()
+    whole = (re_ranking if rerank else pairwise_distance)(query, gallery)
+    expected = evaluate_rank(whole, q_pids, g_pids, q_camids, g_camids)
+
+    blocks = []
+    rows_of = evaluation.re_ranking_rows if rerank else evaluation.distance_rows
+
+    def recording_rows(*args):
+        rows = rows_of(*args)
+
+        def block(start, stop):
+            blocks.append((start, stop))
+            return rows(start, stop)
+
+        return block
+
+    monkeypatch.setattr(evaluation, "re_ranking_rows" if rerank else "distance_rows", recording_rows)
+    monkeypatch.setattr(evaluation, "BLOCK_ELEMENTS", 7 * int((g_pids != -1).sum()))  # blocks of 7 queries
+    got = evaluate_features(query, gallery, q_pids, g_pids, q_camids, g_camids, rerank=rerank)
+    assert blocks == [(start, min(start + 7, 40)) for start in range(0, 40, 7)]
+    assert 0.2 < expected.mAP < 0.9 and expected.num_valid_queries > 30  # far from trivial rankings
+    np.testing.assert_array_equal(got.cmc, expected.cmc)
+    assert got.mAP == expected.mAP
+    assert (got.num_valid_queries, got.num_skipped_queries) == (
+        expected.num_valid_queries,
+        expected.num_skipped_queries,
+    )
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_distance_rows_in_blocks_equal_the_whole_matrix(metric):
+    query, gallery, *_ = split_features()
+    rows = distance_rows(query, gallery, metric)
+    blocks = torch.cat([rows(start, min(start + 7, 40)) for start in range(0, 40, 7)])
+    # Within float32 rounding: BLAS may sum a row's products in another order for another block shape.
+    np.testing.assert_allclose(blocks.numpy(), pairwise_distance(query, gallery, metric).numpy(), atol=2e-6, rtol=0)
 
 
 # ---------------------------------------------------------------- distances and devices

@@ -9,7 +9,7 @@ from test_pretrain import worlds
 from torch import nn
 
 from canu_core import distributed
-from canu_core.cluster.jaccard import nearest_neighbour_lists, neighbours_by_topk
+from canu_core.cluster.kreciprocal import nearest_neighbour_lists, neighbours_by_topk
 from canu_core.config import ConfigError, load_params, make_params
 from canu_core.engine import pretrain as pretrain_module
 from canu_core.engine.adaptation import Adaptation

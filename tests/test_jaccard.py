@@ -11,14 +11,15 @@ import scipy.sparse as sp
 import torch
 
 import canu_core.cluster.jaccard as jaccard
+import canu_core.cluster.kreciprocal as kreciprocal
 from canu_core.cluster.jaccard import (
     compute_jaccard_distance,
-    nearest_neighbour_lists,
     source_distance_vector,
     symmetric_distance,
     upper_jaccard_distance,
     upper_jaccard_from_encoding,
 )
+from canu_core.cluster.kreciprocal import nearest_neighbour_lists
 from canu_core.cluster.pseudo_labels import DBSCANClustering, relabel_by_first_member
 
 
@@ -259,7 +260,7 @@ def test_jaccard_of_an_encoding_by_hand():
 
 
 def test_nearest_neighbour_lists_and_lowest_similarity_across_blocks(features, monkeypatch):
-    monkeypatch.setattr(jaccard, "SEARCH_BLOCK", 64)  # 6 row blocks, the last one partial
+    monkeypatch.setattr(kreciprocal, "SEARCH_BLOCK", 64)  # 6 row blocks, the last one partial
     unit = torch.nn.functional.normalize(torch.from_numpy(features), dim=1)
     neighbours = nearest_neighbour_lists(unit, 21)
     similarity = unit.double() @ unit.double().T

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from canu_core.cluster.kreciprocal import k_reciprocal_encoding, nearest_neighbours, re_ranking, reciprocal_mask
+from canu_core.cluster import kreciprocal
+from canu_core.cluster.kreciprocal import (
+    jaccard_distance_to,
+    k_reciprocal_encoding,
+    nearest_neighbour_lists,
+    re_ranking,
+    re_ranking_rows,
+    reciprocal_mask,
+)
 
 
 def dense_zhong_re_ranking(
@@ -83,6 +91,34 @@ def test_re_ranking_equals_dense_reference(k1, k2, lambda_value, seed):
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5, rtol=0)
 
 
+def test_re_ranking_rows_in_blocks_equal_the_whole_matrix(monkeypatch):
+    points = torch.from_numpy(clustered_features(seed=1))
+    query, gallery = points[:30], points[30:]
+    whole = re_ranking(query, gallery).numpy()
+    monkeypatch.setattr(kreciprocal, "BLOCK_ELEMENTS", 3 * 50)  # Jaccard work in pieces of about 2 rows
+    rows = re_ranking_rows(query, gallery)
+    blocks = np.concatenate([rows(start, min(start + 7, 30)) for start in range(0, 30, 7)])
+    assert (blocks < 0.99).sum() > 100  # encodings overlap: the Jaccard part is not all 1s
+    # Within float32 rounding of the blended original distance: BLAS may sum a row's products in another order for
+    # another block shape. The Jaccard part is exact (next test).
+    np.testing.assert_allclose(blocks, whole, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="query rows 28:31 out of range: there are 30 queries"):
+        rows(28, 31)
+
+
+def test_jaccard_rows_are_the_same_whatever_block_they_come_in(monkeypatch):
+    features = torch.from_numpy(clustered_features(seed=2))
+    neighbours = nearest_neighbour_lists(features, k=11)
+    encoding = k_reciprocal_encoding(neighbours.indices, k1=10, k2=3, pair_distance=lambda rows, cols: 0.1 * cols)
+    cols = np.arange(30, 80)
+    whole = jaccard_distance_to(encoding, cols)(np.arange(30))
+    monkeypatch.setattr(kreciprocal, "BLOCK_ELEMENTS", 3 * 50)
+    distance = jaccard_distance_to(encoding, cols)
+    blocks = np.concatenate([distance(np.arange(start, min(start + 4, 30))) for start in range(0, 30, 4)])
+    assert whole.shape == (30, 50) and (whole < 0.99).sum() > 100
+    np.testing.assert_array_equal(blocks, whole)
+
+
 def four_points() -> tuple[torch.Tensor, torch.Tensor]:
     """Queries A = 0 deg, B = 180 deg; gallery A' = 60 deg, B' = 240 deg on the unit circle.
 
@@ -125,9 +161,9 @@ def test_reciprocal_mask_by_hand():
     )
 
 
-def test_encoding_rows_sum_to_one_and_nearest_neighbours_start_with_self():
+def test_encoding_rows_sum_to_one_and_nearest_neighbour_lists_start_with_self():
     features = torch.from_numpy(clustered_features(seed=3))
-    neighbours = nearest_neighbours(features, k=7)
+    neighbours = nearest_neighbour_lists(features, k=7)
     np.testing.assert_array_equal(neighbours.indices[:, 0], np.arange(len(features)))
     encoding = k_reciprocal_encoding(neighbours.indices, k1=6, k2=3, pair_distance=lambda rows, cols: 0 * rows)
     np.testing.assert_allclose(np.asarray(encoding.sum(axis=1)).ravel(), 1.0, atol=1e-12)

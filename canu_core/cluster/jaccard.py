@@ -31,12 +31,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .kreciprocal import BLOCK_ELEMENTS, Neighbours, _blocks_by_cost, k_reciprocal_encoding, pair_similarity
+from .kreciprocal import (
+    BLOCK_ELEMENTS,
+    Neighbours,
+    _blocks_by_cost,
+    k_reciprocal_encoding,
+    nearest_neighbour_lists,
+    pair_similarity,
+)
 
 VARIANTS = ("mmt", "spcl")
-# Rows (and columns) of one block of the similarity matrix in the neighbour search: 4 MB of float32 (as fast as
-# larger blocks here, and lighter).
-SEARCH_BLOCK = 1024
 # Cells an approximate search reads for each point's lowest similarity (ivf_neighbour_lists).
 FARTHEST_PROBES = 1
 # Work per block of rows of the Jaccard distance (min terms + dense accumulator entries): tens of MB of temporaries.
@@ -115,59 +119,11 @@ def upper_jaccard_distance(
     row_max = np.maximum(2.0 - 2.0 * neighbours.lowest_similarity, np.finfo(np.float64).tiny)
 
     def distance(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        unscaled = 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises its own copy: one at a time
+        unscaled = 2.0 - 2.0 * pair_similarity(features, rows, cols)  # normalises block by block
         return unscaled / row_max[rows] if variant == "mmt" else unscaled
 
     encoding = k_reciprocal_encoding(neighbours.indices, k1, k2, distance, list_lengths)
     return upper_jaccard_from_encoding(encoding, progress)
-
-
-def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
-    """Each row's k most similar rows by cosine similarity, most similar first, and its lowest similarity to any
-    row: exact, from blocks of the similarity matrix. On the CPU each block pair is computed once since the matrix
-    is symmetric (half the work of a plain search), each block pushed into faiss's per-row heaps (faster than
-    torch.topk there; ties broken as the heaps break them); blocks of features are L2-normalised on the way (bit for
-    bit as a whole normalised copy, which would take 100 MB at Market's size). Features on a GPU are searched there
-    (`neighbours_by_topk`)."""
-    num_points = len(features)
-    if not 1 <= k <= num_points:
-        raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
-    if features.device.type != "cpu":
-        return neighbours_by_topk(features, k, progress)
-    best = faiss.ResultHeap(num_points, k, keep_max=True)
-    lowest = faiss.ResultHeap(num_points, 1, keep_max=False)
-    starts = range(0, num_points, SEARCH_BLOCK)
-    pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
-    for row, col in tqdm(pairs, desc="neighbours", disable=not progress):
-        row_ids = np.arange(row, min(row + SEARCH_BLOCK, num_points))
-        col_ids = np.arange(col, min(col + SEARCH_BLOCK, num_points))
-        if col == row:  # the first pair of each row of blocks
-            row_block = F.normalize(features[row : row + SEARCH_BLOCK].float(), dim=1)
-        similarity = row_block @ F.normalize(features[col : col + SEARCH_BLOCK].float(), dim=1).T
-        block = similarity.cpu().numpy()
-        for heap in (best, lowest):
-            heap.add_result_subset(row_ids, block, col_ids)
-        if row != col:
-            transposed = similarity.T.contiguous().cpu().numpy()
-            for heap in (best, lowest):
-                heap.add_result_subset(col_ids, transposed, row_ids)
-    best.finalize()
-    lowest.finalize()
-    return Neighbours(best.I, lowest.D[:, 0].astype(np.float64))
-
-
-def neighbours_by_topk(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
-    """The same lists as `nearest_neighbour_lists`, computed where the features are: each block of rows against
-    every row, then torch.topk and min on that device, only the lists copied back (faiss's heaps are CPU code: on a
-    GPU, copying every block of the matrix to them would cost more than computing it). Equal similarities may come
-    in another order than the heaps give them."""
-    unit = F.normalize(features.float(), dim=1)
-    indices, lowest = [], []
-    for start in tqdm(range(0, len(unit), SEARCH_BLOCK), desc="neighbours", disable=not progress):
-        similarity = unit[start : start + SEARCH_BLOCK] @ unit.T
-        indices.append(similarity.topk(k, dim=1).indices.cpu())
-        lowest.append(similarity.min(dim=1).values.cpu())
-    return Neighbours(torch.cat(indices).numpy(), torch.cat(lowest).double().numpy())
 
 
 def ivf_cell_count(num_points: int) -> int:

@@ -216,7 +216,7 @@ class DBSCANClustering:
         self.eps_by_rule = eps is None  # a resumed run restores eps, never this
         self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
         self.n_jobs, self.progress = n_jobs, progress
-        self.device = torch.device(device)  # where the exact neighbour search runs (a GPU: jaccard.neighbours_by_topk)
+        self.device = torch.device(device)  # where the exact search runs (a GPU: kreciprocal.neighbours_by_topk)
         self.search = search
 
     def __call__(
