@@ -145,9 +145,10 @@ def camera_neighbours(
 ) -> CameraNeighbours:
     """Each point's `length` nearest within and outside its camera by cosine similarity, exact. On the CPU one pass
     over the blocks of the upper triangle of the similarity matrix (each block pair once, as
-    jaccard.nearest_neighbour_lists), each block pushed into faiss's per-row heaps twice: with the other cameras'
-    entries masked (intra), then with the own camera's (inter). Features on a GPU are searched there
-    (`camera_neighbours_by_topk`)."""
+    jaccard.nearest_neighbour_lists), with the points taken camera by camera: a block pair whose cameras differ
+    throughout (most of them) goes whole into faiss's per-row heaps of the inter lists; one that shares a camera
+    goes in twice, masked: the other cameras' entries out for the intra lists, its own camera's for the inter lists.
+    Features on a GPU are searched there (`camera_neighbours_by_topk`)."""
     num_points = len(features)
     if not 1 <= length <= num_points:
         raise ValueError(f"need 1 <= list length <= number of points, got {length} for {num_points} points")
@@ -155,19 +156,25 @@ def camera_neighbours(
         return camera_neighbours_by_topk(features, cameras, length, progress)
     intra = faiss.ResultHeap(num_points, length, keep_max=True)
     inter = faiss.ResultHeap(num_points, length, keep_max=True)
+    by_camera = np.argsort(cameras, kind="stable")  # block k holds the points by_camera[k * SEARCH_BLOCK: ...]
     starts = range(0, num_points, SEARCH_BLOCK)
     pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
     for row, col in tqdm(pairs, desc="camera neighbours", disable=not progress):
-        row_ids = np.arange(row, min(row + SEARCH_BLOCK, num_points))
-        col_ids = np.arange(col, min(col + SEARCH_BLOCK, num_points))
+        row_ids, col_ids = by_camera[row : row + SEARCH_BLOCK], by_camera[col : col + SEARCH_BLOCK]
         if col == row:
-            row_block = F.normalize(features[row : row + SEARCH_BLOCK].float(), dim=1)
-        similarity = (row_block @ F.normalize(features[col : col + SEARCH_BLOCK].float(), dim=1).T).numpy()
-        same = cameras[row_ids, None] == cameras[None, col_ids]
+            row_block = F.normalize(features[torch.from_numpy(row_ids)].float(), dim=1)
+        similarity = (row_block @ F.normalize(features[torch.from_numpy(col_ids)].float(), dim=1).T).numpy()
+        row_cameras, col_cameras = cameras[row_ids], cameras[col_ids]  # each ascending
+        shares_a_camera = row_cameras[0] <= col_cameras[-1] and col_cameras[0] <= row_cameras[-1]
+        same = row_cameras[:, None] == col_cameras[None, :] if shares_a_camera else None
         blocks = [(row_ids, col_ids, similarity, same)]
         if row != col:
-            blocks.append((col_ids, row_ids, np.ascontiguousarray(similarity.T), np.ascontiguousarray(same.T)))
+            transposed_same = None if same is None else np.ascontiguousarray(same.T)
+            blocks.append((col_ids, row_ids, np.ascontiguousarray(similarity.T), transposed_same))
         for rows, cols, block, same_camera in blocks:
+            if same_camera is None:
+                inter.add_result_subset(rows, block, cols)
+                continue
             intra.add_result_subset(rows, np.where(same_camera, block, -np.inf), cols)  # -inf never enters a heap
             inter.add_result_subset(rows, np.where(same_camera, -np.inf, block), cols)
     intra.finalize()
