@@ -1,9 +1,9 @@
 """CA-Jaccard's camera-aware Jaccard distance as its public code computes it, dense: the baseline that the sparse
 version (canu_core/cluster/camera_jaccard.py) must match, used by tests/test_ca_jaccard.py and bench_ca_jaccard.py.
 
-Written in our own words from `compute_jaccard_distance` in caj/utils/caj_rerank.py (github.com/chen960/CA-Jaccard,
-as mirrored from chenyiyuu/CA-Jaccard at commit 979a1f0), step by step, with its dense float32 N x N arrays and
-per-point loops:
+Written in our own words from `compute_jaccard_distance` in caj/utils/caj_rerank.py (github.com/chenyiyuu/CA-Jaccard
+at commit 979a1f0; its README clones github.com/chen960/CA-Jaccard), step by step, with its dense float32 N x N
+arrays and per-point loops:
 - d = 2 - 2 * x.y in float32 (features L2-normalised, as Cluster Contrast's extractor returns them);
 - rankings by np.argpartition over range(k + 2): intra-camera with 999 added to the other cameras' d, inter-camera
   with 999 added to the own camera's (self included), global on d; numpy promotes d + 999 * mask to float64, so
