@@ -1,15 +1,16 @@
 """The pseudo-label step (k-reciprocal Jaccard distance, eps by the rho rule, DBSCAN) at Market-1501 and MSMT17
 train sizes: our sparse DBSCANClustering, both variants ("mmt" and "spcl"), against the dense SpCL reference
-(benchmarks/dense_reference.py).
+(benchmarks/dense_reference.py); and with `--scaling`, from 12,936 to 400,000 images, the exact neighbour search
+against the approximate one ("ivf", several settings): time, peak memory, recall of the exact neighbour lists and
+agreement of the pseudo-labels with the exact ones, and a figure of time and memory against N.
 
 Run with `.venv/bin/python benchmarks/bench_cluster.py` (about 3 minutes on a quiet machine, 3 GiB at most;
-`--quick`: small sizes). All run on the same features, each in its own fresh process so that each peak RSS is its
-own (that includes the interpreter, torch and the features). Features: 2048-d, L2-normalised, 80% of them around
-identity centres (at least 4 images per identity), the rest random directions (noise). Our "spcl" labels must
-equal the reference's (numbered the same way); "mmt" is another algorithm (lists one point longer, row-scaled
-weights): its labels are only compared (adjusted Rand index). Timings move with the machine's load (printed):
-compare within one run.
-"""
+`--quick`: small sizes; `--scaling`: see `scaling`, about an hour). All run on the same features, each in its own
+fresh process so that each peak RSS is its own (that includes the interpreter, torch and the features). Features:
+2048-d, L2-normalised, 80% of them around identity centres (at least 4 images per identity), the rest random
+directions (noise). Our "spcl" labels must equal the reference's (numbered the same way); "mmt" is another algorithm
+(lists one point longer, row-scaled weights): its labels are only compared (adjusted Rand index). Timings move with
+the machine's load (printed): compare within one run."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 import psutil
 import torch
 from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics.cluster import pair_confusion_matrix
 
 from canu_core.cluster import relabel_by_first_member
 
@@ -36,6 +38,14 @@ MSMT = {"name": "MSMT17 train", "num_points": 32621, "num_ids": 1041}
 QUICK_MARKET = {"name": "quick", "num_points": 3000, "num_ids": 180}
 QUICK_MSMT = {"name": "quick, larger", "num_points": 6000, "num_ids": 360}
 VARIANTS = ("mmt", "spcl")
+# --scaling: sizes (images, identities: about 31 images an identity, as MSMT17's training set), the approximate
+# settings tried (cells 0: automatic), the sizes where the exact search runs (at 400,000 it would take about half
+# an hour: 16x the flops of N = 100,000), the points whose exact lists measure recall where it does not.
+SCALING_SIZES = {12936: 751, 32621: 1041, 100000: 3200, 400000: 12800}
+IVF_SETTINGS = ({"lists": 0, "probes": 8}, {"lists": 0, "probes": 16}, {"lists": 0, "probes": 32})
+EXACT_UP_TO = 100000
+RECALL_SAMPLE = 2000
+FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "pseudo_label_scaling.png"
 
 
 def clustered_features(num_points: int, num_ids: int, seed: int = 0, clustered_share: float = 0.8) -> np.ndarray:
@@ -52,7 +62,9 @@ def clustered_features(num_points: int, num_ids: int, seed: int = 0, clustered_s
 
 
 def child(implementation: str, features_path: str, labels_path: str) -> None:
-    """Runs in a fresh process: one pseudo-label step, labels saved, one JSON line printed."""
+    """Runs in a fresh process: one pseudo-label step, labels saved (and, for ours, the neighbour lists it searched,
+    as <labels>.neighbours.npy), one JSON line printed. `implementation`: "reference", a variant, or a JSON object
+    {"variant": ..., "search": "exact" or "ivf", "lists": ..., "probes": ...}."""
     progress = sys.stderr.isatty()
     if implementation == "reference":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,10 +73,14 @@ def child(implementation: str, features_path: str, labels_path: str) -> None:
         def step(features):
             return pseudo_labels(features, progress=progress)
     else:
-        from canu_core.cluster import DBSCANClustering
+        from canu_core.cluster import DBSCANClustering, NeighbourSearch, jaccard
+
+        spec = json.loads(implementation) if implementation.startswith("{") else {"variant": implementation}
+        search = NeighbourSearch(spec.get("search", "exact"), spec.get("lists", 0), spec.get("probes", 8))
+        _record_neighbour_lists(jaccard, Path(labels_path).with_suffix(".neighbours.npy"))
 
         def step(features):
-            clustering = DBSCANClustering(jaccard=implementation, progress=progress)
+            clustering = DBSCANClustering(jaccard=spec["variant"], search=search, progress=progress)
             return clustering(features).labels, clustering.eps
 
     features = torch.from_numpy(np.load(features_path))
@@ -85,15 +101,31 @@ def child(implementation: str, features_path: str, labels_path: str) -> None:
     )
 
 
-def run_child(implementation: str, features_path: Path, folder: Path) -> tuple[dict, np.ndarray]:
-    labels_path = folder / f"{implementation}_labels.npy"
+def _record_neighbour_lists(jaccard_module, path: Path) -> None:
+    """Save the lists each search function returns (for the recall column): the benchmark wraps the module's two
+    search functions, which upper_jaccard_distance looks up at each call."""
+    for name in ("nearest_neighbour_lists", "ivf_neighbour_lists"):
+        search = getattr(jaccard_module, name)
+
+        def recorded(*args, _search=search, **kwargs):
+            neighbours = _search(*args, **kwargs)
+            np.save(path, neighbours.indices)
+            return neighbours
+
+        setattr(jaccard_module, name, recorded)
+
+
+def run_child(
+    implementation: str, features_path: Path, folder: Path, name: str | None = None
+) -> tuple[dict, np.ndarray]:
+    labels_path = folder / f"{name or implementation}_labels.npy"
     command = [sys.executable, __file__, "--child", implementation, str(features_path), str(labels_path)]
     result = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)  # progress bars: stderr
     report = json.loads(result.stdout.splitlines()[-1])
     labels = np.load(labels_path)
     report["clusters"], report["outliers"] = int(labels.max()) + 1, int((labels < 0).sum())
     print(
-        f"  {implementation:9s}: {report['seconds']:6.1f} s, peak RSS {report['peak_rss_mib'] / 1024:5.2f} GiB "
+        f"  {name or implementation:9s}: {report['seconds']:6.1f} s, peak RSS {report['peak_rss_mib'] / 1024:5.2f} GiB "
         f"(before the step: {report['rss_before_mib'] / 1024:.2f} GiB), eps {report['eps']:.6f}, "
         f"{report['clusters']} clusters, {report['outliers']} outliers, load average {os.getloadavg()[0]:.1f}",
         flush=True,
@@ -147,13 +179,138 @@ def _growth(report: dict) -> float:
     return report["peak_rss_mib"] - report["rss_before_mib"]
 
 
+def scaling(sizes: list[int], folder: Path) -> list[dict]:
+    """At each size: the exact search (up to EXACT_UP_TO images) and every IVF_SETTINGS, variant "mmt", each in a
+    fresh process; recall of the exact lists (the k1 + 1 = 21 nearest, as sets: over every point where the exact
+    step ran, else over RECALL_SAMPLE points whose exact lists come from one matrix product), and where the exact
+    step ran, the agreement of the pseudo-labels with its labels: adjusted Rand index and pair F1, each outlier
+    its own cluster (an outlier pairs with nothing)."""
+    rows = []
+    for num_points in sizes:
+        size = {"name": f"N={num_points}", "num_points": num_points, "num_ids": SCALING_SIZES[num_points]}
+        print(f"== scaling: N={num_points}, {size['num_ids']} ids, load average {os.getloadavg()[0]:.1f}", flush=True)
+        features_path = write_features(size, folder)
+        runs = [{"variant": "mmt", "search": "exact"}] if num_points <= EXACT_UP_TO else []
+        runs += [{"variant": "mmt", "search": "ivf", **setting} for setting in IVF_SETTINGS]
+        exact_labels = exact_lists = sample = None
+        for spec in runs:
+            name = spec["search"] + (f"-{spec['lists']}-{spec['probes']}" if spec["search"] == "ivf" else "")
+            report, labels = run_child(json.dumps(spec), features_path, folder, name)
+            lists = np.load(folder / f"{name}_labels.neighbours.npy")
+            if spec["search"] == "exact":
+                exact_labels, exact_lists = labels, lists
+            elif exact_lists is None:
+                sample = np.random.default_rng(0).choice(num_points, RECALL_SAMPLE, replace=False)
+                exact_lists = exact_neighbour_sample(np.load(features_path), sample, lists.shape[1])
+            rows_checked = sample if sample is not None else np.arange(num_points)
+            row = {"N": num_points, "search": name, **spec, **report, "load": os.getloadavg()[0]}
+            row["recall"] = list_recall(lists[rows_checked], exact_lists)
+            row["recall_on"] = "all points" if sample is None else f"{RECALL_SAMPLE} points"
+            if exact_labels is not None:
+                row["ari"], row["pair_f1"] = label_agreement(exact_labels, labels)
+            rows.append(row)
+            print(
+                f"    recall {row['recall']:.4f} ({row['recall_on']})"
+                + (f", ARI {row['ari']:.4f}, pair F1 {row['pair_f1']:.4f}" if "ari" in row else ""),
+                flush=True,
+            )
+    return rows
+
+
+def exact_neighbour_sample(features: np.ndarray, sample: np.ndarray, k: int) -> np.ndarray:
+    """The exact k most similar points of each sampled point (features are unit vectors): [len(sample), k]."""
+    unit = torch.nn.functional.normalize(torch.from_numpy(features), dim=1)
+    return (unit[sample] @ unit.T).topk(k, dim=1).indices.numpy()
+
+
+def list_recall(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each exact list found in the other list (as sets)."""
+    return float(np.mean([len(np.intersect1d(a, b)) / len(b) for a, b in zip(found, exact)]))
+
+
+def label_agreement(reference: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(adjusted Rand index, pair F1) of `labels` against `reference`, each outlier (-1) a cluster of its own."""
+    reference, labels = _outliers_alone(reference), _outliers_alone(labels)
+    (_, false_pairs), (missed_pairs, true_pairs) = pair_confusion_matrix(reference, labels)
+    pair_f1 = 2 * true_pairs / (2 * true_pairs + false_pairs + missed_pairs) if true_pairs else 0.0
+    return float(adjusted_rand_score(reference, labels)), float(pair_f1)
+
+
+def _outliers_alone(labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    outliers = labels < 0
+    labels[outliers] = labels.max() + 1 + np.arange(outliers.sum())
+    return labels
+
+
+def scaling_table(rows: list[dict]) -> str:
+    lines = [
+        "| N | search | cells | probes | seconds | peak RSS (GiB) | recall of exact lists | ARI | pair F1 | clusters "
+        "| load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ivf = row["search"] != "exact"
+        agreement = f"{row['ari']:.4f} | {row['pair_f1']:.4f}" if "ari" in row else "n/a | n/a"
+        lines.append(
+            f"| {row['N']:,} | {'ivf' if ivf else 'exact'} | {row.get('lists', '') if ivf else ''}"
+            f"{'' if not ivf else ' (auto)' if row['lists'] == 0 else ''} | {row['probes'] if ivf else ''} | "
+            f"{row['seconds']:.1f} | {row['peak_rss_mib'] / 1024:.2f} | {row['recall']:.4f} ({row['recall_on']}) | "
+            f"{agreement} | {row['clusters']} | {row['load']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def scaling_figure(rows: list[dict], path: Path) -> None:
+    """Seconds and peak RSS against N (log-log), one line per search setting, the issue's goals marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for name in dict.fromkeys(row["search"] for row in rows):
+        chosen = [row for row in rows if row["search"] == name]
+        sizes = [row["N"] for row in chosen]
+        axes[0].plot(sizes, [row["seconds"] for row in chosen], marker="o", label=name)
+        axes[1].plot(sizes, [row["peak_rss_mib"] / 1024 for row in chosen], marker="o", label=name)
+    for axis, goals, label in ((axes[0], (120, 900), "seconds"), (axes[1], (4, 16), "peak RSS (GiB)")):
+        axis.scatter([100000, 400000], goals, marker="_", s=400, color="black", label="goal")
+        axis.set(xscale="log", yscale="log", xlabel="images N", ylabel=label)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(title="search (ivf-cells-probes; cells 0: auto)")
+    fig.suptitle("The pseudo-label step (MMT's Jaccard, rho rule, DBSCAN) on 2 CPU cores")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (N=3000 compared, N=6000 alone)")
+    parser.add_argument(
+        "--scaling",
+        nargs="*",
+        type=int,
+        metavar="N",
+        help=f"exact against ivf at these sizes (default: all of {list(SCALING_SIZES)})",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.scaling is not None:
+        sizes = args.scaling or list(SCALING_SIZES)
+        unknown = sorted(set(sizes) - set(SCALING_SIZES))
+        if unknown:
+            sys.exit(f"--scaling sizes must be among {list(SCALING_SIZES)}, got {unknown}")
+        with tempfile.TemporaryDirectory(
+            prefix="bench_cluster_", dir=Path(__file__).resolve().parent.parent / ".bench"
+        ) as folder:
+            rows = scaling(sizes, Path(folder))
+        print(scaling_table(rows))
+        scaling_figure(rows, FIGURE)
         return
     with tempfile.TemporaryDirectory(prefix="bench_cluster_") as folder:
         identical = compare(QUICK_MARKET if args.quick else MARKET, Path(folder))

@@ -80,6 +80,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "clustering": (
         "clustering",
         "jaccard",
+        "neighbour_search",
+        "ivf_lists",
+        "ivf_probes",
         "k1",
         "k2",
         "rho",
@@ -287,6 +290,13 @@ class Params:
     # re_ranking is the same), SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ), or "ca",
     # CA-Jaccard's camera-aware one (cluster/camera_jaccard.py), which reads each image's camera
     jaccard: Literal["mmt", "spcl", "ca"] = "mmt"
+    # how the Jaccard distance finds each image's nearest images: "exact" compares every pair (N^2, the public codes'
+    # way); "ivf" compares each image with those of its ivf_probes most similar k-means cells (ivf_lists cells, 0:
+    # the power of two nearest sqrt(N)), an approximation for targets of 100,000 images and more (docs/guide.md);
+    # jaccard "ca" searches exactly only
+    neighbour_search: Literal["exact", "ivf"] = "exact"
+    ivf_lists: Index = 0
+    ivf_probes: Count = 8
     # "ca" reads k1 only without ckrnns and k2 only without clqe (CA-Jaccard's code: k1 30, k2 6), but always
     # k2 != 1 as its switch for any query expansion
     k1: Count = 20
@@ -506,6 +516,10 @@ def check_camera_aware_params(params: Params) -> None:
         raise ConfigError(
             f"parameter 'k2': with jaccard 'ca' and clqe off, CA-Jaccard ranks only the k1 + 2 = {params.k1 + 2} "
             f"nearest, found {params.k2}"
+        )
+    if params.neighbour_search != "exact":
+        raise ConfigError(
+            f"parameter 'neighbour_search': jaccard 'ca' searches exactly only, found {params.neighbour_search!r}"
         )
     if params.clqe and params.k2 == 1:
         raise ConfigError(

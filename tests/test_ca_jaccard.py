@@ -16,6 +16,7 @@ from canu_core.cluster.camera_jaccard import (
     camera_neighbours_by_topk,
     compute_camera_jaccard_distance,
 )
+from canu_core.cluster.jaccard import NeighbourSearch
 from canu_core.cluster.pseudo_labels import DBSCANClustering, make_clustering, relabel_by_first_member, restore_eps
 from canu_core.config import make_params
 from canu_core.data.records import ImageRecord
@@ -256,6 +257,8 @@ def test_clear_errors(data):
         compute_camera_jaccard_distance(features[:20], cameras[:20], settings=CameraAware(ckrnns=False))
     with pytest.raises(ValueError, match="needs each point's camera"):
         DBSCANClustering(jaccard="ca")
+    with pytest.raises(ValueError, match="searches exactly: neighbour search 'ivf'"):
+        DBSCANClustering(jaccard="ca", cameras=cameras, search=NeighbourSearch("ivf"))
     with pytest.raises(ValueError, match="would ignore them"):
         DBSCANClustering(jaccard="mmt", cameras=cameras)
     with pytest.raises(ValueError, match="expected one of 'mmt', 'spcl', 'ca'"):

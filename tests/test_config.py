@@ -130,6 +130,7 @@ def test_camera_aware_jaccard_parameters_have_ca_jaccards_defaults_and_their_rul
         ({"jaccard": "ca", "k1_inter": 1, "k2_inter": 4}, "k1_inter \\+ 2 = 3 nearest, found 4"),
         ({"jaccard": "ca", "k2": 1}, "set k2 > 1 with clqe on, or clqe false"),
         ({"jaccard": "ca", "clqe": False, "k1": 5, "k2": 8}, "'k2': with jaccard 'ca' and clqe off"),
+        ({"jaccard": "ca", "neighbour_search": "ivf"}, "jaccard 'ca' searches exactly only, found 'ivf'"),
     ]:
         with pytest.raises(ConfigError, match=expected):
             make_params(values)

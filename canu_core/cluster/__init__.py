@@ -19,7 +19,7 @@ from .diagnostics import (
     neighbour_agreement,
     same_camera_neighbours,
 )
-from .jaccard import compute_jaccard_distance
+from .jaccard import NeighbourSearch, compute_jaccard_distance, ivf_neighbour_lists
 from .kreciprocal import (
     Neighbours,
     expanded_reciprocal_pairs,
@@ -56,6 +56,7 @@ __all__ = [
     "DBSCANClustering",
     "KMeansClustering",
     "Neighbours",
+    "NeighbourSearch",
     "PseudoLabels",
     "TrueIdentities",
     "attribute_probe_accuracy",
@@ -70,6 +71,7 @@ __all__ = [
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",
+    "ivf_neighbour_lists",
     "jaccard_distance",
     "k_reciprocal_encoding",
     "lost_identities",

@@ -21,6 +21,9 @@ the upper triangle, then the pairs within eps, mirrored).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import faiss
 import numpy as np
 import scipy.sparse as sp
@@ -34,8 +37,32 @@ VARIANTS = ("mmt", "spcl")
 # Rows (and columns) of one block of the similarity matrix in the neighbour search: 4 MB of float32 (as fast as
 # larger blocks here, and lighter).
 SEARCH_BLOCK = 1024
+# Cells an approximate search reads for each point's lowest similarity (ivf_neighbour_lists).
+FARTHEST_PROBES = 1
 # Work per block of rows of the Jaccard distance (min terms + dense accumulator entries): tens of MB of temporaries.
 JACCARD_BLOCK = 2**21
+
+
+@dataclass(frozen=True)
+class NeighbourSearch:
+    """How the k-nearest-neighbour lists of the Jaccard distance are found. "exact": every pair of points compared
+    (`nearest_neighbour_lists`), the default and the public codes' way. "ivf": an approximate inverted-file search
+    (`ivf_neighbour_lists`): k-means cells, each point compared only with the points of its `probes` most similar
+    cells; `lists` cells, 0 for `ivf_cell_count(N)`. Approximate lists change the pseudo-labels slightly: an option
+    for targets where the exact search costs too much (benchmarks/README.md measures recall and label agreement)."""
+
+    method: Literal["exact", "ivf"] = "exact"
+    lists: int = 0
+    probes: int = 8
+
+    def __post_init__(self):
+        if self.method not in ("exact", "ivf"):
+            raise ValueError(f"unknown neighbour search {self.method!r}: expected 'exact' or 'ivf'")
+        if self.lists < 0 or self.probes < 1:
+            raise ValueError(f"need lists >= 0 (0: automatic) and probes >= 1, got {self.lists} and {self.probes}")
+
+
+EXACT_SEARCH = NeighbourSearch()
 
 
 def check_variant(variant: str) -> None:
@@ -61,9 +88,15 @@ def compute_jaccard_distance(
 
 
 def upper_jaccard_distance(
-    features: torch.Tensor | np.ndarray, k1: int = 20, k2: int = 6, variant: str = "mmt", progress: bool = False
+    features: torch.Tensor | np.ndarray,
+    k1: int = 20,
+    k2: int = 6,
+    variant: str = "mmt",
+    progress: bool = False,
+    search: NeighbourSearch = EXACT_SEARCH,
 ) -> sp.csr_matrix:
-    """The strict upper triangle (j > i) of the Jaccard distance, pairs below 1 only, float32 CSR."""
+    """The strict upper triangle (j > i) of the Jaccard distance, pairs below 1 only, float32 CSR; the neighbour
+    lists found by `search`."""
     list_lengths = reciprocal_list_lengths(k1, variant)
     features = torch.as_tensor(features)
     if len(features) <= k1:
@@ -73,7 +106,11 @@ def upper_jaccard_distance(
             f"SpCL's query expansion reads its k1={k1} neighbour lists: k2={k2} would average only "
             f"{k1} rows there; use k2 <= k1"
         )
-    neighbours = nearest_neighbour_lists(features, max(list_lengths[0], k2), progress)
+    k = max(list_lengths[0], k2)
+    if search.method == "ivf":
+        neighbours = ivf_neighbour_lists(features, k, search.lists, search.probes, variant == "mmt", progress)
+    else:
+        neighbours = nearest_neighbour_lists(features, k, progress)
     # MMT divides each row by its largest distance, 2 - 2 * its lowest similarity (0 only if all points coincide).
     row_max = np.maximum(2.0 - 2.0 * neighbours.lowest_similarity, np.finfo(np.float64).tiny)
 
@@ -131,6 +168,97 @@ def neighbours_by_topk(features: torch.Tensor, k: int, progress: bool = False) -
         indices.append(similarity.topk(k, dim=1).indices.cpu())
         lowest.append(similarity.min(dim=1).values.cpu())
     return Neighbours(torch.cat(indices).numpy(), torch.cat(lowest).double().numpy())
+
+
+def ivf_cell_count(num_points: int) -> int:
+    """The automatic number of k-means cells: the power of two nearest sqrt(N), at least 1 (about 320 points a
+    cell at N = 100,000, 630 at 400,000: the cells' k-means stays a few seconds and the scans stay matrix products
+    of hundreds of rows)."""
+    return max(1, 2 ** round(np.log2(np.sqrt(num_points))))
+
+
+def ivf_neighbour_lists(
+    features: torch.Tensor | np.ndarray,
+    k: int,
+    lists: int = 0,
+    probes: int = 8,
+    lowest: bool = True,
+    progress: bool = False,
+    seed: int = 0,
+) -> Neighbours:
+    """Approximate k-nearest-neighbour lists by cosine similarity, most similar first (an inverted file over faiss's
+    k-means cells). Every point belongs to the cell of its most similar centroid and is compared with the points of
+    its `probes` most similar cells (its own first, so it finds itself); the lists are exact within what it
+    compares. The work runs cell by cell: the points that probe a cell against the points in it, in blocks, one
+    matrix product and one top-k merge each (faiss's IndexIVFFlat compares one query at a time: several times
+    slower on the CPU). With `lowest`, each point's lowest similarity is searched in its FARTHEST_PROBES least
+    similar cells: an upper bound on the true lowest, which MMT's variant divides by (benchmarks/README.md: 0.02
+    above the true one on average, and the same labels); without, it is NaN. Deterministic for a seed. Runs on the
+    CPU, on an L2-normalised copy of the features."""
+    unit = F.normalize(torch.as_tensor(features).float().cpu(), dim=1)
+    num_points = len(unit)
+    if not 1 <= k <= num_points:
+        raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
+    cells = min(lists or ivf_cell_count(num_points), num_points)
+    probes = min(probes, cells)
+    centroids = _cell_centroids(unit.numpy(), cells, seed)
+    nearest_cells, farthest_cells = _probed_cells(unit, centroids, probes, lowest)
+    members, probing = _points_by_cell(nearest_cells[:, :1], cells), _points_by_cell(nearest_cells, cells)
+    probing_far = _points_by_cell(farthest_cells, cells) if lowest else [torch.empty(0, dtype=torch.int64)] * cells
+    best_similarity = torch.full((num_points, k), -torch.inf)
+    best_index = torch.full((num_points, k), -1, dtype=torch.int64)
+    least = torch.full((num_points,), torch.inf)
+    for cell in tqdm(range(cells), desc="neighbours (ivf)", disable=not progress):
+        inside = members[cell]
+        if not len(inside):
+            continue
+        cell_points = unit[inside].T
+        block = max(1, BLOCK_ELEMENTS // len(inside))
+        for queries in probing[cell].split(block):
+            similarity = torch.cat([best_similarity[queries], unit[queries] @ cell_points], dim=1)
+            index = torch.cat([best_index[queries], inside.expand(len(queries), -1)], dim=1)
+            kept = similarity.topk(k, dim=1)
+            best_similarity[queries], best_index[queries] = kept.values, index.gather(1, kept.indices)
+        for queries in probing_far[cell].split(block):
+            least[queries] = torch.minimum(least[queries], (unit[queries] @ cell_points).amin(dim=1))
+    if torch.isinf(best_similarity).any():
+        raise ValueError(f"the ivf search found fewer than k={k} neighbours for some points: raise probes or lists")
+    return Neighbours(best_index.numpy(), least.double().numpy() if lowest else np.full(num_points, np.nan))
+
+
+def _cell_centroids(unit: np.ndarray, cells: int, seed: int) -> np.ndarray:
+    """faiss k-means centroids (L2-normalised) from a fixed sample of at most 40 points a cell (faiss's
+    recommended minimum is 39)."""
+    rng = np.random.default_rng(seed)
+    sample = unit[np.sort(rng.choice(len(unit), min(len(unit), 40 * cells), replace=False))]
+    kmeans = faiss.Kmeans(unit.shape[1], cells, niter=20, seed=seed, spherical=True, max_points_per_centroid=40)
+    kmeans.train(sample)
+    return kmeans.centroids
+
+
+def _probed_cells(
+    unit: torch.Tensor, centroids: np.ndarray, probes: int, farthest: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each point's `probes` most similar cells, most similar first, and (if `farthest`) its FARTHEST_PROBES least
+    similar ones: from blocks of the point x centroid similarity."""
+    nearest, least = [], []
+    block = max(1, BLOCK_ELEMENTS // len(centroids))
+    centroid_tensor = torch.from_numpy(centroids)
+    for start in range(0, len(unit), block):
+        similarity = unit[start : start + block] @ centroid_tensor.T
+        nearest.append(similarity.topk(probes, dim=1).indices)
+        if farthest:
+            least.append(similarity.topk(FARTHEST_PROBES, dim=1, largest=False).indices)
+    return torch.cat(nearest), torch.cat(least) if farthest else None
+
+
+def _points_by_cell(cells_of_points: torch.Tensor, cells: int) -> list[torch.Tensor]:
+    """For each cell, the points (ascending) whose row of `cells_of_points` [N, p] names it."""
+    width = cells_of_points.shape[1]
+    order = torch.argsort(cells_of_points.reshape(-1), stable=True)
+    bounds = torch.searchsorted(cells_of_points.reshape(-1)[order], torch.arange(cells + 1)).tolist()
+    points = order // width
+    return [points[bounds[c] : bounds[c + 1]] for c in range(cells)]
 
 
 def source_distance_vector(

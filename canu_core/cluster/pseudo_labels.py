@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # data imports cluster (its worlds' readout): the records' ty
     from ..data.records import ImageRecord
 
 from .camera_jaccard import CameraAware, check_camera_aware, check_cameras, upper_camera_jaccard_distance
-from .jaccard import VARIANTS, symmetric_distance, upper_jaccard_distance
+from .jaccard import EXACT_SEARCH, VARIANTS, NeighbourSearch, symmetric_distance, upper_jaccard_distance
 from .kreciprocal import _blocks_by_cost
 
 # The distances DBSCAN may cluster on: the k-reciprocal variants (jaccard.py), and "ca", CA-Jaccard's
@@ -197,9 +197,10 @@ class DBSCANClustering:
     with SSG's source term when source_weight w > 0: (1 - w) * Jaccard + w * (s_i + s_j), s given at each call.
     eps from the rho rule at the first call, then kept (MMT / SpCL / SSG compute it once, at the first epoch),
     unless given. DBSCAN gets only the pairs within eps (the others are no neighbours at any distance above eps),
-    which gives the same labels as the whole matrix. With "ca" and `clqe_warmup`, the first clustering (CA-Jaccard's
-    epoch 0) averages 3 intra- and 3 inter-camera neighbours whatever k2_intra and k2_inter say, as train_caj.py
-    does; a clustering restored on resume (`restore_eps`) is past it."""
+    which gives the same labels as the whole matrix. `search`: how the Jaccard distance's neighbour lists are found
+    (exact by default; jaccard.NeighbourSearch; "ca" searches exactly only). With "ca" and `clqe_warmup`, the first
+    clustering (CA-Jaccard's epoch 0) averages 3 intra- and 3 inter-camera neighbours whatever k2_intra and k2_inter
+    say, as train_caj.py does; a clustering restored on resume (`restore_eps`) is past it."""
 
     def __init__(
         self,
@@ -213,6 +214,7 @@ class DBSCANClustering:
         n_jobs: int = DBSCAN_JOBS,
         progress: bool = False,
         device: str | torch.device = "cpu",
+        search: NeighbourSearch = EXACT_SEARCH,
         cameras: Sequence[int] | np.ndarray | None = None,
         camera_aware: CameraAware | None = None,
         clqe_warmup: bool = True,
@@ -225,6 +227,11 @@ class DBSCANClustering:
             self.cameras = check_cameras(cameras, len(cameras))
             self.camera_aware = camera_aware or CameraAware()
             check_camera_aware(self.camera_aware, k1, k2)
+            if search.method != "exact":
+                raise ValueError(
+                    f"the camera-aware Jaccard distance searches exactly: neighbour search {search.method!r}"
+                    " is for jaccard 'mmt' and 'spcl'"
+                )
         elif cameras is not None or camera_aware is not None:
             raise ValueError(f"cameras and camera_aware serve jaccard 'ca' only; jaccard {jaccard!r} would ignore them")
         self.clqe_warmup = clqe_warmup
@@ -235,7 +242,8 @@ class DBSCANClustering:
         self.eps_by_rule = eps is None  # a resumed run restores eps, never this
         self.k1, self.k2, self.jaccard, self.source_weight = k1, k2, jaccard, source_weight
         self.n_jobs, self.progress = n_jobs, progress
-        self.device = torch.device(device)  # where the neighbour search runs (a GPU: jaccard.neighbours_by_topk)
+        self.device = torch.device(device)  # where the exact neighbour search runs (a GPU: jaccard.neighbours_by_topk)
+        self.search = search
 
     def __call__(
         self, features: torch.Tensor | np.ndarray, source_distance: np.ndarray | torch.Tensor | None = None
@@ -262,7 +270,7 @@ class DBSCANClustering:
         """The upper triangle of this clustering's Jaccard distance; the first call of a "ca" clustering is its
         warm-up."""
         if self.jaccard != "ca":
-            return upper_jaccard_distance(features, self.k1, self.k2, self.jaccard, self.progress)
+            return upper_jaccard_distance(features, self.k1, self.k2, self.jaccard, self.progress, self.search)
         if len(features) != len(self.cameras):
             raise ValueError(f"{len(features)} feature rows for {len(self.cameras)} camera labels: not the same images")
         warm_up = self.clqe_warmup and not self.first_clustering_done
@@ -436,6 +444,7 @@ def make_clustering(
         jaccard=params.jaccard,
         source_weight=source_weight,
         device=device or resolve_device(params.device),
+        search=NeighbourSearch(params.neighbour_search, params.ivf_lists, params.ivf_probes),
         **(camera_aware_arguments(params, records) if params.jaccard == "ca" else {}),
     )
 
