@@ -5,8 +5,9 @@ What that code computes, with d = 2 - 2 * cosine similarity (unscaled, as SpCL's
 - two rankings per point: the intra-camera one (its own camera's points by d, itself normally first) and the
   inter-camera one (the other cameras' points by d). The code adds 999 to the excluded points' d and ranks all N,
   so a ranking that runs out of its own points goes on into the excluded ones, nearest first: the intra ranking of
-  a camera with fewer than k1_intra + 2 images spills into the other cameras (the head of the inter ranking), and
-  an inter ranking into the point's own camera (itself included) when the other cameras hold too few points;
+  a camera with fewer images than a list reads (k1_intra + 1, k2_intra) spills into the other cameras (the head
+  of the inter ranking), and an inter ranking into the point's own camera (itself included) when the other
+  cameras hold too few points;
 - CKRNNs (`ckrnns`): the k-reciprocal set of the k1_intra intra ranking (lists of k1_intra + 1 points, checked
   both ways in that ranking) united with that of the k1_inter inter ranking; no 2/3 expansion. Without ckrnns:
   the plain k-reciprocal set of the global ranking with k1 (k1 + 1 points, as Zhong's and MMT's), widened by the
@@ -105,7 +106,8 @@ def check_cameras(cameras: np.ndarray | torch.Tensor | list, num_points: int) ->
 @dataclass(frozen=True)
 class CameraNeighbours:
     """Each point's `length` most similar points within its camera (intra) and outside it (inter), most similar
-    first, with their similarities; -1 (similarity -inf) where the camera, or the other cameras, hold fewer."""
+    first, with their similarities; -1 where the camera, or the other cameras, hold fewer (with a similarity of
+    -inf from torch.topk, the lowest float32 from faiss's heaps: the -1 is what counts)."""
 
     intra: np.ndarray  # [N, length] int64
     intra_similarity: np.ndarray  # [N, length] float32
