@@ -89,6 +89,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "eps",
         "min_samples",
         "n_clusters",
+        "ckrnns",
+        "clqe",
+        "k1_intra",
+        "k1_inter",
+        "k2_intra",
+        "k2_inter",
+        "clqe_warmup",
     ),
     "mmt": ("mmt_lr", "ema_alpha", "soft_ce_weight", "soft_tri_weight"),
     "ssg": ("ssg_lr", "ssg_source_weight"),
@@ -280,14 +287,18 @@ class Params:
     # "true_ids": the target's true identities as pseudo-labels, the supervised upper bound (reads the target's labels)
     clustering: Literal["dbscan", "kmeans", "true_ids"] = "dbscan"
     # the k-reciprocal Jaccard distance DBSCAN reads: MMT's compute_jaccard_dist (the paper's code base; SSG's
-    # re_ranking is the same) or SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ)
-    jaccard: Literal["mmt", "spcl"] = "mmt"
+    # re_ranking is the same), SpCL's compute_jaccard_distance (cluster/jaccard.py says how they differ), or "ca",
+    # CA-Jaccard's camera-aware one (cluster/camera_jaccard.py), which reads each image's camera
+    jaccard: Literal["mmt", "spcl", "ca"] = "mmt"
     # how the Jaccard distance finds each image's nearest images: "exact" compares every pair (N^2, the public codes'
     # way); "ivf" compares each image with those of its ivf_probes most similar k-means cells (ivf_lists cells, 0:
-    # the power of two nearest sqrt(N)), an approximation for targets of 100,000 images and more (docs/guide.md)
+    # the power of two nearest sqrt(N)), an approximation for targets of 100,000 images and more (docs/guide.md);
+    # jaccard "ca" searches exactly only
     neighbour_search: Literal["exact", "ivf"] = "exact"
     ivf_lists: Index = 0
     ivf_probes: Count = 8
+    # "ca" reads k1 only without ckrnns and k2 only without clqe (CA-Jaccard's code: k1 30, k2 6), but always
+    # k2 != 1 as its switch for any query expansion
     k1: Count = 20
     k2: Count = 6
     # rho 0.004 on the synthetic worlds (paper: 0.0016): the rho rule takes the mean of the smallest rho share of
@@ -297,6 +308,20 @@ class Params:
     eps: Optional[Positive] = None  # None: the rho rule (mean of the smallest rho share of pairwise distances)
     min_samples: Count = 4
     n_clusters: Annotated[int, Bounds(low=2)] = 300  # k-means only
+    # jaccard "ca" only, CA-Jaccard's train_caj.py names and defaults (ckrnns and clqe are flags there, off; on
+    # here, the method as its paper and README run it). ckrnns: the k-reciprocal set is the union of those of the
+    # k1_intra nearest in the image's camera and the k1_inter nearest in the other cameras (off: of the k1 nearest,
+    # with the 2/3 expansion); clqe: each encoding averaged over the k2_intra nearest in the camera and the k2_inter
+    # nearest outside it (off: the k2 nearest). The public code ranks only the k + 2 nearest: k2_intra <=
+    # k1_intra + 2, k2_inter <= k1_inter + 2. clqe_warmup: the first clustering takes k2_intra = k2_inter = 3 (its
+    # epoch 0); its README trains with k2_intra 2, k2_inter 4
+    ckrnns: bool = True
+    clqe: bool = True
+    k1_intra: Count = 5
+    k1_inter: Count = 20
+    k2_intra: Count = 3
+    k2_inter: Count = 3
+    clqe_warmup: bool = True
     # --- adaptation on the target: MMT (DBSCAN) or SSG, plain or with the camera adversary (epochs scaled down)
     method: Method = "mmt"
     adversary: Adversary = "canu"
@@ -468,12 +493,39 @@ def make_params(values: Mapping[str, Any] | None = None, base: Params | None = N
             f"parameter 'canu_condition': 'oracle' conditions CANU's discriminator, but adversary is "
             f"{merged.adversary!r}: set adversary canu, or canu_condition pseudo"
         )
+    if merged.jaccard == "ca":
+        check_camera_aware_params(merged)
     if merged.sync_bn and merged.bn_group_size:
         raise ConfigError(
             f"parameters 'sync_bn' and 'bn_group_size': one takes BatchNorm statistics over the global batch, the "
             f"other over groups of {merged.bn_group_size} images: set sync_bn false, or bn_group_size 0"
         )
     return merged
+
+
+def check_camera_aware_params(params: Params) -> None:
+    """What CA-Jaccard's code leaves undefined (cluster/camera_jaccard.py refuses it too): query expansion beyond
+    the k + 2 points its rankings order, and clqe with k2 1, where it silently skips CLQE."""
+    for short, long in (("k2_intra", "k1_intra"), ("k2_inter", "k1_inter")):
+        if getattr(params, short) > getattr(params, long) + 2:
+            raise ConfigError(
+                f"parameter {short!r}: CA-Jaccard ranks only the {long} + 2 = {getattr(params, long) + 2} nearest, "
+                f"found {getattr(params, short)}: lower {short} or raise {long}"
+            )
+    if not params.clqe and params.k2 > params.k1 + 2:
+        raise ConfigError(
+            f"parameter 'k2': with jaccard 'ca' and clqe off, CA-Jaccard ranks only the k1 + 2 = {params.k1 + 2} "
+            f"nearest, found {params.k2}"
+        )
+    if params.neighbour_search != "exact":
+        raise ConfigError(
+            f"parameter 'neighbour_search': jaccard 'ca' searches exactly only, found {params.neighbour_search!r}"
+        )
+    if params.clqe and params.k2 == 1:
+        raise ConfigError(
+            "parameters 'clqe' and 'k2': CA-Jaccard's code runs no query expansion at all when k2 is 1, CLQE "
+            "included: set k2 > 1 with clqe on, or clqe false for no query expansion"
+        )
 
 
 RUN_NAME_FIELDS = ("run_name", "pretrain_run", "compare_pretrain_run")

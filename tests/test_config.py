@@ -114,3 +114,25 @@ def test_batchnorm_groups_refuse_sync_bn_and_take_the_old_chunk_name():
         make_params({"sync_bn": True, "bn_group_size": 16})
     with pytest.raises(ConfigError, match="'bn_chunk' is now 'bn_group_size'"):
         make_params({"bn_chunk": 16})
+
+
+def test_camera_aware_jaccard_parameters_have_ca_jaccards_defaults_and_their_rules():
+    params = make_params({"jaccard": "ca", "clustering": {"k2_intra": 2, "k2_inter": 4}})  # its README's command
+    assert (params.jaccard, params.ckrnns, params.clqe, params.clqe_warmup) == ("ca", True, True, True)
+    assert (params.k1_intra, params.k1_inter, params.k2_intra, params.k2_inter) == (5, 20, 2, 4)
+    for values, expected in [
+        ({"jaccard": "CA"}, "expected one of 'mmt', 'spcl', 'ca', found 'CA'"),
+        ({"k1_intra": "5"}, r"parameter 'k1_intra': expected int >= 1, found '5' \(str\)"),
+        ({"k2_inter": 0}, "parameter 'k2_inter': expected int >= 1, found 0"),
+        ({"ckrnns": 1}, r"parameter 'ckrnns': expected bool, found 1 \(int\)"),
+        ({"k1_intr": 5}, r"'k1_intr' \(did you mean 'k1_intra'\?\)"),
+        ({"jaccard": "ca", "k2_intra": 8}, "'k2_intra': CA-Jaccard ranks only the k1_intra \\+ 2 = 7 nearest, found 8"),
+        ({"jaccard": "ca", "k1_inter": 1, "k2_inter": 4}, "k1_inter \\+ 2 = 3 nearest, found 4"),
+        ({"jaccard": "ca", "k2": 1}, "set k2 > 1 with clqe on, or clqe false"),
+        ({"jaccard": "ca", "clqe": False, "k1": 5, "k2": 8}, "'k2': with jaccard 'ca' and clqe off"),
+        ({"jaccard": "ca", "neighbour_search": "ivf"}, "jaccard 'ca' searches exactly only, found 'ivf'"),
+    ]:
+        with pytest.raises(ConfigError, match=expected):
+            make_params(values)
+    assert make_params({"jaccard": "ca", "clqe": False, "k2": 1}).k2 == 1  # no query expansion at all
+    assert make_params({"k2_intra": 8}).k2_intra == 8  # read by jaccard "ca" only

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from canu_core.cluster import pseudo_labels
 from canu_core.cluster.pseudo_labels import pseudo_labels_from
 from canu_core.config import ConfigError, load_params
 from canu_core.data.catalog import load_dataset
@@ -407,3 +408,24 @@ def test_the_oracle_condition_is_the_true_identitys_centroid(tiny_data_root, sou
 def test_the_oracle_condition_needs_the_conditional_adversary(tiny_data_root):
     with pytest.raises(ConfigError, match="set adversary canu"):
         adapt_params(tiny_data_root, adversary="adv", canu_condition="oracle")
+
+
+def test_camera_aware_pseudo_labels_warm_up_at_the_first_epoch(tiny_data_root, source_run, tmp_path, monkeypatch):
+    """jaccard ca: each epoch clusters with the target images' cameras, the first with CA-Jaccard's warm-up."""
+    # lists of 3 and 6 on the tiny target's 50 images (with train_caj.py's 5 and 20 the first epoch finds one cluster)
+    params = adapt_params(tiny_data_root, jaccard="ca", k1_intra=3, k1_inter=6, k2_intra=2, k2_inter=4)
+    seen = []
+    real_distance = pseudo_labels.upper_camera_jaccard_distance
+
+    def spy(features, cameras, k1, k2, settings, progress=False):
+        seen.append((list(cameras), settings.k2_intra, settings.k2_inter))
+        return real_distance(features, cameras, k1, k2, settings, progress)
+
+    monkeypatch.setattr(pseudo_labels, "upper_camera_jaccard_distance", spy)
+    run = RunFolder(tmp_path / "run")
+    target = target_world(params)
+    mmt_module.train_mmt(params, target, run, source_run)
+    history = run.read_history()
+    assert history["status"].tolist() == ["trained", "trained"] and (history["num_clusters"] >= 2).all()
+    assert [(k2_intra, k2_inter) for _, k2_intra, k2_inter in seen] == [(3, 3), (2, 4)]
+    assert all(cameras == [record.camid for record in target.train] for cameras, _, _ in seen)

@@ -1,6 +1,8 @@
-"""Clustering the target: k-reciprocal Jaccard distances (MMT's and SpCL's), DBSCAN (eps by the rho rule) or
-k-means pseudo-labels with their centroids, and the diagnostics of a clustering against the true ids and cameras."""
+"""Clustering the target: k-reciprocal Jaccard distances (MMT's and SpCL's, and CA-Jaccard's camera-aware one),
+DBSCAN (eps by the rho rule) or k-means pseudo-labels with their centroids, and the diagnostics of a clustering
+against the true ids and cameras."""
 
+from .camera_jaccard import CameraAware, compute_camera_jaccard_distance
 from .diagnostics import (
     attribute_probe_accuracy,
     camera_adjusted_mutual_information,
@@ -65,6 +67,8 @@ __all__ = [
     "camera_probe_accuracy",
     "cluster_centroids",
     "compute_jaccard_distance",
+    "compute_camera_jaccard_distance",
+    "CameraAware",
     "clustering_quality",
     "expanded_reciprocal_pairs",
     "identity_alone_accuracy",

@@ -177,16 +177,28 @@ def k_reciprocal_encoding(
     """
     if not 1 <= k2 <= neighbours.shape[1]:
         raise ValueError(f"need 1 <= k2 <= {neighbours.shape[1]} (neighbours per point), got k2={k2}")
-    num_points = len(neighbours)
     rows, cols = expanded_reciprocal_pairs(neighbours, *(list_lengths or zhong_list_lengths(k1)))
+    encoding = softmax_encoding(rows, cols, pair_distance, len(neighbours))
+    return encoding if k2 == 1 else query_expansion(encoding, neighbours[:, :k2])
+
+
+def softmax_encoding(
+    rows: np.ndarray, cols: np.ndarray, pair_distance: Callable[[np.ndarray, np.ndarray], np.ndarray], num_points: int
+) -> sp.csr_matrix:
+    """V from the (i, j) pairs of each point's set, unique: row i holds exp(-d(i, j)) over its pairs, normalised
+    to sum 1 (softmax(-d), d at most 4 here, so no shift is needed)."""
     weights = np.exp(-pair_distance(rows, cols))
     weights /= np.bincount(rows, weights=weights, minlength=num_points)[rows]
-    encoding = sp.csr_matrix((weights, (rows, cols)), shape=(num_points, num_points))
-    if k2 == 1:
-        return encoding
-    averaging = sp.csr_matrix(
-        (np.full(num_points * k2, 1.0 / k2), (np.repeat(np.arange(num_points), k2), neighbours[:, :k2].ravel())),
-        shape=(num_points, num_points),
+    return sp.csr_matrix((weights, (rows, cols)), shape=(num_points, num_points))
+
+
+def query_expansion(encoding: sp.csr_matrix, averaged: np.ndarray) -> sp.csr_matrix:
+    """Local query expansion: row i of V replaced by the mean of the rows averaged[i] ([N, m] point indices; a
+    point listed twice counts twice, as numpy's mean over V[list] counts it)."""
+    num_points, width = averaged.shape
+    averaging = sp.csr_matrix(  # duplicate (i, j) entries are summed
+        (np.full(num_points * width, 1.0 / width), (np.repeat(np.arange(num_points), width), averaged.ravel())),
+        shape=(num_points, encoding.shape[0]),
     )
     return (averaging @ encoding).tocsr()
 

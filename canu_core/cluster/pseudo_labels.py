@@ -1,6 +1,6 @@
 """Pseudo-labels from clustering features: DBSCAN on the sparse k-reciprocal Jaccard distance (MMT-DBSCAN, SpCL,
-SSG; eps by the rho rule, fixed after the first clustering), optionally blended with SSG's source-distance term,
-or k-means (MMT's original).
+SSG) or CA-Jaccard's camera-aware one (eps by the rho rule, fixed after the first clustering), optionally blended
+with SSG's source-distance term, or k-means (MMT's original).
 
 Both return a `PseudoLabels`: labels 0..C-1 numbered by the order of each cluster's first image (-1 for DBSCAN's
 outliers), and each cluster's centroid (mean of its clustering features, L2-normalised), which initialises the
@@ -25,9 +25,13 @@ from ..device import resolve_device
 if TYPE_CHECKING:  # data imports cluster (its worlds' readout): the records' type only
     from ..data.records import ImageRecord
 
-from .jaccard import EXACT_SEARCH, NeighbourSearch, check_variant, symmetric_distance, upper_jaccard_distance
+from .camera_jaccard import CameraAware, check_camera_aware, check_cameras, upper_camera_jaccard_distance
+from .jaccard import EXACT_SEARCH, VARIANTS, NeighbourSearch, symmetric_distance, upper_jaccard_distance
 from .kreciprocal import _blocks_by_cost
 
+# The distances DBSCAN may cluster on: the k-reciprocal variants (jaccard.py), and "ca", CA-Jaccard's
+# camera-aware one (camera_jaccard.py).
+DISTANCES = (*VARIANTS, "ca")
 # DBSCAN's worker count: n_jobs=-1 has got processes killed for memory (reference notes).
 DBSCAN_JOBS = 2
 # Pairs examined per block when enumerating entries a sparse distance does not store.
@@ -188,12 +192,15 @@ def rho_rule_note(rho: float, num_points: int, eps: float) -> str:
 
 
 class DBSCANClustering:
-    """DBSCAN with min_samples=4 on the Jaccard distance of variant `jaccard` ("mmt" or "spcl", jaccard.py), blended
+    """DBSCAN with min_samples=4 on the Jaccard distance of variant `jaccard` ("mmt" or "spcl", jaccard.py; "ca",
+    camera_jaccard.py, with each point's camera in `cameras` and CA-Jaccard's settings in `camera_aware`), blended
     with SSG's source term when source_weight w > 0: (1 - w) * Jaccard + w * (s_i + s_j), s given at each call.
     eps from the rho rule at the first call, then kept (MMT / SpCL / SSG compute it once, at the first epoch),
     unless given. DBSCAN gets only the pairs within eps (the others are no neighbours at any distance above eps),
     which gives the same labels as the whole matrix. `search`: how the Jaccard distance's neighbour lists are found
-    (exact by default; jaccard.NeighbourSearch)."""
+    (exact by default; jaccard.NeighbourSearch; "ca" searches exactly only). With "ca" and `clqe_warmup`, the first
+    clustering (CA-Jaccard's epoch 0) averages 3 intra- and 3 inter-camera neighbours whatever k2_intra and k2_inter
+    say, as train_caj.py does; a clustering restored on resume (`restore_eps`) is past it."""
 
     def __init__(
         self,
@@ -208,8 +215,27 @@ class DBSCANClustering:
         progress: bool = False,
         device: str | torch.device = "cpu",
         search: NeighbourSearch = EXACT_SEARCH,
+        cameras: Sequence[int] | np.ndarray | None = None,
+        camera_aware: CameraAware | None = None,
+        clqe_warmup: bool = True,
     ):
-        check_variant(jaccard)
+        if jaccard not in DISTANCES:
+            raise ValueError(f"unknown Jaccard variant {jaccard!r}: expected one of {', '.join(map(repr, DISTANCES))}")
+        if jaccard == "ca":
+            if cameras is None:
+                raise ValueError("the camera-aware Jaccard distance (jaccard 'ca') needs each point's camera: cameras")
+            self.cameras = check_cameras(cameras, len(cameras))
+            self.camera_aware = camera_aware or CameraAware()
+            check_camera_aware(self.camera_aware, k1, k2)
+            if search.method != "exact":
+                raise ValueError(
+                    f"the camera-aware Jaccard distance searches exactly: neighbour search {search.method!r}"
+                    " is for jaccard 'mmt' and 'spcl'"
+                )
+        elif cameras is not None or camera_aware is not None:
+            raise ValueError(f"cameras and camera_aware serve jaccard 'ca' only; jaccard {jaccard!r} would ignore them")
+        self.clqe_warmup = clqe_warmup
+        self.first_clustering_done = False  # CA-Jaccard's warm-up is its epoch 0
         if not 0 <= source_weight < 1:
             raise ValueError(f"source_weight must be in [0, 1), got {source_weight}")
         self.eps, self.rho, self.min_samples = eps, rho, min_samples
@@ -226,7 +252,7 @@ class DBSCANClustering:
         and refused otherwise (it would be ignored)."""
         source = self._source_term(source_distance, len(features))
         searched = torch.as_tensor(features).to(self.device)
-        upper = upper_jaccard_distance(searched, self.k1, self.k2, self.jaccard, self.progress, self.search)
+        upper = self._jaccard(searched)
         if source is not None:
             upper = source.combine(upper)
         if self.eps is None:
@@ -239,6 +265,19 @@ class DBSCANClustering:
         pseudo = pseudo_labels_from(features, labels, eps=self.eps)
         note = rho_rule_note(self.rho, upper.shape[0], self.eps) if self.eps_by_rule else ""
         return dataclasses.replace(pseudo, message=f"{pseudo.message}; {note}") if note else pseudo
+
+    def _jaccard(self, features: torch.Tensor) -> sp.csr_matrix:
+        """The upper triangle of this clustering's Jaccard distance; the first call of a "ca" clustering is its
+        warm-up."""
+        if self.jaccard != "ca":
+            return upper_jaccard_distance(features, self.k1, self.k2, self.jaccard, self.progress, self.search)
+        if len(features) != len(self.cameras):
+            raise ValueError(f"{len(features)} feature rows for {len(self.cameras)} camera labels: not the same images")
+        warm_up = self.clqe_warmup and not self.first_clustering_done
+        settings = self.camera_aware.warmed_up() if warm_up else self.camera_aware
+        upper = upper_camera_jaccard_distance(features, self.cameras, self.k1, self.k2, settings, self.progress)
+        self.first_clustering_done = True
+        return upper
 
     def _source_term(self, source_distance, num_points: int) -> SourceTerm | None:
         if self.source_weight == 0:
@@ -383,10 +422,10 @@ def make_clustering(
     params: Params, records: Sequence[ImageRecord], source_weight: float = 0.0, device: torch.device | None = None
 ) -> DBSCANClustering | KMeansClustering | TrueIdentities:
     """The pseudo-labeller of `records` (the images whose features it will be given): DBSCAN on the Jaccard distance
-    params.jaccard (eps by the rho rule at the first epoch, then kept), plus `source_weight` times the images'
-    distances to the source set (SSG), or k-means (no distance: no source term), or "true_ids": their true
-    identities (the target-supervised upper bound). `device`: where DBSCAN's neighbour search runs (default:
-    params.device's)."""
+    params.jaccard (eps by the rho rule at the first epoch, then kept; "ca" reads the records' cameras), plus
+    `source_weight` times the images' distances to the source set (SSG), or k-means (no distance: no source term),
+    or "true_ids": their true identities (the target-supervised upper bound). `device`: where DBSCAN's neighbour
+    search runs (default: params.device's)."""
     if params.clustering == "true_ids":
         return TrueIdentities([record.pid for record in records])
     if params.clustering == "kmeans":
@@ -406,7 +445,20 @@ def make_clustering(
         source_weight=source_weight,
         device=device or resolve_device(params.device),
         search=NeighbourSearch(params.neighbour_search, params.ivf_lists, params.ivf_probes),
+        **(camera_aware_arguments(params, records) if params.jaccard == "ca" else {}),
     )
+
+
+def camera_aware_arguments(params: Params, records: Sequence[ImageRecord]) -> dict:
+    """DBSCANClustering's "ca" arguments: the records' cameras and CA-Jaccard's settings from params."""
+    settings = CameraAware(
+        params.ckrnns, params.clqe, params.k1_intra, params.k1_inter, params.k2_intra, params.k2_inter
+    )
+    return {
+        "cameras": [record.camid for record in records],
+        "camera_aware": settings,
+        "clqe_warmup": params.clqe_warmup,
+    }
 
 
 def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | None:
@@ -415,6 +467,8 @@ def clustering_eps(clustering: DBSCANClustering | KMeansClustering) -> float | N
 
 
 def restore_eps(clustering: DBSCANClustering | KMeansClustering, eps: float | None) -> None:
-    """Give a resumed DBSCAN clustering the radius it had kept."""
+    """Give a resumed DBSCAN clustering the radius it had kept; it has clustered before (a checkpoint follows an
+    epoch), so CA-Jaccard's warm-up is behind it."""
     if isinstance(clustering, DBSCANClustering):
         clustering.eps = eps
+        clustering.first_clustering_done = True
