@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .jaccard import SEARCH_BLOCK, symmetric_distance, upper_jaccard_from_encoding
+from .jaccard import symmetric_distance, upper_jaccard_from_encoding
 from .kreciprocal import (
+    SEARCH_BLOCK,
     expanded_reciprocal_pairs,
     pair_similarity,
     query_expansion,
