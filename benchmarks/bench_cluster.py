@@ -303,23 +303,29 @@ def scaling_table(rows: list[dict]) -> str:
 
 
 def scaling_figure(rows: list[dict], path: Path) -> None:
-    """Seconds and peak RSS against N (log-log), one line per search setting, the issue's goals marked."""
+    """Seconds and peak RSS against N (log-log), one line per search setting, the goals marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def setting(row: dict) -> str:
+        return "exact" if row["search"] == "exact" else f"ivf, {row['probes']} probes"
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for name in dict.fromkeys(row["search"] for row in rows):
-        chosen = [row for row in rows if row["search"] == name]
+    for name in dict.fromkeys(setting(row) for row in rows):
+        chosen = [row for row in rows if setting(row) == name]
         sizes = [row["N"] for row in chosen]
         axes[0].plot(sizes, [row["seconds"] for row in chosen], marker="o", label=name)
         axes[1].plot(sizes, [row["peak_rss_mib"] / 1024 for row in chosen], marker="o", label=name)
+    sizes = sorted({row["N"] for row in rows})
     for axis, goals, label in ((axes[0], (120, 900), "seconds"), (axes[1], (4, 16), "peak RSS (GiB)")):
         axis.scatter([100000, 400000], goals, marker="_", s=400, color="black", label="goal")
         axis.set(xscale="log", yscale="log", xlabel="images N", ylabel=label)
+        axis.set_xticks(sizes, [f"{size:,}" for size in sizes], minor=False)
+        axis.set_xticks([], minor=True)
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(title="search (ivf-cells-probes; cells 0: auto)")
+    axes[0].legend()
     fig.suptitle("The pseudo-label step (MMT's Jaccard, rho rule, DBSCAN) on 2 CPU cores")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -336,10 +342,16 @@ def main() -> None:
         metavar="N",
         help=f"exact against ivf at these sizes (default: all of {list(SCALING_SIZES)})",
     )
+    parser.add_argument("--redraw", action="store_true", help="the table and figure again from the last --scaling rows")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.redraw:
+        rows = json.loads(FIGURE.with_suffix(".json").read_text())
+        print(scaling_table(rows))
+        scaling_figure(rows, FIGURE)
         return
     if args.scaling is not None:
         sizes = args.scaling or list(SCALING_SIZES)

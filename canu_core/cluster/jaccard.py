@@ -57,7 +57,7 @@ class NeighbourSearch:
 
     method: Literal["exact", "ivf"] = "exact"
     lists: int = 0
-    probes: int = 8
+    probes: int = 16
 
     def __post_init__(self):
         if self.method not in ("exact", "ivf"):
@@ -137,7 +137,7 @@ def ivf_neighbour_lists(
     features: torch.Tensor | np.ndarray,
     k: int,
     lists: int = 0,
-    probes: int = 8,
+    probes: int = 16,
     lowest: bool = True,
     progress: bool = False,
     seed: int = 0,
