@@ -31,7 +31,7 @@ checks on its data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -70,7 +70,7 @@ class CameraAware:
 
     def warmed_up(self) -> CameraAware:
         """The settings of train_caj.py's first epoch."""
-        return CameraAware(self.ckrnns, self.clqe, self.k1_intra, self.k1_inter, WARMUP_K2, WARMUP_K2)
+        return replace(self, k2_intra=WARMUP_K2, k2_inter=WARMUP_K2)
 
 
 def check_camera_aware(settings: CameraAware, k1: int, k2: int) -> None:
@@ -148,7 +148,7 @@ def camera_neighbours(
 ) -> CameraNeighbours:
     """Each point's `length` nearest within and outside its camera by cosine similarity, exact. On the CPU one pass
     over the blocks of the upper triangle of the similarity matrix (each block pair once, as
-    jaccard.nearest_neighbour_lists), with the points taken camera by camera: a block pair whose cameras differ
+    kreciprocal.nearest_neighbour_lists), with the points taken camera by camera: a block pair whose cameras differ
     throughout (most of them) goes whole into faiss's per-row heaps of the inter lists; one that shares a camera
     goes in twice, masked: the other cameras' entries out for the intra lists, its own camera's for the inter lists.
     Features on a GPU are searched there (`camera_neighbours_by_topk`)."""
