@@ -489,6 +489,14 @@ def test_table_iii_and_coverage_table(finished_study):
         [0.2, "CANU-MMT", "25.0 ± 1.4"],
         [0.2, "CANU-MMT [oracle condition]", "25.0 ± 1.4"],
     ]
+    # a fashion-sweep run sits at the target's own coverage in another world: it is not a row of the coverage sweep
+    fashion_run = (
+        results[results["default_world"]]
+        .iloc[[0]]
+        .assign(run_name="s-fashion", default_world=False, target_area_fashion=1.0)
+    )
+    with_fashion = pd.concat([results, fashion_run], ignore_index=True)
+    pd.testing.assert_frame_equal(coverage_table(with_fashion, params), coverage)
     adversarial, baselines = mu_sweep_rows(results, params)  # what the mu figure draws: the table's runs
     table_runs = list(zip(iii["Method"].map({"MMT+Adv.": "adv", "CANU-MMT": "canu"}), iii["mu"]))
     assert sorted(zip(adversarial["adversary"], adversarial["mu"])) == sorted(table_runs * 2)  # two sweep seeds

@@ -15,7 +15,7 @@ from scipy.stats import t as student_t
 
 from ..config import ADVERSARIES, METHOD_NAMES, METHODS, Params
 from .plan import PAPER_MU, WITH_ADVERSARY
-from .tables import UNIT, _at_paper_mu, _plain, coverage_rows, method_name, mu_sweep_rows
+from .tables import UNIT, _plain, coverage_rows, method_name, mu_sweep_rows
 
 # The calibration's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
 WORKING_REGIME_GAIN = {"mmt": 5.0, "ssg": 2.0}
@@ -192,12 +192,7 @@ def study_rows(results: pd.DataFrame, histories: pd.DataFrame, params: Params) -
         "default": default_world[default_world["seed"].isin(params.seeds)],
         "ablated": default_world[default_world["seed"].isin(params.sweep_seeds)],
         "swept": plain[plain["seed"].isin(params.sweep_seeds)],
-        "coverage": results[
-            results["seed"].isin(params.sweep_seeds)
-            & results["variant"].fillna("").eq("")
-            & _at_paper_mu(results)
-            & results["method"].eq(params.coverage_method)
-        ],
+        "coverage": coverage_rows(results, params),
         "coverage_oracle": coverage_rows(results, params, ["oracle"]),
     }
 

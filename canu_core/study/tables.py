@@ -21,6 +21,7 @@ from .plan import (
     WITH_ADVERSARY,
     StudyRun,
     preset_coverage,
+    preset_world,
     run_parameters,
 )
 
@@ -286,10 +287,12 @@ def gap_closed(results: pd.DataFrame, direct_mAP: Mapping[str, float], seeds: Se
 
 def coverage_rows(results: pd.DataFrame, params: Params, variants: Sequence[str] = ("",)) -> pd.DataFrame:
     """The coverage sweep's runs: `coverage_method` at the paper's mu, every coverage of the grid, of `variants`
-    ("": none / +Adv. / CANU; "oracle": CANU with the true identities' condition)."""
+    ("": none / +Adv. / CANU; "oracle": CANU with the true identities' condition), in the preset's fashion (the
+    fashion sweep's runs sit at the preset's coverage too, in other worlds)."""
     return results[
         results["method"].eq(params.coverage_method)
         & results["target_coverage"].isin(params.coverage_grid)
+        & results["target_area_fashion"].eq(preset_world(params).area_fashion)
         & _at_paper_mu(results)
         & results["variant"].fillna("").isin(variants)
         & results["seed"].isin(params.sweep_seeds)
