@@ -18,6 +18,7 @@ from canu_core.study import (
     fashion_gaps,
     fashion_rows,
     fashion_table,
+    first_table_iv_runs,
     format_claims,
     pair_run_name,
     plan_study,
@@ -65,6 +66,29 @@ def test_without_pretrain_seeds_the_plan_and_its_run_names_are_as_before():
     runs = plan_study(make_params({"studies": ["table_iv"], "seeds": [0]}), "s")
     assert [r.name for r in runs][:2] == ["s-ssg-none-seed0", "s-ssg-adv-mu0.05-seed0"]
     assert all("pretrain_run" not in r.overrides and r.pair == 0 for r in runs)  # the pair of the study's seed
+
+
+def test_the_runs_notebook_04_embeds_are_planned_runs_of_the_first_pair():
+    """Notebook 04 embeds Table IV's runs of one seed beside their source model: with several pairs, those of the
+    first pair, named with it (a study of Table IV over pairs has no run without a pair in its name)."""
+    several = make_params(
+        {"run_name": "s", "studies": ["table_iv"], "seeds": [2, 0], "pretrain_seeds": [3, 1], "seed": 1}
+    )
+    shown = first_table_iv_runs(several, "mmt")
+    assert [r.name for r in shown] == [
+        "s-mmt-none-pair3-seed2",
+        "s-mmt-adv-mu0.1-pair3-seed2",
+        "s-mmt-canu-mu0.1-pair3-seed2",
+    ]
+    assert {r.name for r in shown} <= {r.name for r in plan_study(several, several.run_name)}
+    assert {r.overrides["pretrain_run"] for r in shown} == {"pretrain-seed3"}
+    one = make_params({"run_name": "s", "studies": ["table_iv"], "seeds": [0]})
+    assert [r.name for r in first_table_iv_runs(one, "ssg")] == [
+        "s-ssg-none-seed0",
+        "s-ssg-adv-mu0.05-seed0",
+        "s-ssg-canu-mu0.05-seed0",
+    ]
+    assert {r.name for r in first_table_iv_runs(one, "ssg")} <= {r.name for r in plan_study(one, one.run_name)}
 
 
 def test_several_pairs_make_the_pair_the_unit_and_one_pair_its_seeds():

@@ -35,7 +35,17 @@ from .execute import (
     study_workload,
 )
 from .findings import lab_findings
-from .plan import PAPER_MU, StudyRun, pair_run_name, plan_study, preset_coverage, run_parameters, study_pairs, study_run
+from .plan import (
+    PAPER_MU,
+    StudyRun,
+    first_table_iv_runs,
+    pair_run_name,
+    plan_study,
+    preset_coverage,
+    run_parameters,
+    study_pairs,
+    study_run,
+)
 from .tables import (
     attribute_probes,
     collect_histories,
@@ -84,6 +94,7 @@ __all__ = [
     "mean_std",
     "mu_sweep_differences",
     "mu_sweep_rows",
+    "first_table_iv_runs",
     "pair_run_name",
     "paired_test",
     "plan_study",

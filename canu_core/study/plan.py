@@ -147,6 +147,17 @@ def study_pairs(params: Params) -> list[tuple[int, str | None]]:
     return [(k, pair_run_name(params, k)) for k in params.pretrain_seeds]
 
 
+def first_table_iv_runs(params: Params, method: str) -> list[StudyRun]:
+    """Table IV's runs of `method` on the first seed of `seeds` and the first pair of source models, one per
+    adversary (none, +Adv., CANU), named as plan_study names them: the runs notebook 04 embeds beside their source
+    model (`pretrain_run` for a pair other than the study's own)."""
+    pair, pretrain_run = study_pairs(params)[0]
+    return [
+        study_run(params.run_name, method, a, PAPER_MU[method], params.seeds[0], pair=pair, pretrain_run=pretrain_run)
+        for a in ADVERSARIES
+    ]
+
+
 def plan_study(params: Params, study: str) -> list[StudyRun]:
     """Every run the chosen studies need, each once, study after study in the order of priority (Table IV, the
     oracle arm, Table III, coverage, ablation, fashion: a study interrupted for lack of time leaves the earlier ones
