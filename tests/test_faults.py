@@ -41,6 +41,10 @@ from canu_core.viz.adaptation import plot_adaptation
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
+# The smoke set at 32 x 16 pixels, with the clustering settings that give the tiny target its clusters there: for the
+# tests that run notebooks or processes, whose subject is a run's fate, not its numbers.
+TINY = {"height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
+TINY_ARGS = [arg for name, value in TINY.items() for arg in ("-p", name, str(value))]
 
 
 def smoke(data_root, **changes):
@@ -179,8 +183,9 @@ def test_failed_runs_leave_an_existing_folder_byte_identical(tiny_data_root, out
     pretraining run is missing."""
     import papermill
 
-    source = pretrained(smoke(tiny_data_root, run_name="nb_source", n_models=2, epochs=1))
+    source = pretrained(smoke(tiny_data_root, run_name="nb_source", n_models=2, epochs=1, **TINY))
     run_03 = {
+        **TINY,
         "data_root": str(tiny_data_root),
         "device": "cpu",
         "run_name": "nb_train",
@@ -192,7 +197,7 @@ def test_failed_runs_leave_an_existing_folder_byte_identical(tiny_data_root, out
     before = snapshot(finished)
     assert "03_train.ipynb" in before and "metrics.json" in before
 
-    with pytest.raises(RunConflictError, match=r"rho: 0.15 there, 0.5 asked"):
+    with pytest.raises(RunConflictError, match=r"rho: 0.2 there, 0.5 asked"):
         run_notebook("03_train", [SMOKE], {**run_03, "rho": 0.5})
     source.path.rename(outputs / "moved")
     with pytest.raises(papermill.PapermillExecutionError, match="no pretraining run 'nb_source'") as failed:
@@ -218,6 +223,11 @@ def test_rho_rule_says_what_it_could_not_do():
     assert rho_rule_note(0.004, 20, 0.3) == ""  # 0.76 of a pair rounds to one
     assert rho_rule_note(0.001, 20, 0.3) == (
         "rho 0.001 takes 0.19 of the 190 pairs of 20 points, fewer than one: the smallest distance was used"
+    )
+    assert rho_rule_note(0.004, 2000, 0.3, stored_pairs=7996) == ""  # takes round(0.004 * 1,999,000) = 7,996
+    assert rho_rule_note(0.004, 2000, 0.9, stored_pairs=5000) == (
+        "rho 0.004 takes 7996 pairs of 2000 points (4 per point), more than the 5000 that share a k-reciprocal "
+        "neighbour: the other 2996 count at distance 1 and pull eps (0.9) towards it; lower rho"
     )
     assert rho_rule_note(0.004, 50, 4.4e-17) == (
         "the rho rule's eps (4.4e-17) is zero: the smallest Jaccard "
@@ -352,11 +362,6 @@ def test_threads_are_recorded_and_a_resume_takes_them(tmp_path, outputs):
 
 
 # --- kill -9 in the middle of notebook 03, then the same command: the same bytes as a run never interrupted
-
-# The smoke set at a quarter of its pixels, with the clustering settings that give the tiny target its clusters there
-# (as notebook 04's test): what the test checks is the resume, not the training.
-TINY = {"height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
-TINY_ARGS = [arg for name, value in TINY.items() for arg in ("-p", name, str(value))]
 
 
 @pytest.mark.notebook

@@ -268,3 +268,17 @@ def test_float32_distances_meet_eps_as_in_the_dense_matrix():
         np.testing.assert_array_equal(
             DBSCAN(eps=0.1, min_samples=4, metric="precomputed").fit_predict(distance), [0, 0, 0, 0]
         )
+
+
+def test_a_rho_that_takes_more_pairs_than_share_a_neighbour_is_named_with_its_cost():
+    """200 points with k1 5: rho 0.2 takes 3,980 pairs, more than the pairs below 1 (those sharing a k-reciprocal
+    neighbour); the rest enter eps's mean at 1, and the clustering's message says so."""
+    features = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    stored = upper_jaccard_distance(features, k1=5, k2=2)
+    take = round(0.2 * 200 * 199 / 2)
+    assert take == 3980 and stored.nnz < take
+    pseudo = DBSCANClustering(rho=0.2, k1=5, k2=2)(features)
+    assert pseudo.eps == pytest.approx((stored.data.astype(np.float64).sum() + take - stored.nnz) / take, rel=1e-9)
+    assert f"more than the {stored.nnz} that share a k-reciprocal neighbour" in pseudo.message
+    assert f"the other {take - stored.nnz} count at distance 1" in pseudo.message
+    assert "share a k-reciprocal" not in DBSCANClustering(rho=0.001, k1=5, k2=2)(features).message
