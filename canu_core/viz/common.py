@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import seaborn as sns
-
 # Okabe and Ito's colour-blind-safe qualitative palette (Color Universal Design): eight hues that stay apart under the
 # common colour-vision deficiencies. Yellow, the faintest on white, comes last so that fewer groups never need it.
 CATEGORY_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442")
@@ -18,7 +16,11 @@ CATEGORY_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 def category_colours(n: int) -> list:
     """One colour per category, none repeated: Okabe-Ito's for up to 8; beyond, n evenly spaced hues (distinct
     but no longer safe for colour-blind readers, which is why a UMAP panel never colours more than 8 groups)."""
-    return list(CATEGORY_COLOURS[:n]) if n <= len(CATEGORY_COLOURS) else sns.color_palette("husl", n)
+    if n <= len(CATEGORY_COLOURS):
+        return list(CATEGORY_COLOURS[:n])
+    import seaborn as sns  # here, not at the top: seaborn (with scipy.stats) costs every kernel half a second
+
+    return sns.color_palette("husl", n)
 
 
 def save_figure(fig, path: str | os.PathLike | None, dpi: int = 120) -> Path | None:

@@ -11,7 +11,6 @@ import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from ..data.records import ImageRecord, ids_and_cameras
@@ -135,6 +134,8 @@ def _labeling_panel(
     order = chosen.astype(str)
     legend = 0 < len(chosen) == len(groups)
     if len(chosen):
+        import seaborn as sns  # only where a panel is drawn: importing it costs every kernel half a second
+
         sns.scatterplot(
             x=points[shown, 0],
             y=points[shown, 1],
