@@ -1,6 +1,8 @@
 """Studies (notebook 04's sweeps): the plan of runs and their names, when a run is skipped, resumed or refused, and
 the tables built from run folders written by hand with known numbers."""
 
+import math
+
 import pandas as pd
 import pytest
 import yaml
@@ -12,6 +14,7 @@ from canu_core.study import (
     claims_table,
     collect_histories,
     collect_results,
+    coverage_rows,
     coverage_table,
     estimate_minutes,
     evaluate_claims,
@@ -497,6 +500,9 @@ def test_table_iii_and_coverage_table(finished_study):
     )
     with_fashion = pd.concat([results, fashion_run], ignore_index=True)
     pd.testing.assert_frame_equal(coverage_table(with_fashion, params), coverage)
+    # a study of a real target has no coverage sweep: its claims' rows ask for none, and nothing fails
+    real = make_params({"target": "dukemtmc"})
+    assert coverage_rows(results.assign(target_coverage=math.nan), real).empty
     adversarial, baselines = mu_sweep_rows(results, params)  # what the mu figure draws: the table's runs
     table_runs = list(zip(iii["Method"].map({"MMT+Adv.": "adv", "CANU-MMT": "canu"}), iii["mu"]))
     assert sorted(zip(adversarial["adversary"], adversarial["mu"])) == sorted(table_runs * 2)  # two sweep seeds

@@ -21,7 +21,6 @@ from .plan import (
     WITH_ADVERSARY,
     StudyRun,
     preset_coverage,
-    preset_world,
     run_parameters,
 )
 
@@ -292,7 +291,7 @@ def coverage_rows(results: pd.DataFrame, params: Params, variants: Sequence[str]
     return results[
         results["method"].eq(params.coverage_method)
         & results["target_coverage"].isin(params.coverage_grid)
-        & results["target_area_fashion"].eq(preset_world(params).area_fashion)
+        & results["target_area_fashion"].eq(WorldSpec.area_fashion)  # no preset sets another (_run_columns)
         & _at_paper_mu(results)
         & results["variant"].fillna("").isin(variants)
         & results["seed"].isin(params.sweep_seeds)
