@@ -45,6 +45,8 @@ VARIANTS = ("mmt", "spcl")
 FARTHEST_PROBES = 1
 # Work per block of rows of the Jaccard distance (min terms + dense accumulator entries): tens of MB of temporaries.
 JACCARD_BLOCK = 2**21
+# The approximate search's cells read per image: chosen from bench_cluster.py --scaling (benchmarks/README.md)
+IVF_PROBES = 16
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class NeighbourSearch:
 
     method: Literal["exact", "ivf"] = "exact"
     lists: int = 0
-    probes: int = 16
+    probes: int = IVF_PROBES
 
     def __post_init__(self):
         if self.method not in ("exact", "ivf"):
@@ -137,7 +139,7 @@ def ivf_neighbour_lists(
     features: torch.Tensor | np.ndarray,
     k: int,
     lists: int = 0,
-    probes: int = 16,
+    probes: int = IVF_PROBES,
     lowest: bool = True,
     progress: bool = False,
     seed: int = 0,

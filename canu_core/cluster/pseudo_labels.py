@@ -89,6 +89,11 @@ class SourceTerm:
         return float(self.blend(1.0, two_smallest[0], two_smallest[1]))
 
 
+def rho_pair_count(rho: float, num_points: int) -> int:
+    """How many of the N (N - 1) / 2 pairs the rho rule averages: round(rho * pairs), at least one."""
+    return max(1, int(np.round(rho * (num_points * (num_points - 1) // 2))))
+
+
 def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3, source: SourceTerm | None = None) -> float:
     """eps by the rho rule from a sparse distance (the whole matrix or its upper triangle, only the strict upper
     triangle is read): the mean of the smallest round(rho * n) of the n = N (N - 1) / 2 upper-triangle distances,
@@ -102,7 +107,7 @@ def rho_eps(distance: sp.spmatrix, rho: float = 1.6e-3, source: SourceTerm | Non
     rows = np.repeat(np.arange(num_points, dtype=distance.indices.dtype), np.diff(distance.indptr))
     in_upper = distance.indices > rows
     values = distance.data[in_upper]
-    take = max(1, int(np.round(rho * (num_points * (num_points - 1) // 2))))
+    take = rho_pair_count(rho, num_points)
     smallest_stored = _smallest(values, take)
     if source is None or source.weight == 0:  # every missing entry is 1, above every stored one
         return float(np.concatenate([smallest_stored, np.ones(take - len(smallest_stored))]).mean())
@@ -181,7 +186,7 @@ def rho_rule_note(rho: float, num_points: int, eps: float, stored_pairs: int | N
     while each point has a bounded number of neighbours, so a rho set for one size is too large for a much larger
     target: rho * (N - 1) / 2 pairs per point is what to keep (MSMT17's 32,621 images at the paper's 1.6e-3: 26)."""
     pairs = num_points * (num_points - 1) // 2
-    take = max(1, int(np.round(rho * pairs)))
+    take = rho_pair_count(rho, num_points)
     notes = []
     if rho * pairs < 0.5:
         notes.append(

@@ -5,16 +5,14 @@ three arms of it have finished.
   python docs/study/length/build_tables.py
 """
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 from canu_core.config import make_params, read_yaml
 from canu_core.runs import RunFolder, atomic_write_text
-from canu_core.study import collect_histories, plan_study, save_table
+from canu_core.study import collect_histories, paired_test, plan_study, save_table
 from canu_core.viz.study import plot_metric_per_epoch
 
 HERE = Path(__file__).parent
@@ -29,18 +27,15 @@ atomic_write_text(HERE / "histories.csv", histories.to_csv(index=False))
 at = histories[histories["epoch"].isin([SHORT, LONG])].pivot_table(
     index="seed", columns=["adversary", "epoch"], values="target_mAP"
 )
-at = at.dropna() if len(at) else at  # seeds with every arm at both epochs
+at = at.dropna()  # seeds with every arm at both epochs
 seeds = list(at.index)
 print(f"{histories['run_name'].nunique()} of 9 runs finished; seeds with all three arms: {seeds}")
 
 
 def interval(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and its Student-t 95% interval over the seeds."""
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    """Mean and its Student-t 95% interval over the seeds (the claims tables' test, study.paired_test)."""
+    test = paired_test(values, direction=1, margin=MARGIN)
+    return test["mean"], test["ci_low"], test["ci_high"]
 
 
 per_seed = pd.DataFrame(
