@@ -23,6 +23,7 @@ from lab_browser import (
     error_outputs,
     notebook_ready,
 )
+from tiny import TINY
 
 from canu_core.config import make_params
 from canu_core.notebook import injected, parameters_cell
@@ -32,9 +33,6 @@ pytestmark = [pytest.mark.notebook, pytest.mark.browser]
 
 SMOKE = project_root() / "params" / "smoke.yaml"
 PRETRAIN = "browser_pretrain"
-# The smoke set at 32 x 16 pixels (as notebook 04's headless test): the browser adds a JupyterLab per session and a
-# kernel per notebook to the notebooks' own time.
-TINY = {"height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
 NOTEBOOKS = {
     "01_pretrain": {"run_name": PRETRAIN},
     "02_clusters": {"run_name": "browser_clusters", "pretrain_run": PRETRAIN},
@@ -78,8 +76,9 @@ def lab(tiny_data_root, tmp_path_factory):
             kernel_name="python3",
             progress_bar=False,
         )
-    # numba's cache shared by the kernels: UMAP compiles its functions once for the four notebooks, not four times
-    env = {**os.environ, "CANU_OUTPUTS": str(base / "outputs"), "NUMBA_CACHE_DIR": str(base / "numba")}
+    # numba's cache stays where every kernel finds it (viz.embedding.cache_umap_compilation): a fresh one here made
+    # the first kernel compile UMAP's functions again
+    env = {**os.environ, "CANU_OUTPUTS": str(base / "outputs")}
     server = JupyterLab(root, env, log=base / "jupyter.log")
     yield server
     server.stop()

@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 import pytest
+from tiny import TINY, flags
 
 from canu_core.cli import main
 from canu_core.runs import RunFolder, project_root
@@ -36,9 +37,7 @@ def test_demo_runs_the_job_and_resumes(tiny_data_root, tmp_path, monkeypatch, ca
         "-p",
         "eval_every_epoch",
         "false",
-        # the smoke set at a quarter of its pixels, with the clustering settings that give the tiny target its
-        # clusters there (as notebook 04's test): the test checks the job's stages and its resume
-        *("-p", "height", "32", "-p", "width", "16", "-p", "batch_ids", "2", "-p", "k1", "10", "-p", "rho", "0.2"),
+        *flags(TINY),  # the test checks the job's stages and its resume, not its numbers
     ]
     assert main(argv) == 0
     out = capfd.readouterr().out

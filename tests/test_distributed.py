@@ -131,9 +131,22 @@ def test_two_process_history_stays_close_to_one_process_at_the_same_global_batch
     assert one["train_acc"].between(0, 1).all() and two["train_acc"].between(0, 1).all()
 
 
-def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(two_process_pretraining, tiny_data_root):
+def test_two_process_canu_mmt_in_channels_last_resumes_after_a_kill_to_the_uninterrupted_result(
+    two_process_pretraining, tiny_data_root
+):
+    """Killed after its first epoch's checkpoint and resumed, the run ends with the uninterrupted run's history and
+    weights. Both run DistributedDataParallel over NHWC weights (its gradient buckets are laid out otherwise than
+    for contiguous ones, which notebook 03's 2-process test below uses): the ranks stay one model at every epoch,
+    which each run's per-epoch check asserts by finishing."""
     outputs = two_process_pretraining
-    parameters = tiny(tiny_data_root, method="mmt", adversary="canu", pretrain_run="source2", umap_figures=False)
+    parameters = tiny(
+        tiny_data_root,
+        method="mmt",
+        adversary="canu",
+        pretrain_run="source2",
+        umap_figures=False,
+        channels_last="true",
+    )
     torchrun(2, "03_train", outputs, **parameters, run_name="whole")
 
     killed = subprocess.Popen(
@@ -160,6 +173,7 @@ def test_two_process_canu_mmt_resumes_after_a_kill_to_the_uninterrupted_result(t
     whole, again = RunFolder(outputs / "whole"), RunFolder(outputs / "killed")
     pd.testing.assert_frame_equal(again.read_history(), whole.read_history())
     assert len(whole.read_history()) == 2 and whole.read_metrics()["processes"] == 2
+    assert whole.read_params()["channels_last"] is True and again.read_params()["channels_last"] is True
     for name in ("mmt_last", "mmt_best_by_target_labels"):
         for key, value in whole.load_checkpoint(name)["model"].items():
             assert torch.equal(value, again.load_checkpoint(name)["model"][key]), (name, key)
@@ -200,15 +214,6 @@ def test_two_process_ssg_with_its_part_adversaries(two_process_pretraining, tiny
     history = run.read_history()
     assert list(history["epoch"]) == [0, 1] and run.read_metrics()["processes"] == 2
     assert history["disc_acc_full"].between(0, 1).all()  # the part discriminators stepped (on both ranks, in step)
-
-
-def test_two_process_canu_mmt_in_channels_last(two_process_pretraining, tiny_data_root):
-    """DistributedDataParallel over NHWC weights (its gradient buckets are laid out otherwise): the ranks stay one
-    model at every epoch, which the run's per-epoch check asserts by finishing."""
-    parameters = tiny(tiny_data_root, channels_last="true", pretrain_run="source2", run_name="mmt2_nhwc")
-    torchrun(2, "03_train", two_process_pretraining, **parameters)
-    run = RunFolder(two_process_pretraining / "mmt2_nhwc")
-    assert list(run.read_history()["epoch"]) == [0, 1] and run.read_params()["channels_last"] is True
 
 
 def test_notebook_03_with_nproc_2_launches_torchrun_and_draws_from_its_run_folder(

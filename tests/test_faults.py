@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 from test_mmt import assert_same
+from tiny import TINY, flags
 
 from canu_core import cli
 from canu_core.cluster.pseudo_labels import rho_rule_note
@@ -41,10 +42,6 @@ from canu_core.viz.adaptation import plot_adaptation
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "params" / "smoke.yaml"
-# The smoke set at 32 x 16 pixels, with the clustering settings that give the tiny target its clusters there: for the
-# tests that run notebooks or processes, whose subject is a run's fate, not its numbers.
-TINY = {"height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
-TINY_ARGS = [arg for name, value in TINY.items() for arg in ("-p", name, str(value))]
 
 
 def smoke(data_root, **changes):
@@ -393,7 +390,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_data_root, outpu
         "-p",
         "threads",
         "2",
-        *TINY_ARGS,
+        *flags(TINY),
     ]
     env = {**os.environ, "CANU_OUTPUTS": str(outputs)}
 

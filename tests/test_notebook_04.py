@@ -9,6 +9,7 @@ import json
 import nbformat
 import pandas as pd
 import pytest
+from tiny import TINY
 
 from canu_core.config import load_params
 from canu_core.notebook import run_notebook
@@ -16,7 +17,6 @@ from canu_core.runs import RunFolder, project_root
 from canu_core.study import execute_study, plan_study
 
 SMOKE = project_root() / "params" / "smoke.yaml"
-TINY = {"device": "cpu", "height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
 FIGURES = (
     "fig3_mi_per_epoch.png",
     "fig4_lost_ids.png",
@@ -40,6 +40,7 @@ def test_04_ablations_smoke_from_nothing(tiny_data_root, study_outputs, monkeypa
     monkeypatch.setenv("CANU_OUTPUTS", str(study_outputs))
     overrides = {
         **TINY,
+        "device": "cpu",
         "data_root": str(tiny_data_root),
         "run_name": "smoke_study",
         "pretrain_run": "smoke_source",
@@ -146,6 +147,7 @@ def test_04_fashion_study_adapts_every_pair_in_every_world(tiny_data_root, study
     monkeypatch.setenv("CANU_OUTPUTS", str(study_outputs))
     overrides = {
         **TINY,
+        "device": "cpu",
         "data_root": str(tiny_data_root),
         "run_name": "smoke_fashion",
         "pretrain_run": "smoke_source",

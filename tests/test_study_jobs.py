@@ -7,6 +7,7 @@ import time
 
 import psutil
 import pytest
+from tiny import TINY, flags
 
 from canu_core.cli import main
 from canu_core.config import load_params
@@ -16,7 +17,6 @@ from canu_core.study import execute_study, job_executor, run_one, run_parameters
 
 SMOKE = str(project_root() / "params" / "smoke.yaml")
 pytestmark = pytest.mark.notebook
-TINY = {"height": 32, "width": 16, "batch_ids": 2, "k1": 10, "rho": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +31,9 @@ def outputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def study_params(tiny_data_root, outputs):
     """A study that runs its jobs with submitit's local executor, from a 1-epoch tiny pretraining."""
-    # the smoke set at a quarter of its pixels, with the clustering settings that give the tiny target its clusters
-    # there (as notebook 04's test): what the tests check is the jobs' fate, not the training
     common = {"data_root": str(tiny_data_root), "device": "cpu", "threads": 1, **TINY}
     pretraining = {**common, "run_name": "source", "epochs": 1}
-    flags = [str(item) for name, value in pretraining.items() for item in ("-p", name, value)]
-    assert main(["run", "01_pretrain", "-f", SMOKE, *flags]) == 0
+    assert main(["run", "01_pretrain", "-f", SMOKE, *flags(pretraining)]) == 0
     return load_params(
         SMOKE,
         overrides={
