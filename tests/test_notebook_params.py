@@ -24,6 +24,21 @@ def test_misspelled_injected_name_fails():
         params_from_namespace({"run_name": "nb", "run_nam": "typo"})
 
 
+@pytest.mark.parametrize("notebook", ["01_pretrain", "02_clusters", "03_train", "04_ablations"])
+def test_every_notebook_validates_its_parameters_right_after_the_cell_papermill_injects_after(notebook):
+    """papermill only warns about an unknown -p name and injects its cell right after the `parameters` cell, so the
+    next cell must validate every name: what stops a misspelled name in each notebook (run in a kernel once, for
+    notebook 03, by test_notebook_03)."""
+    import nbformat
+
+    from canu_core.runs import project_root
+
+    cells = nbformat.read(project_root() / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
+    code = [cell for cell in cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert "P = params_from_namespace(globals())" in code[1].source
+
+
 # What a notebook's parameters cell sets on purpose to something else than the lab-wide default.
 OWN_VALUES = {"run_name", "seed", "pretrain_run"}
 # ... and what one notebook alone sets so. Notebook 04 starts with Table IV alone, the study a class can run in about

@@ -33,16 +33,3 @@ def test_01_pretrain_smoke(tiny_data_root, outputs):
 def test_unknown_parameter_fails_before_the_kernel_starts(outputs):
     with pytest.raises(ConfigError, match=r"'epoch' \(did you mean 'epochs'\?\)"):
         run_notebook("01_pretrain", [SMOKE], {"epoch": 3})
-
-
-def test_misspelled_papermill_parameter_fails_inside_the_notebook(tmp_path, outputs):
-    import papermill
-
-    with pytest.raises(papermill.PapermillExecutionError, match="did you mean 'epochs'"):
-        papermill.execute_notebook(
-            str(project_root() / "notebooks" / "01_pretrain.ipynb"),
-            str(tmp_path / "out.ipynb"),
-            parameters={"epoch": 3},
-            kernel_name="python3",
-            progress_bar=False,
-        )
