@@ -11,7 +11,15 @@ import pandas as pd
 
 from canu_core.config import make_params, read_yaml
 from canu_core.runs import RunFolder, atomic_write_text
-from canu_core.study import collect_histories, collect_results, execute_study, paired_test, plan_study, save_table
+from canu_core.study import (
+    collect_histories,
+    collect_results,
+    execute_study,
+    mean_std,
+    paired_test,
+    plan_study,
+    save_table,
+)
 
 HERE = Path(__file__).parent
 folder = RunFolder(HERE)  # tables in ./tables, as notebook 04 writes them
@@ -42,8 +50,8 @@ table = pd.DataFrame(
     [
         {
             "Method": name,
-            "mAP": f"{rows.loc[seeds, 'target_mAP'].mean():.1f} ± {rows.loc[seeds, 'target_mAP'].std():.1f}",
-            "R1": f"{rows.loc[seeds, 'target_R1'].mean():.1f} ± {rows.loc[seeds, 'target_R1'].std():.1f}",
+            "mAP": mean_std(rows.loc[seeds, "target_mAP"]),
+            "R1": mean_std(rows.loc[seeds, "target_R1"]),
             "adj. MI(pseudo; cam), last": f"{rows.loc[seeds, 'ami_pseudo_camera'].mean():.2f}",
             "clusters, last": f"{rows.loc[seeds, 'num_clusters'].mean():.0f}",
             "camera probe, last": f"{rows.loc[seeds, 'camera_probe_accuracy'].mean():.2f}",
