@@ -18,7 +18,14 @@ from .data.catalog import load_dataset, target_world
 from .data.records import ReidDataset, ids_and_cameras
 from .device import resolve_device
 from .engine.adaptation import adaptation_metrics
-from .engine.checkpoints import load_adapted_model, load_source_model, pretraining_record
+from .engine.checkpoints import (
+    adaptation_checkpoints,
+    finished_training,
+    load_adapted_model,
+    load_source_model,
+    pretraining_checkpoints,
+    pretraining_record,
+)
 from .engine.mmt import train_mmt
 from .engine.pretrain import pretrain_model
 from .evaluation import evaluate, train_set_features
@@ -37,8 +44,8 @@ def run_demo(params: Params) -> pd.DataFrame:
     threads shared between them); print what each stage gives (direct transfer, MMT,
     CANU-MMT: mAP, R1, the camera bias of its clusters, lost ids) and draw the target features before and after,
     by camera and by identity, into outputs/<run_name>/. Each stage is a run folder of its own beside it
-    (<run_name>-pretrain, -mmt, -canu-mmt), which notebooks 02 and 03 can open; run again, finished stages are
-    read, not redone."""
+    (<run_name>-pretrain, -mmt, -canu-mmt), which notebooks 02 and 03 can open; run again, a finished training is
+    read, not redone, and starts no process."""
     started = time.monotonic()
     run, params = open_run(params, "demo")
     source = load_dataset(params.source, params.data_root, params.world_seed)
@@ -58,6 +65,7 @@ def run_demo(params: Params) -> pd.DataFrame:
         [
             (pretrain_model, (pretrain_params, source, target, pretrain_run, k + 1, params.seed + k))
             for k in range(params.n_models)
+            if not finished_training(pretrain_run, *pretraining_checkpoints(k + 1), params.epochs)
         ],
         threads,
     )
@@ -78,7 +86,14 @@ def run_demo(params: Params) -> pd.DataFrame:
         "\n== 2/3 MMT and CANU-MMT at once, from the same source models: "
         + ", ".join(str(run.path) for _, run in adaptations.values())
     )
-    in_processes([(train_mmt, (p, target, run, pretrain_run)) for p, run in adaptations.values()], threads)
+    in_processes(
+        [
+            (train_mmt, (p, target, run, pretrain_run))
+            for p, run in adaptations.values()
+            if not finished_training(run, *adaptation_checkpoints("mmt"), p.adapt_epochs)
+        ],
+        threads,
+    )
     models = {"direct transfer": load_source_model(pretrain_run, params.model_index, params.source_checkpoint)}
     models |= {row: load_adapted_model(run, "mmt", "last") for row, (_, run) in adaptations.items()}
 
@@ -110,7 +125,10 @@ def run_demo(params: Params) -> pd.DataFrame:
 def in_processes(calls: list[tuple[Callable, tuple]], threads: int) -> None:
     """Each call (a module-level function and its arguments) in a process of its own, all at once, with `threads`
     threads each: on the 2-core machine two one-threaded processes get about 1.2x the work of one two-threaded one
-    done (docs/guide.md "`make demo`"). What they train is in their run folders; the first error is raised here."""
+    done (docs/guide.md "`make demo`"). What they train is in their run folders; the first error is raised here.
+    No call, no process (a stage whose trainings all finished)."""
+    if not calls:
+        return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(calls), mp_context=context, initializer=set_threads, initargs=(threads,)) as pool:
         for future in [pool.submit(_without_result, function, *arguments) for function, arguments in calls]:

@@ -38,6 +38,7 @@ from ..device import resolve_device
 from ..evaluation import evaluate, train_set_features
 from ..models import ReidModel
 from .adversary import CameraAdversary
+from .checkpoints import adaptation_checkpoints
 from .common import batchnorm_groups, check_weights
 from .loop import Trainer
 
@@ -168,11 +169,7 @@ class Adaptation(Trainer):
 
     def __init__(self, method: str, params: Params, target: ReidDataset, architecture: dict):
         self.label = self.method = method
-        self.state_name, self.best_name, self.last_name = (
-            f"{method}_state",
-            f"{method}_best_by_target_labels",
-            f"{method}_last",
-        )
+        self.state_name, (self.best_name, self.last_name) = adaptation_checkpoints(method)
         self.params, self.target, self.architecture = params, target, architecture
         self.device = distributed.local_device(resolve_device(params.device))
         reads_embedding = params.adversary != "none" and params.adversary_features == "embedding"

@@ -32,7 +32,7 @@ from ..losses import CrossEntropyLabelSmooth, TripletLoss
 from ..models import ReidModel, build_model
 from ..reproducibility import seed_everything
 from ..runs import RunFolder
-from .checkpoints import model_tag
+from .checkpoints import model_tag, pretraining_checkpoints
 from .common import (
     MixedPrecision,
     batches,
@@ -98,8 +98,8 @@ class PretrainTrainer(Trainer):
     def __init__(self, params: Params, source: ReidDataset, target: ReidDataset, index: int, seed: int):
         self.params, self.source, self.target, self.seed = params, source, target, seed
         self.index = index
-        self.label = tag = model_tag(index)
-        self.state_name, self.best_name = f"{tag}_last", f"{tag}_best"
+        self.label = model_tag(index)
+        self.state_name, (self.best_name,) = pretraining_checkpoints(index)
         self.device = distributed.local_device(resolve_device(params.device))
         seed_everything(seed)
         records, _ = relabel(source.train)
