@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-lab-test
 # Python compiles a module to bytecode the first time it is imported and reuses it after; an environment that forbids
-# writing it (PYTHONDONTWRITEBYTECODE, set on some machines) makes each of the test run's ~80 processes compile the
+# writing it (PYTHONDONTWRITEBYTECODE, set on some machines) makes each of the test run's ~95 processes compile the
 # package again. So the venv is installed without compiling its ~15,000 files up front (pip's compile step: about 35 s
 # of the install), and what is imported is compiled once, on first use.
 unexport PYTHONDONTWRITEBYTECODE
