@@ -17,17 +17,17 @@ from .config import ConfigError, Params
 from .data.catalog import load_dataset, target_world
 from .data.records import ReidDataset, ids_and_cameras
 from .device import resolve_device
-from .engine.adaptation import adaptation_metrics
+from .engine.adaptation import Adaptation, adaptation_metrics
 from .engine.checkpoints import (
     adaptation_checkpoints,
-    finished_training,
     load_adapted_model,
     load_source_model,
     pretraining_checkpoints,
     pretraining_record,
 )
+from .engine.loop import finished
 from .engine.mmt import train_mmt
-from .engine.pretrain import pretrain_model
+from .engine.pretrain import PretrainTrainer, pretrain_model
 from .evaluation import evaluate, train_set_features
 from .reproducibility import set_threads
 from .runs import RunFolder, open_run
@@ -65,7 +65,7 @@ def run_demo(params: Params) -> pd.DataFrame:
         [
             (pretrain_model, (pretrain_params, source, target, pretrain_run, k + 1, params.seed + k))
             for k in range(params.n_models)
-            if not finished_training(pretrain_run, *pretraining_checkpoints(k + 1), params.epochs)
+            if not finished(pretrain_run, params.epochs, *pretraining_checkpoints(k + 1), PretrainTrainer.best_metric)
         ],
         threads,
     )
@@ -90,7 +90,7 @@ def run_demo(params: Params) -> pd.DataFrame:
         [
             (train_mmt, (p, target, run, pretrain_run))
             for p, run in adaptations.values()
-            if not finished_training(run, *adaptation_checkpoints("mmt"), p.adapt_epochs)
+            if not finished(run, p.adapt_epochs, *adaptation_checkpoints("mmt"), Adaptation.best_metric)
         ],
         threads,
     )

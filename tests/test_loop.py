@@ -4,8 +4,7 @@ checkpoint rebuilt, and the one definition of the history's columns."""
 
 import pytest
 
-from canu_core.engine.checkpoints import finished_training
-from canu_core.engine.loop import Trainer, check_history_columns, fit
+from canu_core.engine.loop import Trainer, check_history_columns, finished, fit
 from canu_core.runs import RunFolder
 
 
@@ -86,13 +85,13 @@ def test_a_lost_model_checkpoint_is_rebuilt_by_training_again_from_the_start(tmp
 
 def test_a_training_is_finished_exactly_when_fit_would_train_nothing(tmp_path):
     run = RunFolder(tmp_path / "run")
-    models = ["count_best", "count_last"]
-    assert not finished_training(run, "count_state", models, epochs=3)  # nothing written yet
+    names = ("count_state", "count_best", "count_last", "target_mAP")
+    assert not finished(run, 3, *names)  # nothing written yet
     fit(Counting([10.0, 30.0, 20.0, 25.0]), run, epochs=3)
-    assert finished_training(run, "count_state", models, epochs=3)
-    assert not finished_training(run, "count_state", models, epochs=4)  # one more epoch to go
+    assert finished(run, 3, *names)
+    assert not finished(run, 4, *names)  # one more epoch to go
     run.checkpoint_path("count_best").unlink()  # fit would train again to rebuild it
-    assert not finished_training(run, "count_state", models, epochs=3)
+    assert not finished(run, 3, *names)
 
 
 def test_history_columns_are_defined_once():

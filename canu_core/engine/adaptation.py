@@ -169,7 +169,7 @@ class Adaptation(Trainer):
 
     def __init__(self, method: str, params: Params, target: ReidDataset, architecture: dict):
         self.label = self.method = method
-        self.state_name, (self.best_name, self.last_name) = adaptation_checkpoints(method)
+        self.state_name, self.best_name, self.last_name = adaptation_checkpoints(method)
         self.params, self.target, self.architecture = params, target, architecture
         self.device = distributed.local_device(resolve_device(params.device))
         reads_embedding = params.adversary != "none" and params.adversary_features == "embedding"

@@ -12,25 +12,16 @@ def model_tag(index: int) -> str:
     return f"model{index}"
 
 
-def pretraining_checkpoints(index: int) -> tuple[str, list[str]]:
-    """Source model `index`'s state checkpoint (every epoch's, which also loads as the last model) and the model
-    checkpoint beside it (the epoch with the best source mAP)."""
-    return f"{model_tag(index)}_last", [f"{model_tag(index)}_best"]
+def pretraining_checkpoints(index: int) -> tuple[str, str, None]:
+    """Source model `index`'s state checkpoint (every epoch's, which also loads as the last model), its best model
+    (the epoch with the best source mAP) and no separate last model."""
+    return f"{model_tag(index)}_last", f"{model_tag(index)}_best", None
 
 
-def adaptation_checkpoints(method: str) -> tuple[str, list[str]]:
-    """An adaptation's state checkpoint and its model checkpoints: the epoch with the best target mAP (chosen with
-    the target's labels, for reference only) and the last epoch's."""
-    return f"{method}_state", [f"{method}_best_by_target_labels", f"{method}_last"]
-
-
-def finished_training(run: RunFolder, state_name: str, model_names: list[str], epochs: int) -> bool:
-    """Whether a training in `run` has nothing left to do: its state checkpoint records the last of `epochs` epochs
-    and every model checkpoint it writes is there. Anything less is for `loop.fit`, which resumes or rebuilds; a
-    caller that skips a finished training saves only the start of the process that would find it finished."""
-    state = run.load_checkpoint(state_name)
-    done = state is not None and state["epoch"] + 1 >= epochs
-    return done and all(run.checkpoint_path(name).is_file() for name in model_names)
+def adaptation_checkpoints(method: str) -> tuple[str, str, str]:
+    """An adaptation's state checkpoint, its best model (the epoch with the best target mAP: chosen with the target's
+    labels, for reference only) and its last epoch's model."""
+    return f"{method}_state", f"{method}_best_by_target_labels", f"{method}_last"
 
 
 def pretraining_record(run: RunFolder, params: Params) -> dict:

@@ -191,20 +191,34 @@ class Trainer(ABC):
         """What the best and last model checkpoints hold: the weights and what rebuilds the model."""
 
 
-def best_score(trainer: Trainer, state: Mapping[str, Any]) -> float:
+def best_score(best_metric: str, state: Mapping[str, Any]) -> float:
     """The best `best_metric` a state checkpoint records (under its older key in states written before the loop)."""
-    return state["best"] if "best" in state else state[LEGACY_BEST[trainer.best_metric]]
+    return state["best"] if "best" in state else state[LEGACY_BEST[best_metric]]
 
 
-def lost_checkpoints(trainer: Trainer, run: RunFolder, state: Mapping[str, Any] | None) -> list[str]:
+def lost_checkpoints(
+    run: RunFolder, state: Mapping[str, Any] | None, best_metric: str, best_name: str, last_name: str | None
+) -> list[str]:
     """The model checkpoints a run with this `state` has written and no longer has (deleted, say, after it was
     found damaged)."""
     if state is None:
         return []
-    written = [trainer.last_name] if trainer.last_name is not None else []
-    if best_score(trainer, state) > -math.inf:
-        written.append(trainer.best_name)
+    written = [last_name] if last_name is not None else []
+    if best_score(best_metric, state) > -math.inf:
+        written.append(best_name)
     return [name for name in written if not run.checkpoint_path(name).is_file()]
+
+
+def finished(
+    run: RunFolder, epochs: int, state_name: str, best_name: str, last_name: str | None, best_metric: str
+) -> bool:
+    """Whether `fit` would train nothing in `run`: its state records the last of `epochs` epochs and no model
+    checkpoint it wrote is lost. A caller that skips a finished training saves the start of the process that would
+    find it finished."""
+    state = run.load_checkpoint(state_name)
+    if state is None or state["epoch"] + 1 < epochs:
+        return False
+    return not lost_checkpoints(run, state, best_metric, best_name, last_name)
 
 
 def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
@@ -213,7 +227,7 @@ def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
     main = distributed.group().main
     start, best = 0, -math.inf
     state = run.load_checkpoint(trainer.state_name)
-    lost = lost_checkpoints(trainer, run, state)
+    lost = lost_checkpoints(run, state, trainer.best_metric, trainer.best_name, trainer.last_name)
     if lost:  # a model checkpoint cannot be rebuilt from the state: train again from the start (the seed repeats it)
         if main:
             print(f"{trainer.label}: {', '.join(lost)} missing: training again from the start to rebuild it")
@@ -221,7 +235,7 @@ def fit(trainer: Trainer, run: RunFolder, epochs: int) -> None:
     if state is not None:
         trainer.load_state_dict(state)
         start = state["epoch"] + 1
-        best = best_score(trainer, state)
+        best = best_score(trainer.best_metric, state)
         if start < epochs and main:
             print(f"{trainer.label}: resuming after epoch {state['epoch']}")
     for epoch in range(start, epochs):

@@ -99,7 +99,7 @@ class PretrainTrainer(Trainer):
         self.params, self.source, self.target, self.seed = params, source, target, seed
         self.index = index
         self.label = model_tag(index)
-        self.state_name, (self.best_name,) = pretraining_checkpoints(index)
+        self.state_name, self.best_name, self.last_name = pretraining_checkpoints(index)
         self.device = distributed.local_device(resolve_device(params.device))
         seed_everything(seed)
         records, _ = relabel(source.train)
