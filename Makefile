@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-lab-test
 # of the install), and what is imported is compiled once, on first use.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv demo test lab docs study fashion length student bench clean-outputs
+.PHONY: venv demo test lab docs study fashion fashion-validation length student bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ study: $(STAMP)
 # 2 cores); resumable: a second call skips what finished (outputs/fashion/).
 fashion: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/fashion.yaml
+
+# The fashion study's validation sweep (docs/study/fashion/best_mu/README.md): each arm's mu chosen on another world
+# (10 MMT runs, about 35 min on 2 cores); resumable.
+fashion-validation: $(STAMP)
+	$(PY) -m canu_core notebook 04_ablations -f params/fashion-validation.yaml
 
 # The length study (docs/study/length/README.md): MMT's three arms for 12 epochs on one pair, 3 seeds (9 runs,
 # about an hour on 2 cores); resumable.

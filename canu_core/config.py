@@ -118,6 +118,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "mu_grid",
         "coverage_grid",
         "fashion_grid",
+        "fashion_adv_mu",
+        "fashion_canu_mu",
         "coverage_method",
         "pretrain_seeds",
         "parallel_runs",
@@ -367,6 +369,11 @@ class Params:
     coverage_grid: list[Fraction] = field(default_factory=lambda: [0.0, 0.2, 0.6])  # target_coverage values swept
     # target_area_fashion values swept by the "fashion" study (how much a person's looks depend on their cameras)
     fashion_grid: list[Fraction] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    # the fashion study's adversary weights: +Adv. at each mu of fashion_adv_mu, CANU and CANU [oracle condition] at
+    # each of fashion_canu_mu (empty: the method's paper mu). Several: a sweep to choose each arm's mu on a validation
+    # world (another world_seed); the claims compare one mu per arm
+    fashion_adv_mu: list[NonNegative] = field(default_factory=list)
+    fashion_canu_mu: list[NonNegative] = field(default_factory=list)
     coverage_method: Method = "mmt"  # the method of the world sweeps (coverage, fashion)
     # pairs of source models, each notebook 01 run with that seed (`seed` keeps its folder, pretrain_run; another seed
     # k: <pretrain_run>-seed<k>); empty: the one pair pretrain_run, and run names without a pair

@@ -13,6 +13,7 @@ from canu_core.data.synthetic.readout import READOUT_ATTRIBUTES, dataset_plan, r
 from canu_core.study import (
     Claim,
     analysis_units,
+    arms_with_several_mu,
     evaluate_claims,
     fashion_differences,
     fashion_gaps,
@@ -55,6 +56,32 @@ def test_the_fashion_plan_runs_each_world_over_every_pair_in_the_grids_order():
     assert (third["pretrain_run"], third["adversary"]) == ("pretrain-seed3", "adv")
     assert runs[8].overrides["target_area_fashion"] is None
     assert [r.pair for r in runs[:8]] == [1] * 4 + [3] * 4
+
+
+def test_each_fashion_arm_runs_at_its_own_mu():
+    """A validation sweep runs every arm at several weights; the study then each at its chosen one. The baseline has
+    no weight: one run whatever the lists."""
+    sweep = fashion_params(fashion_grid=[1.0], pretrain_seeds=[1], fashion_adv_mu=[0.1, 0.4], fashion_canu_mu=[1.0])
+    assert [r.name for r in plan_study(sweep, "v")] == [
+        "v-mmt-none-fashion1.0-pair1-seed0",
+        "v-mmt-adv-mu0.1-fashion1.0-pair1-seed0",
+        "v-mmt-adv-mu0.4-fashion1.0-pair1-seed0",
+        "v-mmt-canu-mu1.0-fashion1.0-pair1-seed0",
+        "v-mmt-canu-oracle-mu1.0-fashion1.0-pair1-seed0",
+    ]
+    results = fashion_results().assign(mu=0.4)
+    chosen = fashion_params(pretrain_seeds=[1, 3, 5], sweep_seeds=[0, 1], fashion_adv_mu=[0.4], fashion_canu_mu=[0.4])
+    assert len(fashion_rows(results, chosen)) == 8 * 3 * 2
+    assert set(fashion_rows(results, fashion_params())["adversary"]) == {"none"}  # at the paper's 0.1: none ran
+    several = fashion_params(pretrain_seeds=[1, 3, 5], sweep_seeds=[0, 1], fashion_adv_mu=[0.1, 0.4])
+    two_weights = pd.concat([fashion_results(), fashion_results().assign(mu=0.4)])
+    swept = fashion_rows(two_weights, several)
+    assert arms_with_several_mu(swept) == {"MMT+Adv.": [0.1, 0.4]}
+    with pytest.raises(ValueError, match=r"one mu per arm; found \{'MMT\+Adv.': \[0.1, 0.4\]\}"):
+        fashion_differences(swept, several)
+    table = fashion_table(swept).set_index(["target_area_fashion", "Method", "mu"])  # the sweep's table: per mu
+    assert table.loc[(1.0, "MMT+Adv.", 0.4), "mAP"] == "40.9 ± 2.3"
+    assert table.loc[(1.0, "CANU-MMT", 0.1), "pairs"] == 3
 
 
 def test_a_pairs_folder_is_pretrain_run_for_the_studys_own_seed():

@@ -38,6 +38,7 @@ from .findings import lab_findings
 from .plan import (
     PAPER_MU,
     StudyRun,
+    fashion_mus,
     first_table_iv_runs,
     pair_run_name,
     plan_study,
@@ -47,6 +48,7 @@ from .plan import (
     study_run,
 )
 from .tables import (
+    arms_with_several_mu,
     attribute_probes,
     collect_histories,
     collect_results,
@@ -72,6 +74,7 @@ __all__ = [
     "StudyRun",
     "StudyWorkload",
     "analysis_units",
+    "arms_with_several_mu",
     "attribute_probes",
     "claim_differences",
     "claims_table",
@@ -85,6 +88,7 @@ __all__ = [
     "execute_study",
     "fashion_differences",
     "fashion_gaps",
+    "fashion_mus",
     "fashion_rows",
     "fashion_table",
     "format_claims",

@@ -15,7 +15,7 @@ from scipy.stats import t as student_t
 
 from ..config import ADVERSARIES, METHOD_NAMES, METHODS, Params
 from .plan import PAPER_MU, WITH_ADVERSARY
-from .tables import UNIT, _plain, coverage_rows, method_name, mu_sweep_rows
+from .tables import UNIT, _plain, arms_with_several_mu, coverage_rows, method_name, mu_sweep_rows
 
 # The calibration's bar for a regime where adaptation works: the baseline beats direct transfer by this many mAP.
 WORKING_REGIME_GAIN = {"mmt": 5.0, "ssg": 2.0}
@@ -550,7 +550,14 @@ def fashion_claims(method: str, worlds: Sequence[float]) -> list[Claim]:
 
 
 def fashion_differences(rows: pd.DataFrame, params: Params) -> list[tuple[Claim, pd.Series]]:
-    """`fashion_claims` on the fashion study's rows (fashion_rows), with their differences per unit."""
+    """`fashion_claims` on the fashion study's rows (fashion_rows), with their differences per unit: one mu per arm
+    (a validation sweep's several are compared in a table, not by these claims)."""
+    several = arms_with_several_mu(rows)
+    if several:
+        raise ValueError(
+            f"the fashion claims compare one mu per arm; found {several}: give one value in fashion_adv_mu / "
+            f"fashion_canu_mu"
+        )
     worlds = sorted(set(rows["target_area_fashion"]))
     return measured(fashion_claims(params.coverage_method, worlds), {"fashion": rows}) if worlds else []
 

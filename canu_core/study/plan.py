@@ -209,7 +209,11 @@ def plan_study(params: Params, study: str) -> list[StudyRun]:
     def fashion(seed, fashion_value, pair):
         m, preset = params.coverage_method, preset_world(params).area_fashion
         value = None if fashion_value == preset else fashion_value
-        return [run(m, a, PAPER_MU[m], seed, pair, target_area_fashion=value, variant=v) for a, v in world_arms]
+        return [
+            run(m, a, mu, seed, pair, target_area_fashion=value, variant=v)
+            for a, v in world_arms
+            for mu in fashion_mus(params, a)
+        ]
 
     def over_pairs(runs_of):
         return lambda seed: [r for pair in pairs for r in runs_of(seed, pair)]
@@ -228,6 +232,13 @@ def plan_study(params: Params, study: str) -> list[StudyRun]:
     )
     runs = [r for name, runs_of, seeds in order if name in params.studies for seed in seeds for r in runs_of(seed)]
     return list({r.name: r for r in runs}.values())
+
+
+def fashion_mus(params: Params, adversary: str) -> list[float]:
+    """The weights mu at which the fashion study runs `adversary` (+Adv.: fashion_adv_mu; CANU, and its oracle
+    condition: fashion_canu_mu; either empty: the method's paper mu). The baseline has no weight: one run."""
+    chosen = {"none": [], "adv": params.fashion_adv_mu, "canu": params.fashion_canu_mu}[adversary]
+    return chosen or [PAPER_MU[params.coverage_method]]
 
 
 def preset_world(params: Params) -> WorldSpec:

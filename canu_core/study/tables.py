@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -20,6 +21,7 @@ from .plan import (
     VARIANT_NAMES,
     WITH_ADVERSARY,
     StudyRun,
+    fashion_mus,
     preset_coverage,
     run_parameters,
 )
@@ -307,13 +309,16 @@ def coverage_table(results: pd.DataFrame, params: Params) -> pd.DataFrame:
 
 
 def fashion_rows(results: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """The fashion sweep's runs: `coverage_method` at the paper's mu, every target_area_fashion of the grid, every
-    arm (variant "" or "oracle"), every pair of source models, the seeds of `sweep_seeds`."""
+    """The fashion sweep's runs: `coverage_method` at each arm's mu (fashion_mus), every target_area_fashion of the
+    grid, every arm (variant "" or "oracle"), every pair of source models, the seeds of `sweep_seeds`."""
+    at_arm_mu = np.array(
+        [a == "none" or mu in fashion_mus(params, a) for a, mu in zip(results["adversary"], results["mu"])], dtype=bool
+    )
     return results[
         results["method"].eq(params.coverage_method)
         & results["target_area_fashion"].isin(params.fashion_grid)
         & results["target_coverage"].eq(preset_coverage(params))
-        & _at_paper_mu(results)
+        & at_arm_mu
         & results["variant"].fillna("").isin(["", "oracle"])
         & results["seed"].isin(params.sweep_seeds)
     ]
@@ -329,14 +334,23 @@ FASHION_METRICS = {
 
 
 def fashion_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per target_area_fashion and arm: each metric as mean ± std over runs, with how many pairs and runs."""
-    rows = _with_method_names(rows)
+    """Per target_area_fashion, arm and mu (none for the baseline): each metric as mean ± std over runs, with how
+    many pairs and runs."""
+    rows = _with_method_names(rows).assign(mu=rows["mu"].where(rows["adversary"].ne("none")))
+    by = ["target_area_fashion", "Method", "mu"]
     metrics = {column: label for column, label in FASHION_METRICS.items() if column in rows}
-    table = summary_table(rows, ["target_area_fashion", "Method"], metrics)
-    pairs = rows.groupby(["target_area_fashion", "Method"], sort=False)["pretrain_seed"].nunique()
-    table["pairs"] = [pairs[(f, m)] for f, m in zip(table["target_area_fashion"], table["Method"])]
+    table = summary_table(rows, by, metrics)
+    pairs = rows.groupby(by, sort=False, dropna=False)["pretrain_seed"].nunique()
+    table["pairs"] = pairs.to_numpy()  # summary_table's groups, in the same order
     table = table.rename(columns={"seeds": "seeds per pair"})
-    return _sorted_by_method(table, ("target_area_fashion", "Method"))
+    return _sorted_by_method(table, by)
+
+
+def arms_with_several_mu(rows: pd.DataFrame) -> dict[str, list[float]]:
+    """The adversarial arms of `rows` that ran at more than one mu (a validation sweep), with their mu values."""
+    adversarial = _with_method_names(rows[rows["adversary"].ne("none")])
+    mus = adversarial.groupby("Method")["mu"].unique()
+    return {arm: sorted(float(mu) for mu in values) for arm, values in mus.items() if len(values) > 1}
 
 
 ATTRIBUTE_PROBES = "attribute_probes.json"  # in each run folder: the probes of its last model, computed once
