@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +58,25 @@ def injected(cell: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, An
     list)."""
     defaults = as_dict(Params())
     return {k: v for k, v in values.items() if k in cell or v != defaults.get(k)}
+
+
+class _InjectedNamesFilter(logging.Filter):
+    """Drops papermill's "Passed unknown parameter" warning: every name run_notebook injects is a Params field,
+    validated before the kernel starts, and a parameters cell lists only the names a reader changes most."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
+@contextlib.contextmanager
+def injected_names_allowed():
+    """While it lasts, papermill does not warn about names missing from a notebook's parameters cell."""
+    logger, quiet = logging.getLogger("papermill"), _InjectedNamesFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def parameters_cell(notebook: Path) -> dict[str, Any]:
@@ -117,15 +137,16 @@ def run_notebook(
             executed_source = executing.with_name(f"{source.stem}.without-exercises.ipynb")
             nbformat.write(without_exercises(nbformat.read(source, as_version=4)), executed_source)
         try:
-            papermill.execute_notebook(
-                str(executed_source),
-                str(executing),
-                parameters=injected(cell, files_and_overrides),
-                kernel_name="python3",
-                cwd=str(notebooks),
-                progress_bar=False,
-                log_output=log_output,
-            )
+            with injected_names_allowed():
+                papermill.execute_notebook(
+                    str(executed_source),
+                    str(executing),
+                    parameters=injected(cell, files_and_overrides),
+                    kernel_name="python3",
+                    cwd=str(notebooks),
+                    progress_bar=False,
+                    log_output=log_output,
+                )
         except BaseException as err:
             full = _disk_full(err, executing)
             notes = _keep_failed_copy(executing, outputs_root() / ".failed" / params.run_name / source.name)

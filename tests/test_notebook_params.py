@@ -1,7 +1,9 @@
+import logging
+
 import pytest
 
 from canu_core.config import ConfigError
-from canu_core.notebook import params_from_namespace
+from canu_core.notebook import injected_names_allowed, params_from_namespace
 
 
 def test_namespace_variables_become_params():
@@ -22,6 +24,20 @@ def test_namespace_variables_become_params():
 def test_misspelled_injected_name_fails():
     with pytest.raises(ConfigError, match=r"'run_nam' \(did you mean 'run_name'\?\)"):
         params_from_namespace({"run_name": "nb", "run_nam": "typo"})
+
+
+def test_run_notebook_silences_only_papermills_warning_about_names_its_cell_does_not_list(caplog):
+    """run_notebook validates every name before papermill sees it, so papermill's warning about a name missing from
+    the parameters cell is noise there (a study passes world_seed to notebook 03, say); its other warnings stay."""
+    papermill = logging.getLogger("papermill")
+    with caplog.at_level(logging.WARNING, logger="papermill"), injected_names_allowed():
+        papermill.warning("Passed unknown parameter: world_seed")
+        papermill.warning("Input notebook does not contain a cell with tag 'parameters'")
+    assert [r.getMessage() for r in caplog.records] == ["Input notebook does not contain a cell with tag 'parameters'"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        papermill.warning("Passed unknown parameter: world_seed")  # outside run_notebook: warned as papermill does
+    assert [r.getMessage() for r in caplog.records] == ["Passed unknown parameter: world_seed"]
 
 
 @pytest.mark.parametrize("notebook", ["01_pretrain", "02_clusters", "03_train", "04_ablations"])
