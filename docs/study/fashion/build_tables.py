@@ -5,8 +5,12 @@ repository root, with the run folders in outputs/, at any point of the study: un
 trained with the target's labels, seed 0 of each pair, at lambda 0: the oracle study's runs of the same folder names,
 run with `studies: [oracle]`, `methods: [mmt]`, `seeds: [0]` on these parameters) gives `tables/upper_bound.md`.
   python docs/study/fashion/build_tables.py
+Another study of the same kind (its parameter file, the folder for its tables), e.g. at each arm's chosen mu, or a
+validation sweep of mu (several per arm: a table per mu, no claims):
+  python docs/study/fashion/build_tables.py params/fashion-best-mu.yaml docs/study/fashion/best_mu
 """
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +18,7 @@ import pandas as pd
 from canu_core.config import make_params, read_yaml
 from canu_core.runs import RunFolder, atomic_write_text
 from canu_core.study import (
+    arms_with_several_mu,
     attribute_probes,
     collect_histories,
     collect_results,
@@ -28,13 +33,14 @@ from canu_core.study import (
     plan_study,
     preset_coverage,
     save_table,
-    table_iv_rows,
 )
 from canu_core.viz.study import plot_differences_against, plot_metric_per_epoch
 
-HERE = Path(__file__).parent
+PARAMETERS, HERE = (
+    (sys.argv[1], Path(sys.argv[2])) if len(sys.argv) > 1 else ("params/fashion.yaml", Path(__file__).parent)
+)
 folder = RunFolder(HERE)  # tables in ./tables, figures in ./figures, as notebook 04 writes them
-params = make_params(read_yaml("params/fashion.yaml"))
+params = make_params(read_yaml(PARAMETERS))
 runs = plan_study(params, params.run_name)
 coverage = preset_coverage(params)
 results = fashion_rows(collect_results(runs, coverage), params)
@@ -59,11 +65,13 @@ progress = (
 )
 save(progress, "progress")
 save(fashion_table(results), "fashion")
-save(format_claims(evaluate_claims(fashion_differences(results, params))), "claims")
-per_pair = results.pivot_table(
-    index=["target_area_fashion", "adversary", "variant"], columns="pretrain_seed", values="target_mAP"
+per_pair = results.assign(mu=results["mu"].where(results["adversary"].ne("none"), "-")).pivot_table(
+    index=["target_area_fashion", "adversary", "variant", "mu"], columns="pretrain_seed", values="target_mAP"
 )
 save(per_pair.round(1).reset_index(), "per_pair_mAP")
+if arms_with_several_mu(results):  # a validation sweep: the fashion table, per mu, is its result
+    sys.exit(0)
+save(format_claims(evaluate_claims(fashion_differences(results, params))), "claims")
 plot_differences_against(
     fashion_gaps(results, params),
     x="target_area_fashion",
@@ -71,7 +79,7 @@ plot_differences_against(
     title="MMT: CANU - +Adv. against how much looks depend on cameras",
 )
 for fashion in sorted(set(histories["target_area_fashion"])):
-    at = table_iv_rows(histories[histories["target_area_fashion"].eq(fashion)].assign(default_world=True))
+    at = histories[histories["target_area_fashion"].eq(fashion) & histories["variant"].fillna("").eq("")]
     for column in ("target_mAP", "camera_probe_accuracy", "disc_acc"):
         plot_metric_per_epoch(
             at,
