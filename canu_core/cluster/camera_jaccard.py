@@ -47,6 +47,7 @@ from .kreciprocal import (
     pair_similarity,
     query_expansion,
     reciprocal_mask,
+    similarity_blocks,
     softmax_encoding,
     zhong_list_lengths,
 )
@@ -147,10 +148,10 @@ def camera_neighbours(
     features: torch.Tensor, cameras: np.ndarray, length: int, progress: bool = False
 ) -> CameraNeighbours:
     """Each point's `length` nearest within and outside its camera by cosine similarity, exact. On the CPU one pass
-    over the blocks of the upper triangle of the similarity matrix (each block pair once, as
-    kreciprocal.nearest_neighbour_lists), with the points taken camera by camera: a block pair whose cameras differ
-    throughout (most of them) goes whole into faiss's per-row heaps of the inter lists; one that shares a camera
-    goes in twice, masked: the other cameras' entries out for the intra lists, its own camera's for the inter lists.
+    over the blocks of the similarity matrix (kreciprocal.similarity_blocks, each block pair computed once), with
+    the points taken camera by camera: a block whose cameras differ throughout (most of them) goes whole into
+    faiss's per-row heaps of the inter lists; one that shares a camera goes in twice, masked: the other cameras'
+    entries out for the intra lists, its own camera's for the inter lists.
     Features on a GPU are searched there (`camera_neighbours_by_topk`)."""
     num_points = len(features)
     if not 1 <= length <= num_points:
@@ -159,27 +160,16 @@ def camera_neighbours(
         return camera_neighbours_by_topk(features, cameras, length, progress)
     intra = faiss.ResultHeap(num_points, length, keep_max=True)
     inter = faiss.ResultHeap(num_points, length, keep_max=True)
-    by_camera = np.argsort(cameras, kind="stable")  # block k holds the points by_camera[k * SEARCH_BLOCK: ...]
-    starts = range(0, num_points, SEARCH_BLOCK)
-    pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
-    for row, col in tqdm(pairs, desc="camera neighbours", disable=not progress):
-        row_ids, col_ids = by_camera[row : row + SEARCH_BLOCK], by_camera[col : col + SEARCH_BLOCK]
-        if col == row:
-            row_block = F.normalize(features[torch.from_numpy(row_ids)].float(), dim=1)
-        similarity = (row_block @ F.normalize(features[torch.from_numpy(col_ids)].float(), dim=1).T).numpy()
-        row_cameras, col_cameras = cameras[row_ids], cameras[col_ids]  # each ascending
-        shares_a_camera = row_cameras[0] <= col_cameras[-1] and col_cameras[0] <= row_cameras[-1]
-        same = row_cameras[:, None] == col_cameras[None, :] if shares_a_camera else None
-        blocks = [(row_ids, col_ids, similarity, same)]
-        if row != col:
-            transposed_same = None if same is None else np.ascontiguousarray(same.T)
-            blocks.append((col_ids, row_ids, np.ascontiguousarray(similarity.T), transposed_same))
-        for rows, cols, block, same_camera in blocks:
-            if same_camera is None:
-                inter.add_result_subset(rows, block, cols)
-                continue
-            intra.add_result_subset(rows, np.where(same_camera, block, -np.inf), cols)  # -inf never enters a heap
-            inter.add_result_subset(rows, np.where(same_camera, -np.inf, block), cols)
+    by_camera = np.argsort(cameras, kind="stable")  # each block's points hold one camera or a few, ascending
+    blocks = similarity_blocks(features, by_camera, desc="camera neighbours", progress=progress)
+    for rows, cols, block in blocks:
+        row_cameras, col_cameras = cameras[rows], cameras[cols]
+        if row_cameras[-1] < col_cameras[0] or col_cameras[-1] < row_cameras[0]:  # no camera in common
+            inter.add_result_subset(rows, block, cols)
+            continue
+        same_camera = row_cameras[:, None] == col_cameras[None, :]
+        intra.add_result_subset(rows, np.where(same_camera, block, -np.inf), cols)  # -inf never enters a heap
+        inter.add_result_subset(rows, np.where(same_camera, -np.inf, block), cols)
     intra.finalize()
     inter.finalize()
     return CameraNeighbours(intra.I, intra.D, inter.I, inter.D)

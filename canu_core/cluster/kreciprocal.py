@@ -44,13 +44,39 @@ class Neighbours:
     lowest_similarity: np.ndarray  # [N] float64
 
 
+def similarity_blocks(
+    features: torch.Tensor, order: np.ndarray | None = None, desc: str = "neighbours", progress: bool = False
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every block of the cosine similarity matrix of `features` (CPU) in both orientations, as (row ids, column
+    ids, block): the points taken in `order` (None: as they are), blocks of SEARCH_BLOCK of them, each pair of
+    blocks computed once since the matrix is symmetric (half the work of a plain search), the pair's transposed
+    block yielded too. Blocks of features are L2-normalised on the way (bit for bit as a whole normalised copy,
+    which would take 100 MB at Market's size)."""
+    num_points = len(features)
+    ids = np.arange(num_points) if order is None else order
+
+    def unit(start: int) -> torch.Tensor:
+        if order is None:
+            return F.normalize(features[start : start + SEARCH_BLOCK].float(), dim=1)
+        return F.normalize(features[torch.from_numpy(order[start : start + SEARCH_BLOCK])].float(), dim=1)
+
+    starts = range(0, num_points, SEARCH_BLOCK)
+    pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
+    for row, col in tqdm(pairs, desc=desc, disable=not progress):
+        row_ids, col_ids = ids[row : row + SEARCH_BLOCK], ids[col : col + SEARCH_BLOCK]
+        if col == row:  # the first pair of each row of blocks
+            row_block = unit(row)
+        similarity = row_block @ unit(col).T
+        yield row_ids, col_ids, similarity.numpy()
+        if row != col:
+            yield col_ids, row_ids, similarity.T.contiguous().numpy()
+
+
 def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = False) -> Neighbours:
     """Each row's k most similar rows by cosine similarity, most similar first, and its lowest similarity to any
-    row: exact, from blocks of the similarity matrix. On the CPU each block pair is computed once since the matrix
-    is symmetric (half the work of a plain search), each block pushed into faiss's per-row heaps (faster than
-    torch.topk there; ties broken as the heaps break them); blocks of features are L2-normalised on the way (bit for
-    bit as a whole normalised copy, which would take 100 MB at Market's size). Features on a GPU are searched there
-    (`neighbours_by_topk`)."""
+    row: exact, from the blocks of the similarity matrix (`similarity_blocks`), each pushed on the CPU into faiss's
+    per-row heaps (faster than torch.topk there; ties broken as the heaps break them). Features on a GPU are
+    searched there (`neighbours_by_topk`)."""
     num_points = len(features)
     if not 1 <= k <= num_points:
         raise ValueError(f"need 1 <= k <= number of points, got k={k} for {num_points} points")
@@ -58,21 +84,9 @@ def nearest_neighbour_lists(features: torch.Tensor, k: int, progress: bool = Fal
         return neighbours_by_topk(features, k, progress)
     best = faiss.ResultHeap(num_points, k, keep_max=True)
     lowest = faiss.ResultHeap(num_points, 1, keep_max=False)
-    starts = range(0, num_points, SEARCH_BLOCK)
-    pairs = [(row, col) for i, row in enumerate(starts) for col in starts[i:]]
-    for row, col in tqdm(pairs, desc="neighbours", disable=not progress):
-        row_ids = np.arange(row, min(row + SEARCH_BLOCK, num_points))
-        col_ids = np.arange(col, min(col + SEARCH_BLOCK, num_points))
-        if col == row:  # the first pair of each row of blocks
-            row_block = F.normalize(features[row : row + SEARCH_BLOCK].float(), dim=1)
-        similarity = row_block @ F.normalize(features[col : col + SEARCH_BLOCK].float(), dim=1).T
-        block = similarity.cpu().numpy()
+    for rows, cols, block in similarity_blocks(features, progress=progress):
         for heap in (best, lowest):
-            heap.add_result_subset(row_ids, block, col_ids)
-        if row != col:
-            transposed = similarity.T.contiguous().cpu().numpy()
-            for heap in (best, lowest):
-                heap.add_result_subset(col_ids, transposed, row_ids)
+            heap.add_result_subset(rows, block, cols)
     best.finalize()
     lowest.finalize()
     return Neighbours(best.I, lowest.D[:, 0].astype(np.float64))
