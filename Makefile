@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-lab-test
 # of the install), and what is imported is compiled once, on first use.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: venv demo test lab docs study fashion fashion-validation length student bench clean-outputs
+.PHONY: venv demo test lab docs study fashion fashion-validation fashion-best-mu length student bench clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ fashion: $(STAMP)
 # (10 MMT runs, about 35 min on 2 cores); resumable.
 fashion-validation: $(STAMP)
 	$(PY) -m canu_core notebook 04_ablations -f params/fashion-validation.yaml
+
+# The fashion study at each arm's chosen mu (docs/study/fashion/best_mu/README.md): 48 MMT runs, about 3 hours on 2
+# cores; resumable.
+fashion-best-mu: $(STAMP)
+	$(PY) -m canu_core notebook 04_ablations -f params/fashion-best-mu.yaml
 
 # The length study (docs/study/length/README.md): MMT's three arms for 12 epochs on one pair, 3 seeds (9 runs,
 # about an hour on 2 cores); resumable.
