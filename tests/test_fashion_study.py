@@ -82,6 +82,7 @@ def test_each_fashion_arm_runs_at_its_own_mu():
     table = fashion_table(swept).set_index(["target_area_fashion", "Method", "mu"])  # the sweep's table: per mu
     assert table.loc[(1.0, "MMT+Adv.", 0.4), "mAP"] == "40.9 ± 2.3"
     assert table.loc[(1.0, "CANU-MMT", 0.1), "pairs"] == 3
+    assert table.loc[(1.0, "MMT (DBSCAN)", "-"), "pairs"] == 3  # the baseline: no mu
 
 
 def test_a_pairs_folder_is_pretrain_run_for_the_studys_own_seed():

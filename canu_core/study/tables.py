@@ -342,8 +342,8 @@ def fashion_table(rows: pd.DataFrame) -> pd.DataFrame:
     table = summary_table(rows, by, metrics)
     pairs = rows.groupby(by, sort=False, dropna=False)["pretrain_seed"].nunique()
     table["pairs"] = pairs.to_numpy()  # summary_table's groups, in the same order
-    table = table.rename(columns={"seeds": "seeds per pair"})
-    return _sorted_by_method(table, by)
+    table = _sorted_by_method(table.rename(columns={"seeds": "seeds per pair"}), by)
+    return table.assign(mu=table["mu"].astype(object).where(table["mu"].notna(), "-"))  # the baseline has none
 
 
 def arms_with_several_mu(rows: pd.DataFrame) -> dict[str, list[float]]:
