@@ -43,8 +43,8 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     demo = outputs_root() / DEMO_SOURCE
-    if not (demo / "metrics.json").is_file():
-        raise SystemExit(f"no finished {demo}: run `make demo` first")
+    if not (demo / "checkpoints").is_dir():
+        raise SystemExit(f"no source models in {demo}: run `make demo` first")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         root, outputs = base / "notebooks", base / "outputs"
