@@ -586,7 +586,11 @@ def test_lab_findings_read_the_committed_claims_and_filter_them():
 
     committed = [
         pd.read_csv(project_root() / path, dtype=str)
-        for path in ("docs/study/tables/claims.csv", "docs/study/fashion/tables/claims.csv")
+        for path in (
+            "docs/study/tables/claims.csv",
+            "docs/study/fashion/tables/claims.csv",
+            "docs/study/fashion/best_mu/tables/claims.csv",
+        )
     ]
     everything = lab_findings()
     assert len(everything) == sum(len(table) for table in committed)

@@ -12,6 +12,7 @@ from ..runs import project_root
 CLAIMS_TABLES = {
     "Table IV study (default world)": Path("docs/study/tables/claims.csv"),
     "fashion study (camera-dependent clothing)": Path("docs/study/fashion/tables/claims.csv"),
+    "fashion study at each arm's chosen mu": Path("docs/study/fashion/best_mu/tables/claims.csv"),
 }
 SHOWN = ["study", "claim", "difference", "95% CI", "unit", "verdict"]
 
