@@ -22,14 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from lab_browser import (  # noqa: E402 - the tests' JupyterLab helpers
-    CELL_OUTPUTS,
     CHROMIUM_ARGS,
-    RUN_ALL,
-    RUN_ALL_DONE,
     JupyterLab,
     chromium_executable,
     error_outputs,
-    notebook_ready,
+    open_notebook,
+    run_all,
 )
 
 from canu_core.runs import outputs_root  # noqa: E402
@@ -61,13 +59,10 @@ def main() -> int:
                 )
                 for name in NOTEBOOKS:
                     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    page.goto(lab.notebook_url(f"{name}.ipynb"))
-                    page.wait_for_function(notebook_ready(f"{name}.ipynb"), timeout=120_000)
+                    open_notebook(page, lab, name)
                     start = time.monotonic()
-                    page.evaluate(RUN_ALL)
-                    page.wait_for_function(RUN_ALL_DONE, timeout=RUN_ALL_TIMEOUT_MS, polling=2000)
+                    outputs_of_cells = run_all(page, RUN_ALL_TIMEOUT_MS)
                     seconds = time.monotonic() - start
-                    outputs_of_cells = page.evaluate(CELL_OUTPUTS)
                     errors = error_outputs(outputs_of_cells)
                     ran = sum(cell["execution_count"] is not None for cell in outputs_of_cells)
                     print(

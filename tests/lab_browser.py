@@ -153,6 +153,20 @@ CELL_OUTPUTS = f"""() => {_PANEL}.content.widgets.filter(cell => cell.model.type
     execution_count: cell.model.executionCount, outputs: cell.model.outputs.toJSON()}}))"""
 
 
+def open_notebook(page, lab: JupyterLab, name: str) -> None:
+    """Open notebook `name` (its file name without .ipynb) in a workspace of its own and wait for its kernel."""
+    page.goto(lab.notebook_url(f"{name}.ipynb"))
+    page.wait_for_function(notebook_ready(f"{name}.ipynb"), timeout=120_000)
+
+
+def run_all(page, timeout_ms: int) -> list[dict]:
+    """Run All in the open notebook and wait for the last cell (or the first error); the code cells' outputs
+    (`CELL_OUTPUTS`)."""
+    page.evaluate(RUN_ALL)
+    page.wait_for_function(RUN_ALL_DONE, timeout=timeout_ms, polling=1000)
+    return page.evaluate(CELL_OUTPUTS)
+
+
 def error_outputs(cells: list[dict]) -> list[str]:
     """The error outputs of the cells (`CELL_OUTPUTS`), one line each: exception name and value."""
     return [

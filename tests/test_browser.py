@@ -16,12 +16,11 @@ import yaml
 from lab_browser import (
     CELL_OUTPUTS,
     CHROMIUM_ARGS,
-    RUN_ALL,
-    RUN_ALL_DONE,
     JupyterLab,
     chromium_executable,
     error_outputs,
-    notebook_ready,
+    open_notebook,
+    run_all,
 )
 from tiny import TINY
 
@@ -94,15 +93,6 @@ def browser():
         chromium.close()
 
 
-def run_all(page, lab: JupyterLab, name: str) -> list[dict]:
-    """Open the notebook, wait for its kernel, Run All and wait for the last cell; the code cells' outputs."""
-    page.goto(lab.notebook_url(f"{name}.ipynb"))
-    page.wait_for_function(notebook_ready(f"{name}.ipynb"), timeout=120_000)
-    page.evaluate(RUN_ALL)
-    page.wait_for_function(RUN_ALL_DONE, timeout=RUN_ALL_TIMEOUT_MS, polling=1000)
-    return page.evaluate(CELL_OUTPUTS)
-
-
 def wait_for_new_picture(read, before: str, timeout: float = 90.0) -> str:
     """Poll `read()` until it shows a picture (a PNG data URL) and differs from `before`. A redrawn interact output
     empties, then shows what the function displays (notebook 02's table), then the figure it returns: reading it in
@@ -153,7 +143,8 @@ def move_slider(page, widget, value: str) -> None:
 def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(name, lab, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        cells = run_all(page, lab, name)
+        open_notebook(page, lab, name)
+        cells = run_all(page, RUN_ALL_TIMEOUT_MS)
         assert error_outputs(cells) == []
         assert all(cell["execution_count"] is not None for cell in cells)  # Run All reached the last cell
         if name == "02_clusters":
